@@ -1,0 +1,50 @@
+// Locating the read-only inputs kept beside the repository in ../shared/ (corpus, interop
+// vectors, zstd dictionary). They are never committed here; a test that needs one skips with a
+// message naming the missing path.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace jetstream::testing {
+
+/// The shared folder: $JETSTREAM_SHARED_DIR if set, else the path CMake recorded at configure time.
+inline std::filesystem::path shared_dir() {
+  if (const char* env = std::getenv("JETSTREAM_SHARED_DIR"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  return JETSTREAM_SHARED_DIR;
+}
+
+/// The absolute path of `relative` inside the shared folder, or nullopt when it does not exist.
+inline std::optional<std::filesystem::path> shared_file(const std::string& relative) {
+  auto path = shared_dir() / relative;
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  return path;
+}
+
+inline std::vector<std::uint8_t> read_binary_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+inline std::string read_text_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace jetstream::testing
+
+/// Binds `var` to the shared file `relative`, or skips the current test with a clear message.
+#define JETSTREAM_REQUIRE_SHARED_FILE(var, relative)                                       \
+  const auto var##_optional = ::jetstream::testing::shared_file(relative);                 \
+  if (!var##_optional) {                                                                   \
+    GTEST_SKIP() << "shared input missing: " << (::jetstream::testing::shared_dir() / relative) \
+                 << " (tests read ../shared/ beside the repository; it is never committed)"; \
+  }                                                                                        \
+  const std::filesystem::path& var = *var##_optional
