@@ -4,9 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,14 +28,17 @@ inline std::optional<std::filesystem::path> shared_file(const std::string& relat
   return path;
 }
 
-inline std::vector<std::uint8_t> read_binary_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 inline std::string read_text_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::string content(static_cast<std::size_t>(std::filesystem::file_size(path)), '\0');
+  in.read(content.data(), static_cast<std::streamsize>(content.size()));
+  content.resize(static_cast<std::size_t>(in.gcount()));
+  return content;
+}
+
+inline std::vector<std::uint8_t> read_binary_file(const std::filesystem::path& path) {
+  const std::string content = read_text_file(path);
+  return {content.begin(), content.end()};
 }
 
 }  // namespace jetstream::testing
@@ -44,7 +47,7 @@ inline std::string read_text_file(const std::filesystem::path& path) {
 #define JETSTREAM_REQUIRE_SHARED_FILE(var, relative)                                       \
   const auto var##_optional = ::jetstream::testing::shared_file(relative);                 \
   if (!var##_optional) {                                                                   \
-    GTEST_SKIP() << "shared input missing: " << (::jetstream::testing::shared_dir() / relative) \
+    GTEST_SKIP() << "shared input missing: " << (::jetstream::testing::shared_dir() / (relative)) \
                  << " (tests read ../shared/ beside the repository; it is never committed)"; \
   }                                                                                        \
   const std::filesystem::path& var = *var##_optional

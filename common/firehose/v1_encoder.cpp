@@ -1,0 +1,264 @@
+#include "common/firehose/v1_encoder.hpp"
+
+#include <algorithm>
+
+#include "common/codec/cid.hpp"
+#include "common/codec/json_writer.hpp"
+#include "common/firehose/rfc3339.hpp"
+
+namespace jetstream::firehose {
+
+using codec::append_json_int;
+using codec::append_json_string;
+
+std::string_view to_string(EventKind kind) {
+  switch (kind) {
+    case EventKind::commit: return "commit";
+    case EventKind::identity: return "identity";
+    case EventKind::account: return "account";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(DropReason reason) {
+  switch (reason) {
+    case DropReason::malformed_frame: return "malformed_frame";
+    case DropReason::error_frame: return "error_frame";
+    case DropReason::unknown_type: return "unknown_type";
+    case DropReason::too_big: return "too_big";
+    case DropReason::bad_car: return "bad_car";
+    case DropReason::bad_time: return "bad_time";
+    case DropReason::bad_path: return "bad_path";
+    case DropReason::unknown_action: return "unknown_action";
+    case DropReason::missing_cid: return "missing_cid";
+    case DropReason::unsupported_cid: return "unsupported_cid";
+    case DropReason::missing_block: return "missing_block";
+    case DropReason::cid_mismatch: return "cid_mismatch";
+    case DropReason::invalid_record: return "invalid_record";
+  }
+  return "unknown";
+}
+
+void DecodeStats::add(const DecodeStats& other) {
+  frames += other.frames;
+  events += other.events;
+  for (std::size_t i = 0; i < frames_by_type.size(); ++i) frames_by_type[i] += other.frames_by_type[i];
+  for (std::size_t i = 0; i < drops.size(); ++i) drops[i] += other.drops[i];
+  for (std::size_t i = 0; i < events_by_kind.size(); ++i) events_by_kind[i] += other.events_by_kind[i];
+}
+
+std::string PendingEvent::finalize(std::int64_t time_us) const {
+  std::string out;
+  append_finalized(out, time_us);
+  return out;
+}
+
+void PendingEvent::append_finalized(std::string& out, std::int64_t time_us) const {
+  out.reserve(out.size() + json.size() + 20);
+  out.append(json, 0, time_us_offset);
+  append_json_int(out, time_us);
+  out.append(json, time_us_offset, std::string::npos);
+}
+
+V1Encoder::V1Encoder() = default;
+
+FrameOutcome V1Encoder::encode(byte_view frame, std::vector<PendingEvent>& out) {
+  FrameOutcome outcome;
+  ++stats_.frames;
+  if (auto error = decoder_.decode(frame)) {
+    outcome.error = error;
+    drop(DropReason::malformed_frame);
+    return outcome;
+  }
+  outcome.type = decoder_.type();
+  outcome.seq = decoder_.seq();
+  ++stats_.frames_by_type[static_cast<std::size_t>(outcome.type)];
+  switch (outcome.type) {
+    case FrameType::commit: encode_commit(out); break;
+    case FrameType::identity: encode_identity(out); break;
+    case FrameType::account: encode_account(out); break;
+    case FrameType::error: {
+      ErrorBody body;
+      if (!decoder_.read_error(body)) {
+        outcome.upstream_error.append(body.error.substr(0, 64));
+        outcome.upstream_error.append(": ");
+        outcome.upstream_error.append(body.message.substr(0, 190));
+      }
+      drop(DropReason::error_frame);
+      break;
+    }
+    case FrameType::unknown: drop(DropReason::unknown_type); break;
+    default: break;  // sync, info, handle, tombstone, migrate, labels: no v1 event by design
+  }
+  return outcome;
+}
+
+PendingEvent& V1Encoder::start_event(std::vector<PendingEvent>& out, EventKind kind,
+                                     std::int64_t seq, std::string_view did) {
+  PendingEvent& event = out.emplace_back();
+  event.kind = kind;
+  event.upstream_seq = seq;
+  event.did.assign(did);
+  event.json.append(R"({"did":)");
+  append_json_string(event.json, did);
+  event.json.append(R"(,"time_us":)");
+  event.time_us_offset = static_cast<std::uint32_t>(event.json.size());
+  event.json.append(R"(,"kind":")");
+  event.json.append(to_string(kind));
+  event.json.append(R"(",")");
+  event.json.append(to_string(kind));
+  event.json.append(R"(":)");
+  ++stats_.events;
+  ++stats_.events_by_kind[static_cast<std::size_t>(kind)];
+  return event;
+}
+
+void V1Encoder::encode_commit(std::vector<PendingEvent>& out) {
+  if (decoder_.read_commit(commit_)) {
+    drop(DropReason::malformed_frame);
+    return;
+  }
+  if (commit_.too_big) {
+    drop(DropReason::too_big);
+    return;
+  }
+  if (!is_rfc3339(commit_.time)) {
+    drop(DropReason::bad_time);
+    return;
+  }
+  if (car_.open(commit_.blocks)) {
+    drop(DropReason::bad_car);
+    return;
+  }
+  for (const CommitOp& op : commit_.ops) {
+    const std::size_t slash = op.path.find('/');
+    if (slash == std::string_view::npos || op.path.find('/', slash + 1) != std::string_view::npos) {
+      drop(DropReason::bad_path);
+      continue;
+    }
+    const std::string_view collection = op.path.substr(0, slash);
+    const std::string_view rkey = op.path.substr(slash + 1);
+    const bool is_delete = op.action == "delete";
+    if (!is_delete && op.action != "create" && op.action != "update") {
+      drop(DropReason::unknown_action);
+      continue;
+    }
+
+    const codec::CarBlock* block = nullptr;
+    if (!is_delete) {
+      if (!op.cid) {
+        drop(DropReason::missing_cid);
+        continue;
+      }
+      const auto cid = codec::parse_cid(*op.cid);
+      if (!cid || cid->codec != codec::kCodecDagCbor || cid->hash_code != codec::kMultihashSha256) {
+        drop(DropReason::unsupported_cid);
+        continue;
+      }
+      block = car_.find(*op.cid);
+      if (block == nullptr) {
+        drop(DropReason::missing_block);
+        continue;
+      }
+      if (!codec::cid_matches(*cid, block->data)) {
+        drop(DropReason::cid_mismatch);
+        continue;
+      }
+    }
+
+    PendingEvent& event = start_event(out, EventKind::commit, commit_.seq, commit_.repo);
+    event.collection.assign(collection);
+    std::string& json = event.json;
+    // Go's omitempty: empty rev, collection or rkey are left out.
+    json.push_back('{');
+    bool first = true;
+    auto field = [&](std::string_view key) {
+      if (!first) json.push_back(',');
+      first = false;
+      json.push_back('"');
+      json.append(key);
+      json.append("\":");
+    };
+    if (!commit_.rev.empty()) {
+      field("rev");
+      append_json_string(json, commit_.rev);
+    }
+    field("operation");
+    append_json_string(json, op.action);
+    if (!collection.empty()) {
+      field("collection");
+      append_json_string(json, collection);
+    }
+    if (!rkey.empty()) {
+      field("rkey");
+      append_json_string(json, rkey);
+    }
+    if (block != nullptr) {
+      field("record");
+      if (records_.append_json(json, block->data)) {
+        out.pop_back();
+        --stats_.events;
+        --stats_.events_by_kind[static_cast<std::size_t>(EventKind::commit)];
+        drop(DropReason::invalid_record);
+        continue;
+      }
+      field("cid");
+      json.push_back('"');
+      codec::append_cid_string(json, *op.cid);
+      json.push_back('"');
+    }
+    json.append("}}");
+  }
+}
+
+void V1Encoder::encode_identity(std::vector<PendingEvent>& out) {
+  IdentityBody body;
+  if (decoder_.read_identity(body)) {
+    drop(DropReason::malformed_frame);
+    return;
+  }
+  if (!is_rfc3339(body.time)) {
+    drop(DropReason::bad_time);
+    return;
+  }
+  PendingEvent& event = start_event(out, EventKind::identity, body.seq, body.did);
+  std::string& json = event.json;
+  json.append(R"({"did":)");
+  append_json_string(json, body.did);
+  if (body.handle) {
+    json.append(R"(,"handle":)");
+    append_json_string(json, *body.handle);
+  }
+  json.append(R"(,"seq":)");
+  append_json_int(json, body.seq);
+  json.append(R"(,"time":)");
+  append_json_string(json, body.time);
+  json.append("}}");
+}
+
+void V1Encoder::encode_account(std::vector<PendingEvent>& out) {
+  AccountBody body;
+  if (decoder_.read_account(body)) {
+    drop(DropReason::malformed_frame);
+    return;
+  }
+  if (!is_rfc3339(body.time)) {
+    drop(DropReason::bad_time);
+    return;
+  }
+  PendingEvent& event = start_event(out, EventKind::account, body.seq, body.did);
+  std::string& json = event.json;
+  json.append(body.active ? R"({"active":true,"did":)" : R"({"active":false,"did":)");
+  append_json_string(json, body.did);
+  json.append(R"(,"seq":)");
+  append_json_int(json, body.seq);
+  if (body.status) {
+    json.append(R"(,"status":)");
+    append_json_string(json, *body.status);
+  }
+  json.append(R"(,"time":)");
+  append_json_string(json, body.time);
+  json.append("}}");
+}
+
+}  // namespace jetstream::firehose

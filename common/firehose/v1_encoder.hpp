@@ -1,0 +1,98 @@
+// Firehose frame → Jetstream v1 events, byte for byte as v1 served them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/codec/car.hpp"
+#include "common/codec/record_json.hpp"
+#include "common/firehose/frame.hpp"
+
+namespace jetstream::firehose {
+
+enum class EventKind : std::uint8_t { commit = 1, identity = 2, account = 3 };
+std::string_view to_string(EventKind kind);
+
+/// One v1 event before sequencing: its JSON with a hole where the `time_us` digits go. The
+/// sequencer owns `time_us`; everything costly (CBOR, CAR, hashing, JSON) happens before it.
+struct PendingEvent {
+  EventKind kind = EventKind::commit;
+  std::int64_t upstream_seq = 0;
+  std::string did;
+  std::string collection;  ///< empty for identity and account events
+  std::string json;        ///< v1 JSON without the time_us digits
+  std::uint32_t time_us_offset = 0;
+
+  /// The final JSON with `time_us` in place.
+  std::string finalize(std::int64_t time_us) const;
+  void append_finalized(std::string& out, std::int64_t time_us) const;
+};
+
+/// Why something read from upstream produced no event. Counted, never fatal.
+enum class DropReason : std::uint8_t {
+  malformed_frame,  ///< header or body unreadable, unknown op, or a required field missing
+  error_frame,      ///< op = -1 from upstream
+  unknown_type,     ///< a frame type this code does not know
+  too_big,          ///< commit with tooBig set
+  bad_car,          ///< the commit's CAR cannot be parsed: whole commit dropped
+  bad_time,         ///< `time` is not RFC 3339: whole commit, or the identity/account event
+  bad_path,         ///< op path is not "collection/rkey"
+  unknown_action,
+  missing_cid,      ///< create/update without a CID
+  unsupported_cid,  ///< not a sha2-256 dag-cbor CIDv1
+  missing_block,    ///< the op's record block is not in the CAR
+  cid_mismatch,     ///< the block's recomputed CID differs from the op's
+  invalid_record,   ///< not valid atproto data (floats, bad $type, bad blob, too large/deep, …)
+};
+inline constexpr std::size_t kDropReasonCount = 13;
+std::string_view to_string(DropReason reason);
+
+struct DecodeStats {
+  std::uint64_t frames = 0;
+  std::array<std::uint64_t, kFrameTypeCount> frames_by_type{};
+  std::array<std::uint64_t, kDropReasonCount> drops{};
+  std::array<std::uint64_t, 4> events_by_kind{};  ///< indexed by EventKind
+  std::uint64_t events = 0;
+
+  void add(const DecodeStats& other);
+};
+
+/// What one frame was, beside the events it produced.
+struct FrameOutcome {
+  FrameType type = FrameType::unknown;
+  std::optional<std::int64_t> seq;  ///< upstream seq when the body carries one
+  std::optional<FrameError> error;  ///< set when the frame could not be read at all
+  std::string upstream_error;       ///< "error: message" of an error frame, at most 256 bytes
+};
+
+/// Turns frames into pending v1 events. Holds reusable buffers: one instance per thread.
+class V1Encoder {
+ public:
+  V1Encoder();
+
+  /// Appends the events of `frame` to `out`, one per commit op, identity or account.
+  FrameOutcome encode(byte_view frame, std::vector<PendingEvent>& out);
+
+  const DecodeStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = {}; }
+
+ private:
+  void encode_commit(std::vector<PendingEvent>& out);
+  void encode_identity(std::vector<PendingEvent>& out);
+  void encode_account(std::vector<PendingEvent>& out);
+  void drop(DropReason reason) { ++stats_.drops[static_cast<std::size_t>(reason)]; }
+  PendingEvent& start_event(std::vector<PendingEvent>& out, EventKind kind, std::int64_t seq,
+                            std::string_view did);
+
+  FrameDecoder decoder_;
+  codec::CarFile car_;
+  codec::RecordConverter records_;
+  CommitBody commit_;
+  DecodeStats stats_;
+};
+
+}  // namespace jetstream::firehose

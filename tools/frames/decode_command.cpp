@@ -1,0 +1,137 @@
+// `jetstream-frames decode` and `jetstream-frames split`.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "common/firehose/capture.hpp"
+#include "common/firehose/v1_encoder.hpp"
+#include "tools/frames/subcommands.hpp"
+
+namespace jetstream::tools {
+namespace {
+
+using firehose::CaptureReader;
+using firehose::CaptureReadStatus;
+
+/// Opens FILE, or stdin for "-". Returns nullptr (after printing why) when it cannot.
+std::istream* open_input(std::string_view path, std::ifstream& file) {
+  if (path == "-") return &std::cin;
+  file.open(std::string(path), std::ios::binary);
+  if (!file) {
+    std::fprintf(stderr, "jetstream-frames: cannot open %.*s\n", static_cast<int>(path.size()),
+                 path.data());
+    return nullptr;
+  }
+  return &file;
+}
+
+const char* describe(CaptureReadStatus status) {
+  switch (status) {
+    case CaptureReadStatus::truncated: return "truncated frame at end of capture";
+    case CaptureReadStatus::oversize: return "declared frame length over the 64 MiB limit";
+    default: return "ok";
+  }
+}
+
+void print_summary(const firehose::DecodeStats& stats, std::uint64_t frames) {
+  std::fprintf(stderr, "frames: %llu\n", static_cast<unsigned long long>(frames));
+  for (std::size_t type = 0; type < stats.frames_by_type.size(); ++type) {
+    if (stats.frames_by_type[type] == 0) continue;
+    const auto name = firehose::to_string(static_cast<firehose::FrameType>(type));
+    std::fprintf(stderr, "  #%.*s: %llu\n", static_cast<int>(name.size()), name.data(),
+                 static_cast<unsigned long long>(stats.frames_by_type[type]));
+  }
+  std::fprintf(stderr, "events: %llu (commit %llu, identity %llu, account %llu)\n",
+               static_cast<unsigned long long>(stats.events),
+               static_cast<unsigned long long>(stats.events_by_kind[1]),
+               static_cast<unsigned long long>(stats.events_by_kind[2]),
+               static_cast<unsigned long long>(stats.events_by_kind[3]));
+  std::uint64_t total_drops = 0;
+  for (const auto count : stats.drops) total_drops += count;
+  std::fprintf(stderr, "drops: %llu\n", static_cast<unsigned long long>(total_drops));
+  for (std::size_t reason = 0; reason < stats.drops.size(); ++reason) {
+    if (stats.drops[reason] == 0) continue;
+    const auto name = firehose::to_string(static_cast<firehose::DropReason>(reason));
+    std::fprintf(stderr, "  %.*s: %llu\n", static_cast<int>(name.size()), name.data(),
+                 static_cast<unsigned long long>(stats.drops[reason]));
+  }
+}
+
+}  // namespace
+
+int run_decode(std::span<const std::string_view> args) {
+  if (args.size() != 1) {
+    std::fputs("usage: jetstream-frames decode FILE|-\n", stderr);
+    return 2;
+  }
+  std::ifstream file;
+  std::istream* in = open_input(args[0], file);
+  if (in == nullptr) return 1;
+
+  CaptureReader reader(*in);
+  firehose::V1Encoder encoder;
+  std::vector<firehose::PendingEvent> events;
+  std::string line;
+  std::int64_t time_us = 0;
+  std::uint64_t frames = 0;
+  CaptureReadStatus status;
+  while ((status = reader.next()) == CaptureReadStatus::frame) {
+    ++frames;
+    events.clear();
+    const auto outcome = encoder.encode(reader.frame(), events);
+    if (!outcome.upstream_error.empty()) {
+      std::fprintf(stderr, "frame %llu: upstream error frame: %s\n",
+                   static_cast<unsigned long long>(frames), outcome.upstream_error.c_str());
+    }
+    for (const auto& event : events) {
+      line.clear();
+      event.append_finalized(line, ++time_us);
+      line.push_back('\n');
+      std::fwrite(line.data(), 1, line.size(), stdout);
+    }
+  }
+  std::fflush(stdout);
+  print_summary(encoder.stats(), frames);
+  if (status != CaptureReadStatus::end) {
+    std::fprintf(stderr, "jetstream-frames: %s after %llu frames\n", describe(status),
+                 static_cast<unsigned long long>(frames));
+    return 1;
+  }
+  return 0;
+}
+
+int run_split(std::span<const std::string_view> args) {
+  if (args.size() != 2) {
+    std::fputs("usage: jetstream-frames split FILE DIR\n", stderr);
+    return 2;
+  }
+  std::ifstream file;
+  std::istream* in = open_input(args[0], file);
+  if (in == nullptr) return 1;
+  const std::filesystem::path dir{std::string(args[1])};
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "jetstream-frames: cannot create %s: %s\n", dir.c_str(),
+                 ec.message().c_str());
+    return 1;
+  }
+  CaptureReader reader(*in);
+  std::uint64_t frames = 0;
+  CaptureReadStatus status;
+  while ((status = reader.next()) == CaptureReadStatus::frame) {
+    char name[32];
+    std::snprintf(name, sizeof name, "frame-%04llu.bin", static_cast<unsigned long long>(frames++));
+    std::ofstream out(dir / name, std::ios::binary);
+    const auto frame = reader.frame();
+    out.write(reinterpret_cast<const char*>(frame.data()), static_cast<std::streamsize>(frame.size()));
+  }
+  std::fprintf(stderr, "wrote %llu frames to %s\n", static_cast<unsigned long long>(frames),
+               dir.c_str());
+  return status == CaptureReadStatus::end ? 0 : 1;
+}
+
+}  // namespace jetstream::tools
