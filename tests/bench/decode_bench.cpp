@@ -17,7 +17,10 @@
 
 namespace {
 
-using namespace jetstream;
+namespace codec = jetstream::codec;
+namespace firehose = jetstream::firehose;
+namespace support = jetstream::testing;
+using jetstream::byte_view;
 
 constexpr double kTargetEventsPerSecond = 250000.0;
 
@@ -30,8 +33,8 @@ struct Corpus {
 const Corpus& corpus() {
   static const Corpus loaded = [] {
     Corpus c;
-    if (auto path = testing::shared_file("corpus/dev.frames")) {
-      c.bytes = testing::read_binary_file(*path);
+    if (auto path = support::shared_file("corpus/dev.frames")) {
+      c.bytes = support::read_binary_file(*path);
       if (auto frames = firehose::split_capture(c.bytes)) c.frames = *frames;
       for (const auto frame : c.frames) c.frame_bytes += frame.size();
     }

@@ -14,7 +14,9 @@
 
 namespace {
 
-using namespace jetstream;
+namespace codec = jetstream::codec;
+namespace support = jetstream::testing;
+using jetstream::byte_view;
 
 std::string field_after(const std::string& text, const std::string& label) {
   const auto start = text.find(label);
@@ -27,8 +29,8 @@ TEST(RepoCarGolden, MstWalkFindsEveryListedRecordWithTheSameCid) {
   JETSTREAM_REQUIRE_SHARED_FILE(car_path, "corpus/repo.car");
   JETSTREAM_REQUIRE_SHARED_FILE(commit_path, "corpus/car_expected_commit.txt");
   JETSTREAM_REQUIRE_SHARED_FILE(records_path, "corpus/car_expected_records.tsv");
-  const auto car_bytes = testing::read_binary_file(car_path);
-  const std::string commit_text = testing::read_text_file(commit_path);
+  const auto car_bytes = support::read_binary_file(car_path);
+  const std::string commit_text = support::read_text_file(commit_path);
 
   codec::CarFile car;
   ASSERT_FALSE(car.open(car_bytes));
@@ -53,7 +55,7 @@ TEST(RepoCarGolden, MstWalkFindsEveryListedRecordWithTheSameCid) {
   ASSERT_FALSE(error) << codec::to_string(*error);
 
   std::vector<std::string> expected;
-  std::istringstream in(testing::read_text_file(records_path));
+  std::istringstream in(support::read_text_file(records_path));
   for (std::string line; std::getline(in, line);) {
     if (!line.empty()) expected.push_back(line);
   }
@@ -63,7 +65,7 @@ TEST(RepoCarGolden, MstWalkFindsEveryListedRecordWithTheSameCid) {
 
 TEST(RepoCarGolden, MstWalkReportsAMissingNodeInsteadOfSkippingIt) {
   JETSTREAM_REQUIRE_SHARED_FILE(car_path, "corpus/repo.car");
-  auto car_bytes = testing::read_binary_file(car_path);
+  auto car_bytes = support::read_binary_file(car_path);
   codec::CarFile full;
   ASSERT_FALSE(full.open(car_bytes));
   codec::RepoCommit commit;
@@ -75,9 +77,9 @@ TEST(RepoCarGolden, MstWalkReportsAMissingNodeInsteadOfSkippingIt) {
   std::uint64_t header_size = 0;
   const std::size_t varint_size = codec::read_uvarint(car_bytes, header_size);
   ASSERT_GT(varint_size, 0u);
-  testing::Bytes rebuilt(car_bytes.begin(),
+  support::Bytes rebuilt(car_bytes.begin(),
                          car_bytes.begin() + static_cast<std::ptrdiff_t>(varint_size + header_size));
-  testing::append_uvarint(rebuilt, commit_block->cid.bytes.size() + commit_block->data.size());
+  support::append_uvarint(rebuilt, commit_block->cid.bytes.size() + commit_block->data.size());
   rebuilt.insert(rebuilt.end(), commit_block->cid.bytes.begin(), commit_block->cid.bytes.end());
   rebuilt.insert(rebuilt.end(), commit_block->data.begin(), commit_block->data.end());
   codec::CarFile only_commit;

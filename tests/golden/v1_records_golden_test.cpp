@@ -14,7 +14,9 @@
 
 namespace {
 
-using namespace jetstream;
+namespace codec = jetstream::codec;
+namespace support = jetstream::testing;
+using jetstream::byte_view;
 
 /// The raw text of the JSON value that follows `"key":` in `line` (balanced braces/brackets,
 /// string-aware), or empty when absent.
@@ -42,7 +44,7 @@ std::string raw_value_after(const std::string& line, const std::string& key) {
 }
 
 void check_records_of(const std::filesystem::path& path, int& checked) {
-  std::istringstream in(testing::read_text_file(path));
+  std::istringstream in(support::read_text_file(path));
   codec::RecordConverter converter;
   int line_number = 0;
   for (std::string line; std::getline(in, line);) {
@@ -52,7 +54,7 @@ void check_records_of(const std::filesystem::path& path, int& checked) {
     rapidjson::Document record;
     record.Parse(raw_record.c_str(), raw_record.size());
     ASSERT_FALSE(record.HasParseError()) << path << ":" << line_number;
-    const testing::Bytes cbor = testing::atproto_json_to_cbor(record);
+    const support::Bytes cbor = support::atproto_json_to_cbor(record);
 
     std::string converted;
     ASSERT_FALSE(converter.append_json(converted, cbor)) << path << ":" << line_number;
@@ -61,7 +63,7 @@ void check_records_of(const std::filesystem::path& path, int& checked) {
     const auto cid_start = line.rfind("\"cid\":\"");
     ASSERT_NE(cid_start, std::string::npos);
     const std::string cid = line.substr(cid_start + 7, line.find('"', cid_start + 7) - cid_start - 7);
-    EXPECT_EQ(codec::cid_to_string(testing::cid_of(codec::kCodecDagCbor, cbor)), cid)
+    EXPECT_EQ(codec::cid_to_string(support::cid_of(codec::kCodecDagCbor, cbor)), cid)
         << path << ":" << line_number;
     ++checked;
   }
