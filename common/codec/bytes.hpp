@@ -1,4 +1,5 @@
-// Byte views shared by every codec: untrusted input is always a bounded span, never a pointer alone.
+// Byte views shared by every codec: untrusted input is always a bounded span, never a pointer
+// alone.
 #pragma once
 
 #include <cstddef>
@@ -19,10 +20,10 @@ inline std::string_view as_chars(byte_view bytes) {
 }
 
 inline bool bytes_equal(byte_view a, byte_view b) {
-  return a.size() == b.size() && (a.empty() || std::char_traits<char>::compare(
-                                                   reinterpret_cast<const char*>(a.data()),
-                                                   reinterpret_cast<const char*>(b.data()),
-                                                   a.size()) == 0);
+  return a.size() == b.size() &&
+         (a.empty() ||
+          std::char_traits<char>::compare(reinterpret_cast<const char*>(a.data()),
+                                          reinterpret_cast<const char*>(b.data()), a.size()) == 0);
 }
 
 }  // namespace jetstream

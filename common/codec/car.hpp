@@ -14,9 +14,9 @@ namespace jetstream::codec {
 
 enum class CarError : std::uint8_t {
   truncated,
-  bad_header,        ///< not a DAG-CBOR map {version: 1, roots: [links]}
+  bad_header,  ///< not a DAG-CBOR map {version: 1, roots: [links]}
   unsupported_version,
-  bad_block,         ///< a block whose length or CID cannot be read
+  bad_block,  ///< a block whose length or CID cannot be read
   too_many_blocks,
 };
 

@@ -80,7 +80,8 @@ std::optional<CborError> CborDocument::parse_prefix(byte_view input, const CborL
   do {
     if (pos >= total) return CborError::truncated;
     if (pos > limits.max_document_bytes) return CborError::document_too_large;
-    const bool is_map_key = !stack_.empty() && stack_.back().is_map && stack_.back().remaining % 2 == 0;
+    const bool is_map_key =
+        !stack_.empty() && stack_.back().is_map && stack_.back().remaining % 2 == 0;
     const std::uint8_t initial = begin[pos];
     const std::uint8_t major = initial >> 5;
     const std::uint8_t info = initial & 0x1f;
@@ -91,8 +92,14 @@ std::optional<CborError> CborDocument::parse_prefix(byte_view input, const CborL
     if (major == 7) {
       // Simple values and floats: only false, true and null belong to the data model.
       switch (info) {
-        case 20: node.kind = CborKind::boolean; node.integer = 0; break;
-        case 21: node.kind = CborKind::boolean; node.integer = 1; break;
+        case 20:
+          node.kind = CborKind::boolean;
+          node.integer = 0;
+          break;
+        case 21:
+          node.kind = CborKind::boolean;
+          node.integer = 1;
+          break;
         case 22: node.kind = CborKind::null; break;
         case 23: return CborError::undefined_value;
         case 25:

@@ -45,14 +45,13 @@ class MstWalker {
     }
 
     std::string key;
-    for (std::uint32_t entry = CborDocument::first_child(*entries);
-         entry < node.node(*entries).end; entry = node.next_sibling(entry)) {
+    for (std::uint32_t entry = CborDocument::first_child(*entries); entry < node.node(*entries).end;
+         entry = node.next_sibling(entry)) {
       const auto prefix = node.find(entry, "p");
       const auto suffix = node.find(entry, "k");
       const auto value = node.find(entry, "v");
       const auto tree = node.find(entry, "t");
-      if (!prefix || !suffix || !value ||
-          node.node(*prefix).kind != CborKind::unsigned_integer ||
+      if (!prefix || !suffix || !value || node.node(*prefix).kind != CborKind::unsigned_integer ||
           node.node(*suffix).kind != CborKind::bytes ||
           node.node(*value).kind != CborKind::cid_link) {
         return MstError::bad_node;

@@ -14,11 +14,11 @@
 namespace jetstream::codec {
 
 enum class RecordError : std::uint8_t {
-  malformed_cbor,      ///< see `RecordConverter::last_cbor_error()`
-  not_a_map,           ///< the top level of a record must be a map
-  bad_type_field,      ///< `$type` present but not a non-empty string
-  bad_blob,            ///< `$type: "blob"` without exactly ref (link), mimeType (text), size (int)
-  reserved_key,        ///< a map with a `$link` or `$bytes` key: ambiguous with links and bytes
+  malformed_cbor,  ///< see `RecordConverter::last_cbor_error()`
+  not_a_map,       ///< the top level of a record must be a map
+  bad_type_field,  ///< `$type` present but not a non-empty string
+  bad_blob,        ///< `$type: "blob"` without exactly ref (link), mimeType (text), size (int)
+  reserved_key,    ///< a map with a `$link` or `$bytes` key: ambiguous with links and bytes
   duplicate_key,
 };
 

@@ -44,7 +44,8 @@ void write_capture_frame(std::ostream& out, byte_view frame) {
                           static_cast<char>((length >> 16) & 0xff),
                           static_cast<char>((length >> 24) & 0xff)};
   out.write(prefix, sizeof prefix);
-  out.write(reinterpret_cast<const char*>(frame.data()), static_cast<std::streamsize>(frame.size()));
+  out.write(reinterpret_cast<const char*>(frame.data()),
+            static_cast<std::streamsize>(frame.size()));
 }
 
 }  // namespace jetstream::firehose

@@ -150,10 +150,10 @@ std::optional<FrameError> FrameDecoder::read_commit(CommitBody& out) const {
   const MapReader body{body_, 0};
   const CborNode* blocks = body.field("blocks");
   const CborNode* ops = body.field("ops");
-  if (!body.integer("seq", out.seq) || !body.text("repo", out.repo) ||
-      !body.text("rev", out.rev) || !body.text("time", out.time) ||
-      !body.boolean("tooBig", out.too_big, false) || blocks == nullptr ||
-      blocks->kind != CborKind::bytes || ops == nullptr || ops->kind != CborKind::array) {
+  if (!body.integer("seq", out.seq) || !body.text("repo", out.repo) || !body.text("rev", out.rev) ||
+      !body.text("time", out.time) || !body.boolean("tooBig", out.too_big, false) ||
+      blocks == nullptr || blocks->kind != CborKind::bytes || ops == nullptr ||
+      ops->kind != CborKind::array) {
     return FrameError::malformed_body;
   }
   out.blocks = blocks->bytes();
@@ -180,8 +180,8 @@ std::optional<FrameError> FrameDecoder::read_commit(CommitBody& out) const {
 
 std::optional<FrameError> FrameDecoder::read_identity(IdentityBody& out) const {
   const MapReader body{body_, 0};
-  if (!body.integer("seq", out.seq) || !body.text("did", out.did) ||
-      !body.text("time", out.time) || !body.optional_text("handle", out.handle)) {
+  if (!body.integer("seq", out.seq) || !body.text("did", out.did) || !body.text("time", out.time) ||
+      !body.optional_text("handle", out.handle)) {
     return FrameError::malformed_body;
   }
   return std::nullopt;
@@ -190,8 +190,8 @@ std::optional<FrameError> FrameDecoder::read_identity(IdentityBody& out) const {
 std::optional<FrameError> FrameDecoder::read_account(AccountBody& out) const {
   const MapReader body{body_, 0};
   const CborNode* active = body.field("active");
-  if (!body.integer("seq", out.seq) || !body.text("did", out.did) ||
-      !body.text("time", out.time) || active == nullptr || active->kind != CborKind::boolean ||
+  if (!body.integer("seq", out.seq) || !body.text("did", out.did) || !body.text("time", out.time) ||
+      active == nullptr || active->kind != CborKind::boolean ||
       !body.optional_text("status", out.status)) {
     return FrameError::malformed_body;
   }

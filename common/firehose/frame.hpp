@@ -37,8 +37,8 @@ enum class FrameError : std::uint8_t {
 std::string_view to_string(FrameError error);
 
 struct CommitOp {
-  std::string_view action;  ///< "create" | "update" | "delete" (others are kept, then dropped)
-  std::string_view path;    ///< "collection/rkey"
+  std::string_view action;       ///< "create" | "update" | "delete" (others are kept, then dropped)
+  std::string_view path;         ///< "collection/rkey"
   std::optional<byte_view> cid;  ///< binary CID; absent or null for deletes
 };
 

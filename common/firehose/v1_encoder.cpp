@@ -42,9 +42,11 @@ std::string_view to_string(DropReason reason) {
 void DecodeStats::add(const DecodeStats& other) {
   frames += other.frames;
   events += other.events;
-  for (std::size_t i = 0; i < frames_by_type.size(); ++i) frames_by_type[i] += other.frames_by_type[i];
+  for (std::size_t i = 0; i < frames_by_type.size(); ++i)
+    frames_by_type[i] += other.frames_by_type[i];
   for (std::size_t i = 0; i < drops.size(); ++i) drops[i] += other.drops[i];
-  for (std::size_t i = 0; i < events_by_kind.size(); ++i) events_by_kind[i] += other.events_by_kind[i];
+  for (std::size_t i = 0; i < events_by_kind.size(); ++i)
+    events_by_kind[i] += other.events_by_kind[i];
 }
 
 std::string PendingEvent::finalize(std::int64_t time_us) const {

@@ -76,7 +76,8 @@ void BM_DecodeFramesToV1Json(benchmark::State& state) {
                                                   benchmark::Counter::kIsRate);
   state.counters["events/s"] =
       benchmark::Counter(static_cast<double>(event_count), benchmark::Counter::kIsRate);
-  state.SetBytesProcessed(static_cast<std::int64_t>(iterations * static_cast<double>(c.frame_bytes)));
+  state.SetBytesProcessed(
+      static_cast<std::int64_t>(iterations * static_cast<double>(c.frame_bytes)));
   g_events_per_second = static_cast<double>(event_count);
   g_frames_per_second = iterations * static_cast<double>(c.frames.size());
   g_decode_bytes_per_second = iterations * static_cast<double>(c.frame_bytes);
@@ -100,7 +101,8 @@ void BM_MemcpySameFrames(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
                           static_cast<std::int64_t>(c.frame_bytes));
-  g_memcpy_bytes_per_second = static_cast<double>(state.iterations()) * static_cast<double>(c.frame_bytes);
+  g_memcpy_bytes_per_second =
+      static_cast<double>(state.iterations()) * static_cast<double>(c.frame_bytes);
 }
 BENCHMARK(BM_MemcpySameFrames)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
@@ -139,7 +141,8 @@ int main(int argc, char** argv) {
   std::printf("  decode to v1 JSON : %10.0f frames/s  %10.0f events/s  %8.1f MB/s of frames\n",
               frames, events, decode_rate / 1e6);
   std::printf("  memcpy same bytes : %10.1f MB/s\n", memcpy_rate / 1e6);
-  std::printf("  events/s vs the 250,000 events/s target: %.2fx\n", events / kTargetEventsPerSecond);
+  std::printf("  events/s vs the 250,000 events/s target: %.2fx\n",
+              events / kTargetEventsPerSecond);
   std::printf("  decode speed as a fraction of memcpy speed: %.4f\n", decode_rate / memcpy_rate);
   return 0;
 }

@@ -36,7 +36,8 @@ std::vector<std::string> lines_of(const std::string& text) {
 /// Replaces the digits of the envelope's time_us (the sequencer's, not reproducible) with 0.
 std::string blank_time_us(const std::string& line) {
   static const std::regex time_us(R"("time_us":\d+)");
-  return std::regex_replace(line, time_us, R"("time_us":0)", std::regex_constants::format_first_only);
+  return std::regex_replace(line, time_us, R"("time_us":0)",
+                            std::regex_constants::format_first_only);
 }
 
 TEST(CorpusGolden, DecodeOfDevFramesEqualsProductionV1OutputByteForByte) {
@@ -44,7 +45,8 @@ TEST(CorpusGolden, DecodeOfDevFramesEqualsProductionV1OutputByteForByte) {
   JETSTREAM_REQUIRE_SHARED_FILE(expected_path, "corpus/dev.expected.jsonl");
   int status = 0;
   const std::string output = run_command(
-      std::string(JETSTREAM_FRAMES_BINARY) + " decode '" + frames.string() + "' 2>/dev/null", status);
+      std::string(JETSTREAM_FRAMES_BINARY) + " decode '" + frames.string() + "' 2>/dev/null",
+      status);
   ASSERT_EQ(status, 0);
   const auto got = lines_of(output);
   const auto expected = lines_of(jetstream::testing::read_text_file(expected_path));
@@ -58,7 +60,8 @@ TEST(CorpusGolden, DecodeNumbersTimeUsFromOneInOrder) {
   JETSTREAM_REQUIRE_SHARED_FILE(frames, "corpus/dev.frames");
   int status = 0;
   const std::string output = run_command(
-      std::string(JETSTREAM_FRAMES_BINARY) + " decode - < '" + frames.string() + "' 2>/dev/null", status);
+      std::string(JETSTREAM_FRAMES_BINARY) + " decode - < '" + frames.string() + "' 2>/dev/null",
+      status);
   ASSERT_EQ(status, 0);
   const auto got = lines_of(output);
   ASSERT_FALSE(got.empty());
@@ -72,7 +75,8 @@ TEST(CorpusGolden, DecodeReportsFramesEventsAndDropsOnStderr) {
   JETSTREAM_REQUIRE_SHARED_FILE(frames, "corpus/dev.frames");
   int status = 0;
   const std::string summary = run_command(
-      std::string(JETSTREAM_FRAMES_BINARY) + " decode '" + frames.string() + "' 2>&1 >/dev/null", status);
+      std::string(JETSTREAM_FRAMES_BINARY) + " decode '" + frames.string() + "' 2>&1 >/dev/null",
+      status);
   ASSERT_EQ(status, 0);
   EXPECT_NE(summary.find("frames: 75"), std::string::npos) << summary;
   EXPECT_NE(summary.find("events: 77"), std::string::npos) << summary;
@@ -82,10 +86,10 @@ TEST(CorpusGolden, DecodeReportsFramesEventsAndDropsOnStderr) {
 TEST(CorpusGolden, DecodeOfATruncatedCaptureFailsWithAMessage) {
   JETSTREAM_REQUIRE_SHARED_FILE(frames, "corpus/dev.frames");
   int status = 0;
-  const std::string summary = run_command("head -c 5000 '" + frames.string() + "' | " +
-                                              std::string(JETSTREAM_FRAMES_BINARY) +
-                                              " decode - 2>&1 >/dev/null",
-                                          status);
+  const std::string summary =
+      run_command("head -c 5000 '" + frames.string() + "' | " +
+                      std::string(JETSTREAM_FRAMES_BINARY) + " decode - 2>&1 >/dev/null",
+                  status);
   EXPECT_NE(status, 0);
   EXPECT_NE(summary.find("truncated"), std::string::npos) << summary;
 }

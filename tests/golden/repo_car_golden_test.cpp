@@ -45,13 +45,14 @@ TEST(RepoCarGolden, MstWalkFindsEveryListedRecordWithTheSameCid) {
   EXPECT_EQ(commit.version, 3);
 
   std::vector<std::string> walked;
-  const auto error = codec::walk_mst(car, commit.data_cid, [&](std::string_view key, byte_view cid) {
-    walked.push_back(std::string(key) + "\t" + codec::cid_to_string(cid));
-    // Every record the tree points at is present and hashes to its CID.
-    const codec::CarBlock* block = car.find(cid);
-    ASSERT_NE(block, nullptr) << key;
-    EXPECT_TRUE(codec::cid_matches(block->cid, block->data)) << key;
-  });
+  const auto error =
+      codec::walk_mst(car, commit.data_cid, [&](std::string_view key, byte_view cid) {
+        walked.push_back(std::string(key) + "\t" + codec::cid_to_string(cid));
+        // Every record the tree points at is present and hashes to its CID.
+        const codec::CarBlock* block = car.find(cid);
+        ASSERT_NE(block, nullptr) << key;
+        EXPECT_TRUE(codec::cid_matches(block->cid, block->data)) << key;
+      });
   ASSERT_FALSE(error) << codec::to_string(*error);
 
   std::vector<std::string> expected;
@@ -77,8 +78,8 @@ TEST(RepoCarGolden, MstWalkReportsAMissingNodeInsteadOfSkippingIt) {
   std::uint64_t header_size = 0;
   const std::size_t varint_size = codec::read_uvarint(car_bytes, header_size);
   ASSERT_GT(varint_size, 0u);
-  support::Bytes rebuilt(car_bytes.begin(),
-                         car_bytes.begin() + static_cast<std::ptrdiff_t>(varint_size + header_size));
+  support::Bytes rebuilt(car_bytes.begin(), car_bytes.begin() + static_cast<std::ptrdiff_t>(
+                                                                    varint_size + header_size));
   support::append_uvarint(rebuilt, commit_block->cid.bytes.size() + commit_block->data.size());
   rebuilt.insert(rebuilt.end(), commit_block->cid.bytes.begin(), commit_block->cid.bytes.end());
   rebuilt.insert(rebuilt.end(), commit_block->data.begin(), commit_block->data.end());
@@ -86,8 +87,8 @@ TEST(RepoCarGolden, MstWalkReportsAMissingNodeInsteadOfSkippingIt) {
   ASSERT_FALSE(only_commit.open(rebuilt));
   ASSERT_EQ(only_commit.blocks().size(), 1u);
   int visited = 0;
-  const auto error =
-      codec::walk_mst(only_commit, commit.data_cid, [&](std::string_view, byte_view) { ++visited; });
+  const auto error = codec::walk_mst(only_commit, commit.data_cid,
+                                     [&](std::string_view, byte_view) { ++visited; });
   ASSERT_TRUE(error);
   EXPECT_EQ(*error, codec::MstError::missing_block);
   EXPECT_EQ(visited, 0);

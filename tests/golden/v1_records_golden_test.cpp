@@ -30,12 +30,16 @@ std::string raw_value_after(const std::string& line, const std::string& key) {
   for (; i < line.size(); ++i) {
     const char c = line[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') ++depth;
+    if (c == '"')
+      in_string = true;
+    else if (c == '{' || c == '[')
+      ++depth;
     else if (c == '}' || c == ']') {
       if (--depth == 0) return line.substr(value_start, i + 1 - value_start);
     }
@@ -62,7 +66,8 @@ void check_records_of(const std::filesystem::path& path, int& checked) {
 
     const auto cid_start = line.rfind("\"cid\":\"");
     ASSERT_NE(cid_start, std::string::npos);
-    const std::string cid = line.substr(cid_start + 7, line.find('"', cid_start + 7) - cid_start - 7);
+    const std::string cid =
+        line.substr(cid_start + 7, line.find('"', cid_start + 7) - cid_start - 7);
     EXPECT_EQ(codec::cid_to_string(support::cid_of(codec::kCodecDagCbor, cbor)), cid)
         << path << ":" << line_number;
     ++checked;

@@ -1,5 +1,5 @@
-// A tiny DAG-CBOR writer for tests: builds records, firehose frames and CARs byte by byte, including
-// deliberately broken ones. Not for production use: it trusts its caller.
+// A tiny DAG-CBOR writer for tests: builds records, firehose frames and CARs byte by byte,
+// including deliberately broken ones. Not for production use: it trusts its caller.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +38,8 @@ class CborBuilder {
   }
   CborBuilder& uint(std::uint64_t v) { return head(0, v); }
   CborBuilder& integer(std::int64_t v) {
-    return v >= 0 ? head(0, static_cast<std::uint64_t>(v)) : head(1, static_cast<std::uint64_t>(-1 - v));
+    return v >= 0 ? head(0, static_cast<std::uint64_t>(v))
+                  : head(1, static_cast<std::uint64_t>(-1 - v));
   }
   CborBuilder& text(std::string_view s) {
     head(3, s.size());
@@ -93,7 +94,8 @@ inline void append_uvarint(Bytes& out, std::uint64_t v) {
 }
 
 /// A CAR v1 with the given roots and (cid, data) blocks.
-inline Bytes make_car(const std::vector<Bytes>& roots, const std::vector<std::pair<Bytes, Bytes>>& blocks) {
+inline Bytes make_car(const std::vector<Bytes>& roots,
+                      const std::vector<std::pair<Bytes, Bytes>>& blocks) {
   CborBuilder header;
   header.map(2).text("roots").array(roots.size());
   for (const auto& root : roots) header.link(root);

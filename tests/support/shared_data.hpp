@@ -44,10 +44,10 @@ inline std::vector<std::uint8_t> read_binary_file(const std::filesystem::path& p
 }  // namespace jetstream::testing
 
 /// Binds `var` to the shared file `relative`, or skips the current test with a clear message.
-#define JETSTREAM_REQUIRE_SHARED_FILE(var, relative)                                       \
-  const auto var##_optional = ::jetstream::testing::shared_file(relative);                 \
-  if (!var##_optional) {                                                                   \
+#define JETSTREAM_REQUIRE_SHARED_FILE(var, relative)                                              \
+  const auto var##_optional = ::jetstream::testing::shared_file(relative);                        \
+  if (!var##_optional) {                                                                          \
     GTEST_SKIP() << "shared input missing: " << (::jetstream::testing::shared_dir() / (relative)) \
-                 << " (tests read ../shared/ beside the repository; it is never committed)"; \
-  }                                                                                        \
+                 << " (tests read ../shared/ beside the repository; it is never committed)";      \
+  }                                                                                               \
   const std::filesystem::path& var = *var##_optional

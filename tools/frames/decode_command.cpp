@@ -127,7 +127,8 @@ int run_split(std::span<const std::string_view> args) {
     std::snprintf(name, sizeof name, "frame-%04llu.bin", static_cast<unsigned long long>(frames++));
     std::ofstream out(dir / name, std::ios::binary);
     const auto frame = reader.frame();
-    out.write(reinterpret_cast<const char*>(frame.data()), static_cast<std::streamsize>(frame.size()));
+    out.write(reinterpret_cast<const char*>(frame.data()),
+              static_cast<std::streamsize>(frame.size()));
   }
   std::fprintf(stderr, "wrote %llu frames to %s\n", static_cast<unsigned long long>(frames),
                dir.c_str());
