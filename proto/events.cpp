@@ -1,0 +1,146 @@
+#include "proto/events.hpp"
+
+#include <algorithm>
+
+#include "proto/detail/codec.hpp"
+#include "proto/detail/event_codec.hpp"
+
+namespace jetstream::proto {
+
+bool operator==(const EventView& a, const EventView& b) noexcept {
+  return a.time_us == b.time_us && a.prev_time_us == b.prev_time_us && a.kind == b.kind &&
+         a.did == b.did && a.collection == b.collection && a.json == b.json &&
+         std::ranges::equal(a.zstd, b.zstd);
+}
+
+std::optional<DecodeError> validate(const EventView& event) noexcept {
+  if (event.did.size() > kMaxStringBytes || event.collection.size() > kMaxStringBytes ||
+      event.json.size() > kMaxPayloadBytes || event.zstd.size() > kMaxPayloadBytes) {
+    return DecodeError::limit_exceeded;
+  }
+  switch (event.kind) {
+    case EventKind::commit:
+      if (event.collection.empty()) return DecodeError::invalid_value;
+      break;
+    case EventKind::identity:
+    case EventKind::account:
+      if (!event.collection.empty()) return DecodeError::invalid_value;
+      break;
+    default: return DecodeError::invalid_value;
+  }
+  if (event.prev_time_us < 0 || event.time_us <= event.prev_time_us) {
+    return DecodeError::invalid_value;
+  }
+  if (event.did.empty() || event.json.empty()) return DecodeError::invalid_value;
+  return std::nullopt;
+}
+
+std::optional<DecodeError> validate_event_batch(std::span<const EventView> events) noexcept {
+  if (events.empty()) return DecodeError::invalid_value;
+  if (events.size() > kMaxEventsPerMessage) return DecodeError::limit_exceeded;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (const auto error = validate(events[i])) return error;
+    if (i > 0 && events[i].prev_time_us != events[i - 1].time_us) {
+      return DecodeError::invalid_value;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<DecodeError> validate(const Heartbeat& heartbeat) noexcept {
+  if (heartbeat.newest_time_us < 0 || heartbeat.oldest_time_us < 0) {
+    return DecodeError::invalid_value;
+  }
+  return std::nullopt;
+}
+
+namespace detail {
+
+std::size_t event_size(const EventView& event) noexcept {
+  return kEventFixedSize + event.did.size() + event.collection.size() + event.json.size() +
+         event.zstd.size();
+}
+
+void write_event(Writer& writer, const EventView& event) noexcept {
+  writer.i64(event.time_us);
+  writer.i64(event.prev_time_us);
+  writer.u8(static_cast<std::uint8_t>(event.kind));
+  writer.sized_text(event.did);
+  writer.sized_text(event.collection);
+  writer.sized_text(event.json);
+  writer.sized(event.zstd);
+}
+
+EventView read_event(Reader& reader) noexcept {
+  EventView event;
+  event.time_us = reader.i64();
+  event.prev_time_us = reader.i64();
+  event.kind = static_cast<EventKind>(reader.u8());
+  event.did = reader.sized_text(kMaxStringBytes);
+  event.collection = reader.sized_text(kMaxStringBytes);
+  event.json = reader.sized_text(kMaxPayloadBytes);
+  event.zstd = reader.sized(kMaxPayloadBytes);
+  return event;
+}
+
+}  // namespace detail
+
+std::size_t event_batch_size(std::span<const EventView> events) noexcept {
+  std::size_t size = 2 + 4;
+  for (const auto& event : events) size += detail::event_size(event);
+  return size;
+}
+
+void encode_event_batch_into(std::span<const EventView> events,
+                             std::span<std::uint8_t> out) noexcept {
+  detail::require_valid(validate_event_batch(events), "encode_event_batch: invalid batch");
+  detail::Writer writer(out);
+  writer.header(MessageType::event_batch);
+  writer.u32(static_cast<std::uint32_t>(events.size()));
+  for (const auto& event : events) detail::write_event(writer, event);
+  writer.finish();
+}
+
+std::vector<std::uint8_t> encode_event_batch(std::span<const EventView> events) {
+  std::vector<std::uint8_t> out(event_batch_size(events));
+  encode_event_batch_into(events, out);
+  return out;
+}
+
+std::array<std::uint8_t, kHeartbeatSize> encode_heartbeat(const Heartbeat& heartbeat) noexcept {
+  detail::require_valid(validate(heartbeat), "encode_heartbeat: invalid heartbeat");
+  std::array<std::uint8_t, kHeartbeatSize> out{};
+  detail::Writer writer(out);
+  writer.header(MessageType::heartbeat);
+  writer.i64(heartbeat.newest_time_us);
+  writer.i64(heartbeat.oldest_time_us);
+  writer.finish();
+  return out;
+}
+
+DecodeResult<std::vector<EventView>> decode_event_batch(std::span<const std::uint8_t> body) {
+  detail::Reader reader(body);
+  reader.header(MessageType::event_batch);
+  const std::uint32_t count = reader.count(kMaxEventsPerMessage, kEventFixedSize);
+  std::vector<EventView> events;
+  if (reader.ok()) events.reserve(count);
+  for (std::uint32_t i = 0; i < count && reader.ok(); ++i) {
+    events.push_back(detail::read_event(reader));
+  }
+  if (!reader.finish()) return reader.error();
+  if (const auto error = validate_event_batch(events)) return *error;
+  return events;
+}
+
+DecodeResult<Heartbeat> decode_heartbeat(std::span<const std::uint8_t> body) noexcept {
+  detail::Reader reader(body);
+  reader.header(MessageType::heartbeat);
+  Heartbeat heartbeat;
+  heartbeat.newest_time_us = reader.i64();
+  heartbeat.oldest_time_us = reader.i64();
+  if (!reader.finish()) return reader.error();
+  if (const auto error = validate(heartbeat)) return *error;
+  return heartbeat;
+}
+
+}  // namespace jetstream::proto

@@ -1,0 +1,93 @@
+// The messages decode publishes to every fanout (proto/README.md, "decode → fanout"):
+//
+//   decode PUB :6012 ──▶ fanout SUB    ["E"][event batch: 1..N events]
+//   decode PUB :6012 ──▶ fanout SUB    ["H"][Heartbeat, 18 bytes]
+//
+// and the per-event layout that replay pages reuse. Decoding is zero-copy: an EventView's strings
+// and bytes point into the received buffer, which must outlive it.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "proto/wire.hpp"
+
+namespace jetstream::proto {
+
+enum class EventKind : std::uint8_t {
+  commit = 1,
+  identity = 2,
+  account = 3,
+};
+
+/// One stored event as it crosses the wire. Non-owning: every view points into a buffer held by
+/// whoever built or received the event.
+struct EventView {
+  /// When decode sequenced the event (unix µs); unique and strictly increasing; the cursor.
+  std::int64_t time_us = 0;
+  /// time_us of the event decode stored and published immediately before this one, globally
+  /// (whatever its DID or collection); 0 for the first event ever. Always < time_us.
+  std::int64_t prev_time_us = 0;
+  EventKind kind = EventKind::commit;
+  /// Non-empty, at most kMaxStringBytes.
+  std::string_view did;
+  /// The NSID for commits (non-empty); empty for identity and account events.
+  std::string_view collection;
+  /// The v1 JSON event, byte for byte what a client receives; non-empty, at most kMaxPayloadBytes.
+  std::string_view json;
+  /// The same JSON as one zstd frame made with the v1 dictionary; empty when no dictionary is
+  /// configured (and in replay pages whose request did not ask for it). At most kMaxPayloadBytes.
+  std::span<const std::uint8_t> zstd;
+
+  /// Field-by-field; views compare by content.
+  friend bool operator==(const EventView& a, const EventView& b) noexcept;
+};
+
+/// Decode's chain head while idle: sent at least once per heartbeat interval (default 1 s) in
+/// which no batch was published, in order with the batches on the same socket.
+struct Heartbeat {
+  /// time_us of the newest event decode has published: the prev_time_us the next event will
+  /// carry. 0 when there has never been an event.
+  std::int64_t newest_time_us = 0;
+  /// time_us of the oldest event still retained; 0 when the log is empty.
+  std::int64_t oldest_time_us = 0;
+
+  friend bool operator==(const Heartbeat&, const Heartbeat&) = default;
+};
+
+inline constexpr std::size_t kHeartbeatSize = 18;
+/// Bytes of an event with every string empty: time_us, prev_time_us, kind, four u32 lengths.
+inline constexpr std::size_t kEventFixedSize = 8 + 8 + 1 + 4 * 4;
+
+// ---- Validation: the rules decoders enforce, for senders holding data they did not produce.
+
+/// One event: kind is known; time_us > prev_time_us >= 0; did non-empty; collection non-empty
+/// exactly for commits; json non-empty; lengths within their limits.
+std::optional<DecodeError> validate(const EventView& event) noexcept;
+/// A batch: 1..kMaxEventsPerMessage valid events, each one's prev_time_us equal to the time_us of
+/// the event before it in the batch (a batch is a run of consecutive published events).
+std::optional<DecodeError> validate_event_batch(std::span<const EventView> events) noexcept;
+std::optional<DecodeError> validate(const Heartbeat& heartbeat) noexcept;
+
+// ---- Encoders. Input must pass validation, else they abort (a bug in the sender).
+
+/// Exact encoded size of a batch, so the body can be written straight into a ZeroMQ message.
+std::size_t event_batch_size(std::span<const EventView> events) noexcept;
+/// Writes the batch into `out`, which must be exactly event_batch_size(events) bytes.
+void encode_event_batch_into(std::span<const EventView> events,
+                             std::span<std::uint8_t> out) noexcept;
+std::vector<std::uint8_t> encode_event_batch(std::span<const EventView> events);
+std::array<std::uint8_t, kHeartbeatSize> encode_heartbeat(const Heartbeat& heartbeat) noexcept;
+
+// ---- Decoders: strict, bounds-checked, no exceptions. The batch decoder allocates the vector of
+// ---- views only (at most one entry per kEventFixedSize bytes of input).
+
+DecodeResult<std::vector<EventView>> decode_event_batch(std::span<const std::uint8_t> body);
+DecodeResult<Heartbeat> decode_heartbeat(std::span<const std::uint8_t> body) noexcept;
+
+}  // namespace jetstream::proto
