@@ -115,8 +115,20 @@ PendingEvent& V1Encoder::start_event(std::vector<PendingEvent>& out, EventKind k
   return event;
 }
 
+namespace {
+
+/// DIDs and collections travel between services as bounded strings (proto kMaxStringBytes); an
+/// upstream value that is empty or longer cannot be a real identifier.
+constexpr std::size_t kMaxIdentifierBytes = 8192;
+
+bool plausible_identifier(std::string_view value) {
+  return !value.empty() && value.size() <= kMaxIdentifierBytes;
+}
+
+}  // namespace
+
 void V1Encoder::encode_commit(std::vector<PendingEvent>& out) {
-  if (decoder_.read_commit(commit_)) {
+  if (decoder_.read_commit(commit_) || !plausible_identifier(commit_.repo)) {
     drop(DropReason::malformed_frame);
     return;
   }
@@ -134,7 +146,8 @@ void V1Encoder::encode_commit(std::vector<PendingEvent>& out) {
   }
   for (const CommitOp& op : commit_.ops) {
     const std::size_t slash = op.path.find('/');
-    if (slash == std::string_view::npos || op.path.find('/', slash + 1) != std::string_view::npos) {
+    if (slash == std::string_view::npos || op.path.find('/', slash + 1) != std::string_view::npos ||
+        !plausible_identifier(op.path.substr(0, slash))) {
       drop(DropReason::bad_path);
       continue;
     }
@@ -215,7 +228,7 @@ void V1Encoder::encode_commit(std::vector<PendingEvent>& out) {
 
 void V1Encoder::encode_identity(std::vector<PendingEvent>& out) {
   IdentityBody body;
-  if (decoder_.read_identity(body)) {
+  if (decoder_.read_identity(body) || !plausible_identifier(body.did)) {
     drop(DropReason::malformed_frame);
     return;
   }
@@ -240,7 +253,7 @@ void V1Encoder::encode_identity(std::vector<PendingEvent>& out) {
 
 void V1Encoder::encode_account(std::vector<PendingEvent>& out) {
   AccountBody body;
-  if (decoder_.read_account(body)) {
+  if (decoder_.read_account(body) || !plausible_identifier(body.did)) {
     drop(DropReason::malformed_frame);
     return;
   }

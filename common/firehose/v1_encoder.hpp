@@ -40,7 +40,7 @@ enum class DropReason : std::uint8_t {
   too_big,          ///< commit with tooBig set
   bad_car,          ///< the commit's CAR cannot be parsed: whole commit dropped
   bad_time,         ///< `time` is not RFC 3339: whole commit, or the identity/account event
-  bad_path,         ///< op path is not "collection/rkey"
+  bad_path,         ///< op path is not "collection/rkey" with a non-empty collection
   unknown_action,
   missing_cid,      ///< create/update without a CID
   unsupported_cid,  ///< not a sha2-256 dag-cbor CIDv1

@@ -224,19 +224,20 @@ TEST(MalformedInput, OpLevelProblemsDropOnlyTheirOpUnderTheirOwnReason) {
                                  {
                                      {"create", "no-slash", good.cid},       // bad_path
                                      {"create", "a.b.c/k/extra", good.cid},  // bad_path
-                                     {"upsert", "a.b.c/k", good.cid},        // unknown_action
-                                     {"create", "a.b.c/k", {}},              // missing_cid
-                                     {"update", "a.b.c/k", raw_cid},         // unsupported_cid
+                                     {"create", "/k", good.cid},       // bad_path: empty collection
+                                     {"upsert", "a.b.c/k", good.cid},  // unknown_action
+                                     {"create", "a.b.c/k", {}},        // missing_cid
+                                     {"update", "a.b.c/k", raw_cid},   // unsupported_cid
                                      {"create", "a.b.c/k", bad_record_cid},  // invalid_record
                                      {"create", "a.b.c/ok", good.cid},       // the one good op
                                  }));
   EXPECT_EQ(outcome.events, 1u);
-  EXPECT_EQ(outcome.drops(DropReason::bad_path), 2u);
+  EXPECT_EQ(outcome.drops(DropReason::bad_path), 3u);
   EXPECT_EQ(outcome.drops(DropReason::unknown_action), 1u);
   EXPECT_EQ(outcome.drops(DropReason::missing_cid), 1u);
   EXPECT_EQ(outcome.drops(DropReason::unsupported_cid), 1u);
   EXPECT_EQ(outcome.drops(DropReason::invalid_record), 1u);
-  EXPECT_EQ(outcome.total_drops(), 6u);
+  EXPECT_EQ(outcome.total_drops(), 7u);
 }
 
 TEST(MalformedInput, AnUnknownFrameTypeIsCountedNotFatal) {
