@@ -1,6 +1,7 @@
 #include "common/codec/car.hpp"
 
 #include <cstring>
+#include <random>
 
 namespace jetstream::codec {
 
@@ -19,12 +20,38 @@ namespace {
 
 constexpr std::uint32_t kEmptySlot = 0xffffffffu;
 
-std::uint64_t hash_cid(byte_view cid) {
-  // The tail of a CID is a cryptographic digest: its last 8 bytes are already uniform.
-  std::uint64_t value = 0;
-  const std::size_t n = cid.size() < 8 ? cid.size() : 8;
-  std::memcpy(&value, cid.data() + cid.size() - n, n);
+/// A per-process random key: block CIDs in an untrusted CAR are not checked against their data,
+/// so an unkeyed hash would let a crafted CAR make the index quadratic.
+std::uint64_t hash_key() {
+  static const std::uint64_t key = [] {
+    std::random_device device;
+    return (std::uint64_t{device()} << 32) ^ device() ^ 0x9e3779b97f4a7c15ULL;
+  }();
+  return key;
+}
+
+std::uint64_t mix(std::uint64_t value) {
+  value ^= value >> 33;
+  value *= 0xff51afd7ed558ccdULL;
+  value ^= value >> 33;
+  value *= 0xc4ceb9fe1a85ec53ULL;
+  value ^= value >> 33;
   return value;
+}
+
+std::uint64_t hash_cid(byte_view cid) {
+  std::uint64_t hash = hash_key() ^ cid.size();
+  std::size_t i = 0;
+  for (; i + 8 <= cid.size(); i += 8) {
+    std::uint64_t chunk = 0;
+    std::memcpy(&chunk, cid.data() + i, 8);
+    hash = mix(hash ^ chunk);
+  }
+  std::uint64_t tail = 0;
+  for (std::size_t shift = 0; i < cid.size(); ++i, shift += 8) {
+    tail |= std::uint64_t{cid[i]} << shift;
+  }
+  return mix(hash ^ tail);
 }
 
 }  // namespace
@@ -80,8 +107,16 @@ void CarFile::build_lookup_index() {
   hash_slots_.assign(capacity, kEmptySlot);
   for (std::uint32_t i = 0; i < blocks_.size(); ++i) {
     std::size_t slot = hash_cid(blocks_[i].cid.bytes) & (capacity - 1);
-    while (hash_slots_[slot] != kEmptySlot) slot = (slot + 1) & (capacity - 1);
-    hash_slots_[slot] = i;
+    bool duplicate = false;
+    while (hash_slots_[slot] != kEmptySlot) {
+      // A repeated CID is indexed once (the first block wins): repeats cannot pile up a chain.
+      if (bytes_equal(blocks_[hash_slots_[slot]].cid.bytes, blocks_[i].cid.bytes)) {
+        duplicate = true;
+        break;
+      }
+      slot = (slot + 1) & (capacity - 1);
+    }
+    if (!duplicate) hash_slots_[slot] = i;
   }
 }
 

@@ -168,8 +168,9 @@ std::optional<CborError> CborDocument::parse_prefix(byte_view input, const CborL
     if (!stack_.empty()) --stack_.back().remaining;
 
     const bool is_container = node.kind == CborKind::array || node.kind == CborKind::map;
+    // Every container counts towards the depth, empty ones included.
+    if (is_container && stack_.size() >= limits.max_depth) return CborError::too_deep;
     if (is_container && node.count > 0) {
-      if (stack_.size() >= limits.max_depth) return CborError::too_deep;
       const bool is_map = node.kind == CborKind::map;
       stack_.push_back({index, is_map ? std::uint64_t{node.count} * 2 : node.count, is_map});
     } else {

@@ -112,6 +112,7 @@ FrameDecoder::FrameDecoder() {
 }
 
 std::optional<FrameError> FrameDecoder::decode(byte_view frame) {
+  decoded_ = false;
   type_ = FrameType::unknown;
   type_name_ = {};
   last_cbor_error_.reset();
@@ -137,16 +138,20 @@ std::optional<FrameError> FrameDecoder::decode(byte_view frame) {
     return FrameError::malformed_body;
   }
   if (body_.root().kind != CborKind::map) return FrameError::malformed_body;
+  decoded_ = true;
   return std::nullopt;
 }
 
 std::optional<std::int64_t> FrameDecoder::seq() const {
   std::int64_t value = 0;
-  if (type_ == FrameType::error || !MapReader{body_, 0}.integer("seq", value)) return std::nullopt;
+  if (!decoded_ || type_ == FrameType::error || !MapReader{body_, 0}.integer("seq", value)) {
+    return std::nullopt;
+  }
   return value;
 }
 
 std::optional<FrameError> FrameDecoder::read_commit(CommitBody& out) const {
+  if (!decoded_) return FrameError::malformed_body;
   const MapReader body{body_, 0};
   const CborNode* blocks = body.field("blocks");
   const CborNode* ops = body.field("ops");
@@ -179,6 +184,7 @@ std::optional<FrameError> FrameDecoder::read_commit(CommitBody& out) const {
 }
 
 std::optional<FrameError> FrameDecoder::read_identity(IdentityBody& out) const {
+  if (!decoded_) return FrameError::malformed_body;
   const MapReader body{body_, 0};
   if (!body.integer("seq", out.seq) || !body.text("did", out.did) || !body.text("time", out.time) ||
       !body.optional_text("handle", out.handle)) {
@@ -188,6 +194,7 @@ std::optional<FrameError> FrameDecoder::read_identity(IdentityBody& out) const {
 }
 
 std::optional<FrameError> FrameDecoder::read_account(AccountBody& out) const {
+  if (!decoded_) return FrameError::malformed_body;
   const MapReader body{body_, 0};
   const CborNode* active = body.field("active");
   if (!body.integer("seq", out.seq) || !body.text("did", out.did) || !body.text("time", out.time) ||
@@ -200,6 +207,7 @@ std::optional<FrameError> FrameDecoder::read_account(AccountBody& out) const {
 }
 
 std::optional<FrameError> FrameDecoder::read_error(ErrorBody& out) const {
+  if (!decoded_) return FrameError::malformed_body;
   const MapReader body{body_, 0};
   std::optional<std::string_view> error;
   std::optional<std::string_view> message;

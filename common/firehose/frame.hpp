@@ -77,7 +77,8 @@ class FrameDecoder {
  public:
   FrameDecoder();
 
-  /// Reads the header and parses the body; the typed accessors below then read fields.
+  /// Reads the header and parses the body; the typed accessors below then read fields. After a
+  /// failed decode every accessor reports nothing (seq() is nullopt, read_* fail).
   std::optional<FrameError> decode(byte_view frame);
 
   FrameType type() const { return type_; }
@@ -98,6 +99,7 @@ class FrameDecoder {
   codec::CborLimits body_limits_;
   codec::CborDocument header_;
   codec::CborDocument body_;
+  bool decoded_ = false;  ///< the last decode succeeded: accessors may read body_
   FrameType type_ = FrameType::unknown;
   std::string_view type_name_;
   std::optional<codec::CborError> last_cbor_error_;
