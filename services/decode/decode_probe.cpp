@@ -1,0 +1,203 @@
+#include "services/decode/decode_probe.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <string>
+
+namespace jetstream::decode {
+namespace {
+
+prometheus::Histogram::BucketBoundaries exponential_buckets(double start, double factor, int count) {
+  prometheus::Histogram::BucketBoundaries buckets;
+  double bound = start;
+  for (int i = 0; i < count; ++i, bound *= factor) buckets.push_back(bound);
+  return buckets;
+}
+
+}  // namespace
+
+DecodeProbe::DecodeProbe(std::shared_ptr<prometheus::Registry> registry,
+                         std::string_view socket_url)
+    : registry_(std::move(registry)) {
+  auto& r = *registry_;
+  const std::string url(socket_url);
+  auto& frames = prometheus::BuildCounter()
+                     .Name("jetstream_decode_frames_total")
+                     .Help("Upstream frames decoded, by frame type")
+                     .Register(r);
+  for (std::size_t i = 0; i < frames_by_type_.size(); ++i) {
+    frames_by_type_[i] = &frames.Add(
+        {{"type", std::string(firehose::to_string(static_cast<firehose::FrameType>(i)))}});
+  }
+  auto& drops = prometheus::BuildCounter()
+                    .Name("jetstream_decode_drops_total")
+                    .Help("Frames, commits or ops that produced no event, by reason")
+                    .Register(r);
+  for (std::size_t i = 0; i < drops_.size(); ++i) {
+    drops_[i] = &drops.Add(
+        {{"reason", std::string(firehose::to_string(static_cast<firehose::DropReason>(i)))}});
+  }
+  // v1 name and labels: consumer_events_processed_total{event_type, socket_url}.
+  auto& processed = prometheus::BuildCounter()
+                        .Name("consumer_events_processed_total")
+                        .Help("Events produced from upstream, by kind (v1 name)")
+                        .Register(r);
+  events_by_kind_[1] = &processed.Add({{"event_type", "commit"}, {"socket_url", url}});
+  events_by_kind_[2] = &processed.Add({{"event_type", "identity"}, {"socket_url", url}});
+  events_by_kind_[3] = &processed.Add({{"event_type", "account"}, {"socket_url", url}});
+  events_error_ = &processed.Add({{"event_type", "error"}, {"socket_url", url}});
+  auto& verdicts = prometheus::BuildCounter()
+                       .Name("jetstream_decode_ingest_frames_total")
+                       .Help("Frames received from ingest, by what decode did with them")
+                       .Register(r);
+  for (std::size_t i = 0; i < frame_verdicts_.size(); ++i) {
+    frame_verdicts_[i] =
+        &verdicts.Add({{"verdict", std::string(to_string(static_cast<FrameVerdict>(i)))}});
+  }
+  resumes_ = &prometheus::BuildCounter()
+                  .Name("jetstream_decode_resumes_total")
+                  .Help("Resume requests sent to ingest (start, gap, ingest restart, lost tail)")
+                  .Register(r)
+                  .Add({});
+  events_stored_ = &prometheus::BuildCounter()
+                        .Name("jetstream_decode_events_stored_total")
+                        .Help("Events written to the event log")
+                        .Register(r)
+                        .Add({});
+  events_published_ = &prometheus::BuildCounter()
+                           .Name("jetstream_decode_events_published_total")
+                           .Help("Events published to fanout")
+                           .Register(r)
+                           .Add({});
+  bytes_published_ = &prometheus::BuildCounter()
+                          .Name("jetstream_decode_bytes_published_total")
+                          .Help("Bytes of event batches published to fanout")
+                          .Register(r)
+                          .Add({});
+  store_errors_ = &prometheus::BuildCounter()
+                       .Name("jetstream_decode_store_errors_total")
+                       .Help("Failed event log writes (retried until they succeed)")
+                       .Register(r)
+                       .Add({});
+  last_seq_ = &prometheus::BuildGauge()
+                   .Name("consumer_last_seq")
+                   .Help("Upstream seq of the last durably stored frame (v1 name)")
+                   .Register(r)
+                   .Add({});
+  queue_depth_ = &prometheus::BuildGauge()
+                      .Name("jetstream_decode_batches_in_flight")
+                      .Help("Frame batches received but not yet stored")
+                      .Register(r)
+                      .Add({});
+  auto& bounds = prometheus::BuildGauge()
+                     .Name("jetstream_decode_log_time_us")
+                     .Help("time_us of the oldest and newest stored events")
+                     .Register(r);
+  oldest_time_us_ = &bounds.Add({{"end", "oldest"}});
+  newest_time_us_ = &bounds.Add({{"end", "newest"}});
+  disk_usage_ = &prometheus::BuildGauge()
+                     .Name("jetstream_decode_log_disk_bytes")
+                     .Help("Disk used by the event log")
+                     .Register(r)
+                     .Add({});
+  processing_seconds_ = &prometheus::BuildHistogram()
+                             .Name("consumer_event_processing_duration_seconds")
+                             .Help("Ingest receive to durably stored, per batch (v1 name)")
+                             .Register(r)
+                             .Add({}, exponential_buckets(0.0001, 2, 18));
+  write_seconds_ = &prometheus::BuildHistogram()
+                        .Name("jetstream_decode_store_write_seconds")
+                        .Help("RocksDB batch write latency")
+                        .Register(r)
+                        .Add({}, exponential_buckets(0.00005, 2, 16));
+  retention_seconds_ = &prometheus::BuildHistogram()
+                            .Name("jetstream_decode_retention_run_seconds")
+                            .Help("Duration of one retention pass")
+                            .Register(r)
+                            .Add({}, exponential_buckets(0.001, 4, 10));
+  replay_page_seconds_ = &prometheus::BuildHistogram()
+                              .Name("jetstream_decode_replay_page_seconds")
+                              .Help("Time to read and send one replay page")
+                              .Register(r)
+                              .Add({}, exponential_buckets(0.0001, 2, 16));
+  replay_events_ = &prometheus::BuildCounter()
+                        .Name("jetstream_decode_replay_events_total")
+                        .Help("Events served to fanout replay requests")
+                        .Register(r)
+                        .Add({});
+}
+
+void DecodeProbe::record_decode_stats(const firehose::DecodeStats& stats) {
+  for (std::size_t i = 0; i < frames_by_type_.size(); ++i) {
+    if (stats.frames_by_type[i] != 0) frames_by_type_[i]->Increment(static_cast<double>(stats.frames_by_type[i]));
+  }
+  for (std::size_t i = 0; i < drops_.size(); ++i) {
+    if (stats.drops[i] != 0) drops_[i]->Increment(static_cast<double>(stats.drops[i]));
+  }
+  for (std::size_t kind = 1; kind < events_by_kind_.size(); ++kind) {
+    if (stats.events_by_kind[kind] != 0) {
+      events_by_kind_[kind]->Increment(static_cast<double>(stats.events_by_kind[kind]));
+    }
+  }
+  const auto errors = stats.frames_by_type[static_cast<std::size_t>(firehose::FrameType::error)];
+  if (errors != 0) events_error_->Increment(static_cast<double>(errors));
+}
+
+void DecodeProbe::record_frame_verdict(FrameVerdict verdict) {
+  frame_verdicts_[static_cast<std::size_t>(verdict)]->Increment();
+}
+
+void DecodeProbe::record_resume_requested() { resumes_->Increment(); }
+
+void DecodeProbe::record_proto_rejected(std::string_view message, std::string_view reason) {
+  prometheus::BuildCounter()
+      .Name("jetstream_proto_rejected_total")
+      .Help("Inter-service messages rejected by their decoder, by message and reason")
+      .Register(*registry_)
+      .Add({{"message", std::string(message)}, {"reason", std::string(reason)}})
+      .Increment();
+}
+
+void DecodeProbe::record_stored(std::size_t events, std::int64_t upstream_seq,
+                                double write_seconds, double frame_to_store_seconds) {
+  events_stored_->Increment(static_cast<double>(events));
+  last_seq_->Set(static_cast<double>(upstream_seq));
+  write_seconds_->Observe(write_seconds);
+  processing_seconds_->Observe(frame_to_store_seconds);
+}
+
+void DecodeProbe::record_published(std::size_t events, std::size_t bytes) {
+  events_published_->Increment(static_cast<double>(events));
+  bytes_published_->Increment(static_cast<double>(bytes));
+}
+
+void DecodeProbe::record_store_error() { store_errors_->Increment(); }
+
+void DecodeProbe::set_queue_depth(std::int64_t batches_in_flight) {
+  queue_depth_->Set(static_cast<double>(batches_in_flight));
+}
+
+void DecodeProbe::set_log_bounds(std::int64_t oldest_time_us, std::int64_t newest_time_us) {
+  oldest_time_us_->Set(static_cast<double>(oldest_time_us));
+  newest_time_us_->Set(static_cast<double>(newest_time_us));
+}
+
+void DecodeProbe::set_disk_usage(std::uint64_t bytes) { disk_usage_->Set(static_cast<double>(bytes)); }
+
+void DecodeProbe::record_retention_run(double seconds) { retention_seconds_->Observe(seconds); }
+
+void DecodeProbe::record_replay_page(std::string_view status, std::size_t events, double seconds) {
+  prometheus::BuildCounter()
+      .Name("jetstream_decode_replay_pages_total")
+      .Help("Replay pages served, by status")
+      .Register(*registry_)
+      .Add({{"status", std::string(status)}})
+      .Increment();
+  replay_events_->Increment(static_cast<double>(events));
+  replay_page_seconds_->Observe(seconds);
+}
+
+}  // namespace jetstream::decode

@@ -1,0 +1,68 @@
+// Every metric decode exports, behind named methods: business code calls
+// `probe.record_drop(reason)` and never touches the registry (the Redpanda *_probe pattern).
+// Thread-safe: prometheus-cpp metrics are atomic.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "common/firehose/v1_encoder.hpp"
+#include "services/decode/ingest_tracker.hpp"
+
+namespace prometheus {
+class Registry;
+class Counter;
+class Gauge;
+class Histogram;
+}  // namespace prometheus
+
+namespace jetstream::decode {
+
+class DecodeProbe {
+ public:
+  explicit DecodeProbe(std::shared_ptr<prometheus::Registry> registry, std::string_view socket_url);
+
+  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
+
+  /// One decoded batch's counts (frames by type, events by kind, drops by reason).
+  void record_decode_stats(const firehose::DecodeStats& stats);
+  void record_frame_verdict(FrameVerdict verdict);
+  void record_resume_requested();
+  void record_proto_rejected(std::string_view message, std::string_view reason);
+  void record_stored(std::size_t events, std::int64_t upstream_seq, double write_seconds,
+                     double frame_to_store_seconds);
+  void record_published(std::size_t events, std::size_t bytes);
+  void record_store_error();
+  void set_queue_depth(std::int64_t batches_in_flight);
+  void set_log_bounds(std::int64_t oldest_time_us, std::int64_t newest_time_us);
+  void set_disk_usage(std::uint64_t bytes);
+  void record_retention_run(double seconds);
+  void record_replay_page(std::string_view status, std::size_t events, double seconds);
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::array<prometheus::Counter*, firehose::kFrameTypeCount> frames_by_type_{};
+  std::array<prometheus::Counter*, firehose::kDropReasonCount> drops_{};
+  std::array<prometheus::Counter*, 4> events_by_kind_{};  // v1: consumer_events_processed_total
+  prometheus::Counter* events_error_ = nullptr;
+  std::array<prometheus::Counter*, 4> frame_verdicts_{};
+  prometheus::Counter* resumes_ = nullptr;
+  prometheus::Counter* events_stored_ = nullptr;
+  prometheus::Counter* events_published_ = nullptr;
+  prometheus::Counter* bytes_published_ = nullptr;
+  prometheus::Counter* store_errors_ = nullptr;
+  prometheus::Gauge* last_seq_ = nullptr;
+  prometheus::Gauge* queue_depth_ = nullptr;
+  prometheus::Gauge* oldest_time_us_ = nullptr;
+  prometheus::Gauge* newest_time_us_ = nullptr;
+  prometheus::Gauge* disk_usage_ = nullptr;
+  prometheus::Histogram* processing_seconds_ = nullptr;
+  prometheus::Histogram* write_seconds_ = nullptr;
+  prometheus::Histogram* retention_seconds_ = nullptr;
+  prometheus::Histogram* replay_page_seconds_ = nullptr;
+  prometheus::Counter* replay_events_ = nullptr;
+};
+
+}  // namespace jetstream::decode

@@ -1,0 +1,305 @@
+#include "services/decode/decode_service.hpp"
+
+#include <prometheus/registry.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <future>
+#include <iostream>
+#include <thread>
+
+#include "common/log/log.hpp"
+#include "common/metrics/metrics_server.hpp"
+#include "common/metrics/process_metrics.hpp"
+#include "common/zstd/zstd_dictionary.hpp"
+#include "services/decode/decode_probe.hpp"
+#include "services/decode/event_sequencer.hpp"
+#include "services/decode/event_store.hpp"
+#include "services/decode/frame_receiver.hpp"
+#include "services/decode/pipeline.hpp"
+#include "services/decode/replay_server.hpp"
+#include "services/decode/zmq_event_publisher.hpp"
+
+namespace jetstream::decode {
+
+void register_decode_flags(config::FlagSet& flags, DecodeOptions& o) {
+  flags.add_string("data-dir", &o.data_dir, "folder of the event log (RocksDB)");
+  flags.add_string("zstd-dictionary-path", &o.zstd_dictionary_path,
+                   "v1 zstd dictionary; without it no compressed bodies are produced");
+  flags.add_duration("event-ttl", &o.event_ttl, "how long events are kept (retention)");
+  flags.add_string("frames-endpoint", &o.frames_endpoint, "ingest's frames PUB to connect to");
+  flags.add_string("control-endpoint", &o.control_endpoint, "ingest's control PULL to connect to");
+  flags.add_string("events-endpoint", &o.events_endpoint, "where to bind the events PUB");
+  flags.add_string("replay-endpoint", &o.replay_endpoint, "where to bind the replay ROUTER");
+  flags.add_string("metrics-listen-addr", &o.metrics_listen_addr,
+                   "HTTP address for /metrics, /healthz and /readyz");
+  flags.add_string("ws-url", &o.ws_url_label,
+                   "upstream URL, used only as the socket_url label of v1 consumer metrics");
+  flags.add_int64("workers", &o.workers, "decode worker actors (0 = one per core)");
+  flags.add_int64("replay-readers", &o.replay_readers, "threads serving replay pages");
+  flags.add_int64("max-batch-frames", &o.max_batch_frames, "frames per decode batch, at most");
+  flags.add_int64("max-batches-in-flight", &o.max_batches_in_flight,
+                  "batches received but not stored before reading pauses");
+  flags.add_duration("heartbeat-interval", &o.heartbeat_interval,
+                     "how often a heartbeat goes to fanout");
+  flags.add_duration("retention-interval", &o.retention_interval,
+                     "how often old events are deleted");
+  flags.add_bool("sync-writes", &o.sync_writes, "fsync every event log write (slower)");
+  flags.add_string("log-level", &o.log_level, "debug, info, warn or error");
+}
+
+namespace {
+
+struct WriterState {
+  std::unique_ptr<ZmqEventPublisher> publisher;
+  std::unique_ptr<EventSequencer> sequencer;
+};
+
+struct WriterDeps {
+  EventStore* store;
+  std::shared_ptr<const zstd::Dictionary> dictionary;
+  DecodeProbe* probe;
+  PipelineCounters* counters;
+  zmq::context_t* context;
+  std::string events_endpoint;
+  std::chrono::microseconds heartbeat_interval;
+  std::atomic<bool>* stopping;
+  std::promise<std::string>* bound_endpoint;
+};
+
+event_writer_actor::behavior_type event_writer(
+    event_writer_actor::stateful_pointer<WriterState> self, WriterDeps deps) {
+  auto& state = self->state;
+  state.publisher = std::make_unique<ZmqEventPublisher>(*deps.context, deps.events_endpoint, 100000);
+  deps.bound_endpoint->set_value(state.publisher->endpoint());
+  state.sequencer = std::make_unique<EventSequencer>(*deps.store, deps.dictionary, *deps.probe,
+                                                     *deps.counters, *state.publisher);
+  self->send(self, tick_atom::value);
+  return {
+      [self, deps](store_atom, DecodedBatchPtr& batch) {
+        if (!self->state.sequencer->accept(std::move(batch), *deps.stopping)) {
+          self->quit();
+        }
+      },
+      [self, deps](tick_atom) {
+        self->state.sequencer->publish_heartbeat();
+        self->delayed_send(self, deps.heartbeat_interval, tick_atom::value);
+      },
+  };
+}
+
+using retention_actor = caf::typed_actor<caf::reacts_to<tick_atom>>;
+
+retention_actor::behavior_type retention(retention_actor::pointer self, EventStore* store,
+                                         DecodeProbe* probe, std::chrono::microseconds ttl,
+                                         std::chrono::microseconds interval) {
+  self->send(self, tick_atom::value);
+  return {
+      [=](tick_atom) {
+        const auto start = std::chrono::steady_clock::now();
+        const std::int64_t cutoff = wall_clock_us() - ttl.count();
+        std::string error;
+        if (!store->delete_before(cutoff, error)) {
+          log::error("retention pass failed", {{"error", error}});
+        }
+        probe->record_retention_run(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        probe->set_disk_usage(store->disk_usage_bytes());
+        probe->set_log_bounds(store->oldest_time_us(), store->newest_time_us());
+        self->delayed_send(self, interval, tick_atom::value);
+      },
+  };
+}
+
+/// Turns "tcp://*:6012" into "tcp://0.0.0.0:6012" style endpoints ZeroMQ reports after binding.
+}  // namespace
+
+struct DecodeService::Impl {
+  DecodeOptions options;
+  std::unique_ptr<EventStore> store;
+  std::shared_ptr<const zstd::Dictionary> dictionary;
+  std::shared_ptr<prometheus::Registry> registry;
+  std::unique_ptr<DecodeProbe> probe;
+  PipelineCounters counters;
+  zmq::context_t context{1};
+  std::unique_ptr<caf::actor_system_config> actor_config;
+  std::unique_ptr<caf::actor_system> actors;
+  event_writer_actor writer;
+  retention_actor retention_worker;
+  std::vector<decode_worker_actor> workers;
+  std::unique_ptr<FrameReceiver> receiver;
+  std::unique_ptr<ReplayServer> replay;
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  std::atomic<bool> stopping{false};
+  std::promise<std::string> events_bound;
+  std::string events_endpoint;
+  bool stopped = false;
+};
+
+DecodeService::DecodeService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+DecodeService::~DecodeService() { stop(); }
+
+std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options,
+                                                    std::string& error) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  Impl& s = *impl;
+
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  EventStore::Options store_options;
+  store_options.path = (std::filesystem::path(options.data_dir) / "events").string();
+  store_options.sync_writes = options.sync_writes;
+  s.store = EventStore::open(store_options, error);
+  if (!s.store) return nullptr;
+  s.counters.durable_cursor.store(s.store->upstream_cursor());
+  s.counters.newest_time_us.store(s.store->last_time_us());
+
+  if (options.zstd_dictionary_path.empty()) {
+    log::warn("no zstd dictionary configured: events are stored and published without "
+              "compressed bodies, and fanout cannot serve compress=true");
+  } else {
+    s.dictionary = zstd::Dictionary::load(options.zstd_dictionary_path, error);
+    if (!s.dictionary) return nullptr;
+    if (s.dictionary->id() != zstd::kV1DictionaryId) {
+      log::warn("zstd dictionary is not the Jetstream v1 dictionary; v1 clients cannot read it",
+                {{"dictionary_id", s.dictionary->id()}});
+    }
+  }
+
+  s.registry = std::make_shared<prometheus::Registry>();
+  metrics::register_process_metrics(*s.registry);
+  metrics::register_build_info(*s.registry, "decode");
+  s.probe = std::make_unique<DecodeProbe>(s.registry, options.ws_url_label);
+  s.probe->set_log_bounds(s.store->oldest_time_us(), s.store->newest_time_us());
+
+  const auto listen = config::parse_listen_address(options.metrics_listen_addr, &error);
+  if (!listen) return nullptr;
+  try {
+    s.metrics_server = std::make_unique<metrics::MetricsServer>(*listen, s.registry);
+  } catch (const std::exception& e) {
+    error = std::string("metrics server: ") + e.what();
+    return nullptr;
+  }
+
+  s.actor_config = std::make_unique<caf::actor_system_config>();
+  const auto cores = std::max(1u, std::thread::hardware_concurrency());
+  s.actor_config->set("scheduler.max-threads", static_cast<std::size_t>(cores));
+  s.actors = std::make_unique<caf::actor_system>(*s.actor_config);
+
+  try {
+    auto bound = s.events_bound.get_future();
+    s.writer = s.actors->spawn<caf::detached>(
+        event_writer, WriterDeps{s.store.get(), s.dictionary, s.probe.get(), &s.counters, &s.context,
+                                 options.events_endpoint, options.heartbeat_interval, &s.stopping,
+                                 &s.events_bound});
+    s.events_endpoint = bound.get();
+  } catch (const std::exception& e) {
+    error = std::string("events endpoint ") + options.events_endpoint + ": " + e.what();
+    return nullptr;
+  }
+  const auto worker_count =
+      options.workers > 0 ? static_cast<std::size_t>(options.workers) : std::size_t{cores};
+  for (std::size_t i = 0; i < worker_count; ++i) {
+    s.workers.push_back(spawn_decode_worker(*s.actors, s.writer));
+  }
+  s.retention_worker = s.actors->spawn<caf::detached>(retention, s.store.get(), s.probe.get(),
+                                                      options.event_ttl, options.retention_interval);
+  try {
+    s.replay = std::make_unique<ReplayServer>(s.context, options.replay_endpoint, *s.store, *s.probe,
+                                              static_cast<std::size_t>(options.replay_readers));
+  } catch (const std::exception& e) {
+    error = std::string("replay endpoint ") + options.replay_endpoint + ": " + e.what();
+    return nullptr;
+  }
+  s.replay->start();
+
+  FrameReceiverOptions receiver_options;
+  receiver_options.frames_endpoint = options.frames_endpoint;
+  receiver_options.control_endpoint = options.control_endpoint;
+  receiver_options.max_batch_frames = static_cast<std::size_t>(options.max_batch_frames);
+  receiver_options.max_batches_in_flight = options.max_batches_in_flight;
+  s.receiver = std::make_unique<FrameReceiver>(s.context, receiver_options, *s.probe, s.counters,
+                                               s.workers);
+  s.receiver->start();
+
+  auto* receiver = s.receiver.get();
+  s.metrics_server->set_health([] { return true; },
+                               [receiver] {
+                                 return receiver->streaming()
+                                            ? metrics::HealthReport::healthy()
+                                            : metrics::HealthReport::unhealthy(
+                                                  "not following an ingest stream yet");
+                               });
+  log::info("decode started",
+            {{"data_dir", options.data_dir}, {"events", s.events_endpoint},
+             {"replay", s.replay->endpoint()}, {"metrics_port", s.metrics_server->port()},
+             {"upstream_cursor", s.store->upstream_cursor()},
+             {"last_time_us", s.store->last_time_us()}});
+  return std::unique_ptr<DecodeService>(new DecodeService(std::move(impl)));
+}
+
+void DecodeService::stop() {
+  if (!impl_ || impl_->stopped) return;
+  Impl& s = *impl_;
+  s.stopped = true;
+  if (s.receiver) s.receiver->stop();
+  // Let every dispatched batch be stored: its frames are acknowledged to nobody yet, but storing
+  // them now saves ingest from sending them again after the restart.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.counters.batches_in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  s.stopping.store(true);
+  if (s.replay) s.replay->stop();
+  if (s.actors) {
+    for (auto& worker : s.workers) caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(s.writer, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(s.retention_worker, caf::exit_reason::user_shutdown);
+    s.workers.clear();
+    s.writer = nullptr;
+    s.retention_worker = nullptr;
+    s.actors->await_all_actors_done();
+  }
+  if (s.metrics_server) s.metrics_server->stop();
+  log::info("decode stopped", {{"upstream_cursor", s.store ? s.store->upstream_cursor() : -1}});
+}
+
+std::string DecodeService::events_endpoint() const { return impl_->events_endpoint; }
+std::string DecodeService::replay_endpoint() const { return impl_->replay->endpoint(); }
+std::uint16_t DecodeService::metrics_port() const { return impl_->metrics_server->port(); }
+
+int run_decode(int argc, char** argv) {
+  DecodeOptions options;
+  config::FlagSet flags("jetstream-decode",
+                        "Decodes firehose frames from ingest into v1 events, stores them in the "
+                        "event log and publishes them to fanout; serves replay.");
+  register_decode_flags(flags, options);
+  const auto outcome = flags.parse(argc, argv);
+  if (const auto exit_code = flags.report(outcome, std::cout, std::cerr)) return *exit_code;
+  log::set_service("decode");
+  if (const auto level = log::parse_level(options.log_level)) log::set_level(*level);
+
+  // Signals go to the main thread's sigwait only: every thread started below inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::string error;
+  auto service = DecodeService::start(options, error);
+  if (!service) {
+    log::error("decode failed to start", {{"error", error}});
+    return 1;
+  }
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  log::info("stopping", {{"signal", signal_number}});
+  service->stop();
+  return 0;
+}
+
+}  // namespace jetstream::decode

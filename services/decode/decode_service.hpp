@@ -1,0 +1,61 @@
+// jetstream-decode: wiring of the receiver, workers, writer, replay server, retention and
+// metrics. `run_decode` is the whole program; `DecodeService` lets tests embed it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/config/flags.hpp"
+
+namespace jetstream::decode {
+
+struct DecodeOptions {
+  std::string data_dir = "./data";
+  std::string zstd_dictionary_path;
+  std::chrono::microseconds event_ttl = std::chrono::hours(24);
+  std::string frames_endpoint = "tcp://127.0.0.1:6010";
+  std::string control_endpoint = "tcp://127.0.0.1:6011";
+  std::string events_endpoint = "tcp://*:6012";
+  std::string replay_endpoint = "tcp://*:6013";
+  std::string metrics_listen_addr = ":6029";
+  std::string ws_url_label = "upstream";  ///< `socket_url` label of v1 consumer metrics
+  std::int64_t workers = 0;               ///< 0 = one per core
+  std::int64_t replay_readers = 4;
+  std::int64_t max_batch_frames = 256;
+  std::int64_t max_batches_in_flight = 64;
+  std::chrono::microseconds heartbeat_interval = std::chrono::seconds(1);
+  std::chrono::microseconds retention_interval = std::chrono::minutes(1);
+  bool sync_writes = false;
+  std::string log_level = "info";
+};
+
+/// Declares every flag of jetstream-decode (with its JETSTREAM_* environment variable).
+void register_decode_flags(config::FlagSet& flags, DecodeOptions& options);
+
+class DecodeService {
+ public:
+  /// Opens the store and binds every socket; on failure `error` says why and nullptr is returned.
+  static std::unique_ptr<DecodeService> start(const DecodeOptions& options, std::string& error);
+  ~DecodeService();
+  DecodeService(const DecodeService&) = delete;
+  DecodeService& operator=(const DecodeService&) = delete;
+
+  /// Stops receiving, lets batches in flight be stored, then stops everything. Idempotent.
+  void stop();
+
+  std::string events_endpoint() const;
+  std::string replay_endpoint() const;
+  std::uint16_t metrics_port() const;
+
+ private:
+  struct Impl;
+  explicit DecodeService(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The jetstream-decode program: parse flags, run until SIGINT/SIGTERM. Returns the exit code.
+int run_decode(int argc, char** argv);
+
+}  // namespace jetstream::decode

@@ -1,0 +1,46 @@
+#include <limits>
+
+#include "services/decode/pipeline.hpp"
+
+namespace jetstream::decode {
+namespace {
+
+struct WorkerState {
+  firehose::V1Encoder encoder;
+};
+
+decode_worker_actor::behavior_type decode_worker(
+    decode_worker_actor::stateful_pointer<WorkerState> self, event_writer_actor writer) {
+  return {
+      [self, writer](decode_atom, const FrameBatchPtr& batch) {
+        auto decoded = std::make_shared<DecodedBatch>();
+        decoded->sequence = batch->sequence;
+        decoded->oldest_receive_time_us = std::numeric_limits<std::int64_t>::max();
+        auto& encoder = self->state.encoder;
+        encoder.reset_stats();
+        for (std::size_t i = 0; i < batch->frames.size(); ++i) {
+          const auto& frame = batch->frames[i];
+          const auto& header = batch->headers[i];
+          const auto outcome = encoder.encode(
+              {static_cast<const std::uint8_t*>(frame.data()), frame.size()}, decoded->events);
+          if (!outcome.upstream_error.empty() && decoded->upstream_errors.size() < 8) {
+            decoded->upstream_errors.push_back(outcome.upstream_error);
+          }
+          if (header.upstream_seq > decoded->cursor) decoded->cursor = header.upstream_seq;
+          if (header.receive_time_us < decoded->oldest_receive_time_us) {
+            decoded->oldest_receive_time_us = header.receive_time_us;
+          }
+        }
+        decoded->stats = encoder.stats();
+        self->send(writer, store_atom::value, std::move(decoded));
+      },
+  };
+}
+
+}  // namespace
+
+decode_worker_actor spawn_decode_worker(caf::actor_system& system, event_writer_actor writer) {
+  return system.spawn(decode_worker, std::move(writer));
+}
+
+}  // namespace jetstream::decode

@@ -1,0 +1,90 @@
+// The writer's logic, free of actors and sockets so tests drive it directly: restores arrival
+// order, assigns time_us, compresses once, stores events with the upstream cursor in one atomic
+// batch, then publishes them with their prev_time_us chain.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/zstd/zstd_dictionary.hpp"
+#include "proto/events.hpp"
+#include "services/decode/decode_probe.hpp"
+#include "services/decode/event_store.hpp"
+#include "services/decode/pipeline.hpp"
+
+namespace jetstream::decode {
+
+/// Where sequenced events go after they are stored (ZeroMQ PUB in the service, a recorder in
+/// tests). Called on the writer's thread only.
+class EventPublisher {
+ public:
+  virtual ~EventPublisher() = default;
+  virtual void publish_events(std::span<const proto::EventView> events) = 0;
+  virtual void publish_heartbeat(const proto::Heartbeat& heartbeat) = 0;
+};
+
+/// Unique, strictly increasing microsecond timestamps: wall clock, +1 on ties or when the clock
+/// steps back, never below the last one stored (so also across restarts).
+class TimeUsClock {
+ public:
+  TimeUsClock(std::int64_t last, std::function<std::int64_t()> now)
+      : last_(last), now_(std::move(now)) {}
+  std::int64_t next() {
+    const std::int64_t now = now_();
+    last_ = now > last_ ? now : last_ + 1;
+    return last_;
+  }
+  std::int64_t last() const { return last_; }
+
+ private:
+  std::int64_t last_;
+  std::function<std::int64_t()> now_;
+};
+
+std::int64_t wall_clock_us();
+
+class EventSequencer {
+ public:
+  /// Events published per message to fanout: bounds message size and latency of big batches.
+  static constexpr std::size_t kMaxEventsPerMessage = 512;
+
+  EventSequencer(EventStore& store, std::shared_ptr<const zstd::Dictionary> dictionary,
+                 DecodeProbe& probe, PipelineCounters& counters, EventPublisher& publisher,
+                 std::function<std::int64_t()> now = wall_clock_us);
+
+  /// Takes a decoded batch (in any order) and commits every batch that is now next in order.
+  /// Returns false only when stopping was requested while the store kept failing.
+  bool accept(DecodedBatchPtr batch, const std::atomic<bool>& stopping);
+
+  void publish_heartbeat();
+
+  std::uint64_t next_sequence() const { return next_sequence_; }
+
+ private:
+  bool commit(DecodedBatch& batch, const std::atomic<bool>& stopping);
+
+  EventStore& store_;
+  std::unique_ptr<zstd::Compressor> compressor_;  // null without a dictionary
+  DecodeProbe& probe_;
+  PipelineCounters& counters_;
+  EventPublisher& publisher_;
+  std::function<std::int64_t()> now_;
+  TimeUsClock clock_;
+  std::int64_t previous_time_us_;
+  std::int64_t cursor_;
+  std::uint64_t next_sequence_ = 1;
+  std::map<std::uint64_t, DecodedBatchPtr> waiting_;  // arrived early, by sequence
+
+  // Reused per batch.
+  std::vector<std::string> json_;
+  std::vector<std::string> zstd_;
+  std::vector<proto::EventView> views_;
+};
+
+}  // namespace jetstream::decode

@@ -1,0 +1,72 @@
+// decode's pipeline: the receiver thread hands batches of frames to worker actors, which decode
+// them in parallel; the writer actor puts the results back in arrival order, stamps time_us,
+// compresses, stores and publishes.
+//
+//   receiver thread ──FrameBatch──▶ decode_worker ×N ──DecodedBatch──▶ event_writer (detached)
+//        ▲                                                                  │
+//        └──────────── durable cursor, batches in flight (atomics) ─────────┘
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <zmq.hpp>
+
+#include "common/firehose/v1_encoder.hpp"
+#include "proto/ingest.hpp"
+
+namespace jetstream::decode {
+
+/// Frames the receiver accepted, in arrival order. Owned by one stage at a time.
+struct FrameBatch {
+  std::uint64_t sequence = 0;  ///< consecutive from 1: the writer restores this order
+  std::vector<zmq::message_t> frames;
+  std::vector<proto::FrameHeader> headers;
+};
+using FrameBatchPtr = std::shared_ptr<FrameBatch>;
+
+/// A batch's events, not yet sequenced.
+struct DecodedBatch {
+  std::uint64_t sequence = 0;
+  std::vector<firehose::PendingEvent> events;
+  std::int64_t cursor = 0;  ///< highest nonzero upstream seq in the batch, 0 when none
+  std::int64_t oldest_receive_time_us = 0;
+  firehose::DecodeStats stats;
+  std::vector<std::string> upstream_errors;  ///< bounded texts of upstream error frames
+};
+using DecodedBatchPtr = std::shared_ptr<DecodedBatch>;
+
+/// State shared between the receiver thread and the writer: plain atomics, no locks.
+struct PipelineCounters {
+  std::atomic<std::int64_t> durable_cursor{-1};   ///< upstream seq of the last stored frame
+  std::atomic<std::int64_t> batches_in_flight{0};  ///< dispatched, not yet stored
+  std::atomic<std::int64_t> newest_time_us{0};
+  std::atomic<std::int64_t> oldest_time_us{0};
+};
+
+}  // namespace jetstream::decode
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jetstream::decode::FrameBatchPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jetstream::decode::DecodedBatchPtr)
+
+namespace jetstream::decode {
+
+using decode_atom = caf::atom_constant<caf::atom("decode")>;
+using store_atom = caf::atom_constant<caf::atom("store")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+
+/// Decodes frame batches; stateless between batches apart from reusable buffers.
+using decode_worker_actor = caf::typed_actor<caf::reacts_to<decode_atom, FrameBatchPtr>>;
+/// Sequences, stores and publishes decoded batches; `tick` publishes a heartbeat.
+using event_writer_actor =
+    caf::typed_actor<caf::reacts_to<store_atom, DecodedBatchPtr>, caf::reacts_to<tick_atom>>;
+
+decode_worker_actor spawn_decode_worker(caf::actor_system& system, event_writer_actor writer);
+
+}  // namespace jetstream::decode
