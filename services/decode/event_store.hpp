@@ -1,0 +1,169 @@
+// decode's durable event log: every sequenced event and the upstream cursor, in an embedded
+// RocksDB, written in one atomic batch per append; replay pages read back from it; retention
+// deletes by time range. README.md ("Event store") has the on-disk layout and the decisions.
+//
+// Threads: one writer at a time (append and delete_before serialize on an internal mutex; decode
+// calls append from its sequencer and delete_before from a background actor); any number of
+// concurrent read_page callers, each with its own ReplayPageBuffer. Every accessor is
+// thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "proto/events.hpp"
+#include "proto/replay.hpp"
+
+namespace jetstream::decode {
+
+class EventStore;
+
+/// The bytes of one replay page and the proto::ReplayPageView over them. Reused between
+/// read_page calls so a steady reader allocates nothing once its buffers reached their working
+/// size. The view's events point into this buffer: they stay valid until the next read_page into
+/// it or its destruction (a move keeps them valid: the views are rebuilt). One per reader thread.
+class ReplayPageBuffer {
+ public:
+  ReplayPageBuffer() = default;
+  ReplayPageBuffer(const ReplayPageBuffer&) = delete;
+  ReplayPageBuffer& operator=(const ReplayPageBuffer&) = delete;
+  ReplayPageBuffer(ReplayPageBuffer&& other) noexcept;
+  ReplayPageBuffer& operator=(ReplayPageBuffer&& other) noexcept;
+  ~ReplayPageBuffer() = default;
+
+  /// The last page read into this buffer (request_id, status, done, next/oldest/newest, events).
+  const proto::ReplayPageView& page() const noexcept { return page_; }
+  /// Stored events the last read examined (kept or filtered out): for metrics.
+  std::size_t scanned() const noexcept { return scanned_; }
+  /// Payload bytes of the page as counted against max_bytes (JSON, plus zstd when wanted).
+  std::size_t payload_bytes() const noexcept { return payload_bytes_; }
+  /// Why the last read was not ok (bad_request, too_old, internal_error); empty when ok. For logs.
+  const std::string& error() const noexcept { return error_; }
+
+ private:
+  friend class EventStore;
+
+  /// Where one event's fields sit in bytes_ (offsets, so bytes_ may grow while the page fills).
+  struct Slot {
+    std::int64_t time_us;
+    std::int64_t prev_time_us;
+    proto::EventKind kind;
+    std::size_t did_offset;
+    std::size_t did_size;
+    std::size_t collection_offset;
+    std::size_t collection_size;
+    std::size_t json_offset;
+    std::size_t json_size;
+    std::size_t zstd_offset;
+    std::size_t zstd_size;
+  };
+
+  void reset(std::uint64_t request_id);
+  void rebuild_views();
+
+  std::string bytes_;
+  std::vector<Slot> slots_;
+  proto::ReplayPageView page_;
+  std::size_t scanned_ = 0;
+  std::size_t payload_bytes_ = 0;
+  std::string error_;
+  // Per-request filter sets (views into the request), kept to reuse their buckets.
+  std::unordered_set<std::string_view> dids_;
+  std::unordered_set<std::string_view> collections_;
+};
+
+/// The event log. Keys are time_us (unique, strictly increasing); values hold kind, DID,
+/// collection, the v1 JSON and its zstd frame. A crash never leaves an event without its cursor
+/// or a cursor without its events: both are in the same WriteBatch (WAL on).
+class EventStore {
+ public:
+  /// Block compression of the events column family. LZ4 is the default: it roughly halves the
+  /// JSON on disk for a small read cost (README.md "Event store" has the measurements).
+  enum class Compression : std::uint8_t { none, lz4 };
+
+  struct Options {
+    /// The RocksDB directory; created (with its parents) when missing.
+    std::string path;
+    /// LRU block cache shared by both column families.
+    std::size_t block_cache_bytes = std::size_t{256} << 20;
+    /// fsync the WAL on every append (WriteOptions::sync). Off: an OS crash (not a process
+    /// crash) may lose the last appends, cursor included, so nothing is skipped on restart.
+    bool sync_writes = false;
+    Compression compression = Compression::lz4;
+    /// A read_page examines at most this many stored events, so a filter that matches nothing
+    /// cannot hold a reader for long; the page then says where to continue (done = false).
+    std::size_t max_scan_keys = 200'000;
+  };
+
+  /// Opens (creating when missing) the store at options.path. nullptr with `error` set when the
+  /// path cannot be created or written, another process (or another EventStore in this one)
+  /// holds the DB's lock, or the stored data is inconsistent.
+  static std::unique_ptr<EventStore> open(const Options& options, std::string& error);
+
+  ~EventStore();
+  EventStore(const EventStore&) = delete;
+  EventStore& operator=(const EventStore&) = delete;
+
+  /// Stores `events` and the upstream cursor in ONE atomic write. The events must continue the
+  /// chain: each time_us strictly above the previous one (the first above last_time_us()), each
+  /// prev_time_us equal to the previous event's time_us (the first's to last_time_us()), each
+  /// event valid per proto::validate. Anything else is a bug in the sequencer: it prints what and
+  /// aborts. `events` may be empty (a frame that yielded no event still advances the cursor).
+  /// `upstream_cursor` is the upstream seq of the last frame whose events are stored (>= -1).
+  /// false with `error` set when RocksDB fails the write; nothing of it is then stored.
+  bool append(std::span<const proto::EventView> events, std::int64_t upstream_cursor,
+              std::string& error);
+
+  /// Reads one replay page (proto/README.md §5.3) into `out` and returns its status (also in
+  /// out.page().status). Thread-safe; reads one consistent snapshot.
+  proto::ReplayStatus read_page(const proto::ReplayRequest& request, ReplayPageBuffer& out) const;
+
+  /// Retention: deletes every event with time_us < cutoff_time_us (never the newest event: the
+  /// cutoff is lowered to it, so the chain head and its time_us survive), persists the new floor
+  /// in the same write, then compacts the deleted range in the calling thread. true when nothing
+  /// was below the cutoff. false with `error` set when RocksDB fails the write.
+  bool delete_before(std::int64_t cutoff_time_us, std::string& error);
+
+  /// Upstream seq of the last frame whose events are durably stored; -1 when none.
+  std::int64_t upstream_cursor() const noexcept;
+  /// time_us of the last event ever appended (the next event's prev_time_us); 0 when none.
+  std::int64_t last_time_us() const noexcept;
+  /// time_us of the oldest retained event; 0 when the log is empty.
+  std::int64_t oldest_time_us() const noexcept;
+  /// time_us of the newest stored event; 0 when the log is empty.
+  std::int64_t newest_time_us() const noexcept;
+  /// time_us of the newest event retention deleted (= the prev_time_us of the oldest retained
+  /// event); 0 when retention never deleted anything. Replays starting at or below it are too_old.
+  std::int64_t deleted_through_time_us() const noexcept;
+  /// The cutoff of the last retention delete that removed something; 0 when none.
+  std::int64_t retention_floor_time_us() const noexcept;
+
+  /// SST files of both column families plus the memtables (an approximation of the unflushed
+  /// WAL), in bytes.
+  std::uint64_t disk_usage_bytes() const;
+  /// RocksDB's estimate of the number of stored events (rocksdb.estimate-num-keys).
+  std::uint64_t approximate_event_count() const;
+
+  const Options& options() const noexcept { return options_; }
+
+ private:
+  struct Db;
+  EventStore(Options options, std::unique_ptr<Db> db);
+
+  Options options_;
+  std::unique_ptr<Db> db_;
+  std::atomic<std::int64_t> upstream_cursor_{-1};
+  std::atomic<std::int64_t> last_time_us_{0};
+  std::atomic<std::int64_t> oldest_time_us_{0};
+  std::atomic<std::int64_t> deleted_through_{0};
+  std::atomic<std::int64_t> retention_floor_{0};
+};
+
+}  // namespace jetstream::decode
