@@ -41,6 +41,10 @@ void register_decode_flags(config::FlagSet& flags, DecodeOptions& o) {
   flags.add_int64("max-batch-frames", &o.max_batch_frames, "frames per decode batch, at most");
   flags.add_int64("max-batches-in-flight", &o.max_batches_in_flight,
                   "batches received but not stored before reading pauses");
+  flags.add_int64("frames-receive-hwm", &o.frames_receive_hwm,
+                  "ZeroMQ high-water mark of the frames subscription (messages)");
+  flags.add_int64("frames-receive-buffer", &o.frames_receive_buffer,
+                  "kernel receive buffer of the frames subscription in bytes (0 = OS default)");
   flags.add_duration("heartbeat-interval", &o.heartbeat_interval,
                      "how often a heartbeat goes to fanout");
   flags.add_duration("retention-interval", &o.retention_interval,
@@ -71,7 +75,8 @@ struct WriterDeps {
 event_writer_actor::behavior_type event_writer(
     event_writer_actor::stateful_pointer<WriterState> self, WriterDeps deps) {
   auto& state = self->state;
-  state.publisher = std::make_unique<ZmqEventPublisher>(*deps.context, deps.events_endpoint, 100000);
+  state.publisher =
+      std::make_unique<ZmqEventPublisher>(*deps.context, deps.events_endpoint, 100000);
   deps.bound_endpoint->set_value(state.publisher->endpoint());
   state.sequencer = std::make_unique<EventSequencer>(*deps.store, deps.dictionary, *deps.probe,
                                                      *deps.counters, *state.publisher);
@@ -158,8 +163,9 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   s.counters.newest_time_us.store(s.store->last_time_us());
 
   if (options.zstd_dictionary_path.empty()) {
-    log::warn("no zstd dictionary configured: events are stored and published without "
-              "compressed bodies, and fanout cannot serve compress=true");
+    log::warn(
+        "no zstd dictionary configured: events are stored and published without "
+        "compressed bodies, and fanout cannot serve compress=true");
   } else {
     s.dictionary = zstd::Dictionary::load(options.zstd_dictionary_path, error);
     if (!s.dictionary) return nullptr;
@@ -192,9 +198,9 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   try {
     auto bound = s.events_bound.get_future();
     s.writer = s.actors->spawn<caf::detached>(
-        event_writer, WriterDeps{s.store.get(), s.dictionary, s.probe.get(), &s.counters, &s.context,
-                                 options.events_endpoint, options.heartbeat_interval, &s.stopping,
-                                 &s.events_bound});
+        event_writer, WriterDeps{s.store.get(), s.dictionary, s.probe.get(), &s.counters,
+                                 &s.context, options.events_endpoint, options.heartbeat_interval,
+                                 &s.stopping, &s.events_bound});
     s.events_endpoint = bound.get();
   } catch (const std::exception& e) {
     error = std::string("events endpoint ") + options.events_endpoint + ": " + e.what();
@@ -205,11 +211,12 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   for (std::size_t i = 0; i < worker_count; ++i) {
     s.workers.push_back(spawn_decode_worker(*s.actors, s.writer));
   }
-  s.retention_worker = s.actors->spawn<caf::detached>(retention, s.store.get(), s.probe.get(),
-                                                      options.event_ttl, options.retention_interval);
+  s.retention_worker = s.actors->spawn<caf::detached>(
+      retention, s.store.get(), s.probe.get(), options.event_ttl, options.retention_interval);
   try {
-    s.replay = std::make_unique<ReplayServer>(s.context, options.replay_endpoint, *s.store, *s.probe,
-                                              static_cast<std::size_t>(options.replay_readers));
+    s.replay =
+        std::make_unique<ReplayServer>(s.context, options.replay_endpoint, *s.store, *s.probe,
+                                       static_cast<std::size_t>(options.replay_readers));
   } catch (const std::exception& e) {
     error = std::string("replay endpoint ") + options.replay_endpoint + ": " + e.what();
     return nullptr;
@@ -221,23 +228,26 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   receiver_options.control_endpoint = options.control_endpoint;
   receiver_options.max_batch_frames = static_cast<std::size_t>(options.max_batch_frames);
   receiver_options.max_batches_in_flight = options.max_batches_in_flight;
-  s.receiver = std::make_unique<FrameReceiver>(s.context, receiver_options, *s.probe, s.counters,
-                                               s.workers);
+  receiver_options.receive_high_water_mark = static_cast<int>(options.frames_receive_hwm);
+  receiver_options.receive_buffer_bytes = static_cast<int>(options.frames_receive_buffer);
+  s.receiver =
+      std::make_unique<FrameReceiver>(s.context, receiver_options, *s.probe, s.counters, s.workers);
   s.receiver->start();
 
   auto* receiver = s.receiver.get();
-  s.metrics_server->set_health([] { return true; },
-                               [receiver] {
-                                 return receiver->streaming()
-                                            ? metrics::HealthReport::healthy()
-                                            : metrics::HealthReport::unhealthy(
-                                                  "not following an ingest stream yet");
-                               });
-  log::info("decode started",
-            {{"data_dir", options.data_dir}, {"events", s.events_endpoint},
-             {"replay", s.replay->endpoint()}, {"metrics_port", s.metrics_server->port()},
-             {"upstream_cursor", s.store->upstream_cursor()},
-             {"last_time_us", s.store->last_time_us()}});
+  s.metrics_server->set_health(
+      [] { return true; },
+      [receiver] {
+        return receiver->streaming()
+                   ? metrics::HealthReport::healthy()
+                   : metrics::HealthReport::unhealthy("not following an ingest stream yet");
+      });
+  log::info("decode started", {{"data_dir", options.data_dir},
+                               {"events", s.events_endpoint},
+                               {"replay", s.replay->endpoint()},
+                               {"metrics_port", s.metrics_server->port()},
+                               {"upstream_cursor", s.store->upstream_cursor()},
+                               {"last_time_us", s.store->last_time_us()}});
   return std::unique_ptr<DecodeService>(new DecodeService(std::move(impl)));
 }
 

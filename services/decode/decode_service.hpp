@@ -25,6 +25,8 @@ struct DecodeOptions {
   std::int64_t replay_readers = 4;
   std::int64_t max_batch_frames = 256;
   std::int64_t max_batches_in_flight = 64;
+  std::int64_t frames_receive_hwm = 100000;
+  std::int64_t frames_receive_buffer = 0;  ///< kernel receive buffer (SO_RCVBUF), 0 = OS default
   std::chrono::microseconds heartbeat_interval = std::chrono::seconds(1);
   std::chrono::microseconds retention_interval = std::chrono::minutes(1);
   bool sync_writes = false;

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <optional>
 #include <random>
-
 #include <zmq_addon.hpp>
 
 #include "common/log/log.hpp"
@@ -37,7 +36,9 @@ FrameReceiver::FrameReceiver(zmq::context_t& context, FrameReceiverOptions optio
 
 FrameReceiver::~FrameReceiver() { stop(); }
 
-void FrameReceiver::start() { thread_ = std::thread([this] { run(); }); }
+void FrameReceiver::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void FrameReceiver::stop() {
   stopping_.store(true);
@@ -47,6 +48,8 @@ void FrameReceiver::stop() {
 void FrameReceiver::run() {
   zmq::socket_t frames(context_, zmq::socket_type::sub);
   frames.set(zmq::sockopt::rcvhwm, options_.receive_high_water_mark);
+  if (options_.receive_buffer_bytes > 0)
+    frames.set(zmq::sockopt::rcvbuf, options_.receive_buffer_bytes);
   frames.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::frame));
   frames.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::status));
   frames.connect(options_.frames_endpoint);
@@ -68,9 +71,9 @@ void FrameReceiver::run() {
     const bool sent =
         control.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
         control.send(zmq::buffer(body), zmq::send_flags::dontwait);
-    log::info(sent ? "asked ingest to resume" : "ingest unreachable; resume will be re-sent",
-              {{"resume_id", resume.resume_id}, {"cursor", resume.cursor},
-               {"epoch", resume.seen_epoch}});
+    log::info(
+        sent ? "asked ingest to resume" : "ingest unreachable; resume will be re-sent",
+        {{"resume_id", resume.resume_id}, {"cursor", resume.cursor}, {"epoch", resume.seen_epoch}});
   };
 
   while (!stopping_.load(std::memory_order_relaxed)) {
@@ -85,13 +88,13 @@ void FrameReceiver::run() {
     FrameBatchPtr batch;
     for (std::size_t received = 0; received < options_.max_batch_frames; ++received) {
       parts.clear();
-      const auto result = zmq::recv_multipart(frames, std::back_inserter(parts),
-                                              zmq::recv_flags::dontwait);
+      const auto result =
+          zmq::recv_multipart(frames, std::back_inserter(parts), zmq::recv_flags::dontwait);
       if (!result) break;
       tracker.set_durable_cursor(counters_.durable_cursor.load(std::memory_order_acquire));
-      const auto type = parts.empty()
-                            ? proto::DecodeResult<proto::MessageType>(proto::DecodeError::unknown_topic)
-                            : proto::decode_topic(bytes_of(parts[0]));
+      const auto type =
+          parts.empty() ? proto::DecodeResult<proto::MessageType>(proto::DecodeError::unknown_topic)
+                        : proto::decode_topic(bytes_of(parts[0]));
       std::optional<proto::Resume> resume;
       if (type && type.value() == proto::MessageType::status && parts.size() == 2) {
         const auto status = proto::decode_status(bytes_of(parts[1]));

@@ -10,7 +10,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "services/decode/decode_probe.hpp"
@@ -24,6 +23,7 @@ struct FrameReceiverOptions {
   std::size_t max_batch_frames = 256;
   std::int64_t max_batches_in_flight = 64;
   int receive_high_water_mark = 100000;
+  int receive_buffer_bytes = 0;  ///< SO_RCVBUF; 0 keeps the OS default
 };
 
 class FrameReceiver {
