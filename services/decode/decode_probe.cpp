@@ -10,7 +10,8 @@
 namespace jetstream::decode {
 namespace {
 
-prometheus::Histogram::BucketBoundaries exponential_buckets(double start, double factor, int count) {
+prometheus::Histogram::BucketBoundaries exponential_buckets(double start, double factor,
+                                                            int count) {
   prometheus::Histogram::BucketBoundaries buckets;
   double bound = start;
   for (int i = 0; i < count; ++i, bound *= factor) buckets.push_back(bound);
@@ -132,7 +133,8 @@ DecodeProbe::DecodeProbe(std::shared_ptr<prometheus::Registry> registry,
 
 void DecodeProbe::record_decode_stats(const firehose::DecodeStats& stats) {
   for (std::size_t i = 0; i < frames_by_type_.size(); ++i) {
-    if (stats.frames_by_type[i] != 0) frames_by_type_[i]->Increment(static_cast<double>(stats.frames_by_type[i]));
+    if (stats.frames_by_type[i] != 0)
+      frames_by_type_[i]->Increment(static_cast<double>(stats.frames_by_type[i]));
   }
   for (std::size_t i = 0; i < drops_.size(); ++i) {
     if (stats.drops[i] != 0) drops_[i]->Increment(static_cast<double>(stats.drops[i]));
@@ -161,8 +163,8 @@ void DecodeProbe::record_proto_rejected(std::string_view message, std::string_vi
       .Increment();
 }
 
-void DecodeProbe::record_stored(std::size_t events, std::int64_t upstream_seq,
-                                double write_seconds, double frame_to_store_seconds) {
+void DecodeProbe::record_stored(std::size_t events, std::int64_t upstream_seq, double write_seconds,
+                                double frame_to_store_seconds) {
   events_stored_->Increment(static_cast<double>(events));
   last_seq_->Set(static_cast<double>(upstream_seq));
   write_seconds_->Observe(write_seconds);
@@ -185,7 +187,9 @@ void DecodeProbe::set_log_bounds(std::int64_t oldest_time_us, std::int64_t newes
   newest_time_us_->Set(static_cast<double>(newest_time_us));
 }
 
-void DecodeProbe::set_disk_usage(std::uint64_t bytes) { disk_usage_->Set(static_cast<double>(bytes)); }
+void DecodeProbe::set_disk_usage(std::uint64_t bytes) {
+  disk_usage_->Set(static_cast<double>(bytes));
+}
 
 void DecodeProbe::record_retention_run(double seconds) { retention_seconds_->Observe(seconds); }
 

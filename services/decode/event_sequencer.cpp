@@ -18,8 +18,7 @@ EventSequencer::EventSequencer(EventStore& store,
                                DecodeProbe& probe, PipelineCounters& counters,
                                EventPublisher& publisher, std::function<std::int64_t()> now)
     : store_(store),
-      compressor_(dictionary ? std::make_unique<zstd::Compressor>(std::move(dictionary))
-                             : nullptr),
+      compressor_(dictionary ? std::make_unique<zstd::Compressor>(std::move(dictionary)) : nullptr),
       probe_(probe),
       counters_(counters),
       publisher_(publisher),
@@ -49,8 +48,8 @@ bool EventSequencer::accept(DecodedBatchPtr batch, const std::atomic<bool>& stop
 bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stopping) {
   probe_.record_decode_stats(batch.stats);
   for (const auto& text : batch.upstream_errors) {
-    log::warn_every(std::chrono::seconds(10), "upstream_error_frame", "upstream sent an error frame",
-                    {{"error", text}});
+    log::warn_every(std::chrono::seconds(10), "upstream_error_frame",
+                    "upstream sent an error frame", {{"error", text}});
   }
 
   const std::size_t count = batch.events.size();
@@ -94,10 +93,9 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
       std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
   counters_.durable_cursor.store(cursor_, std::memory_order_release);
   if (count != 0) counters_.newest_time_us.store(previous_time_us_, std::memory_order_release);
-  const double age_seconds =
-      batch.oldest_receive_time_us > 0
-          ? static_cast<double>(now_() - batch.oldest_receive_time_us) / 1e6
-          : 0.0;
+  const double age_seconds = batch.oldest_receive_time_us > 0
+                                 ? static_cast<double>(now_() - batch.oldest_receive_time_us) / 1e6
+                                 : 0.0;
   probe_.record_stored(count, cursor_, write_seconds, age_seconds < 0 ? 0 : age_seconds);
 
   std::size_t bytes = 0;

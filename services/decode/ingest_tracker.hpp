@@ -13,10 +13,10 @@
 namespace jetstream::decode {
 
 enum class FrameVerdict : std::uint8_t {
-  process,         ///< in order and new: decode it
-  duplicate,       ///< in order, but its upstream seq was already accepted (after a resume)
-  old_stream,      ///< belongs to a stream decode no longer follows
-  gap,             ///< frames were lost; a resume was requested
+  process,     ///< in order and new: decode it
+  duplicate,   ///< in order, but its upstream seq was already accepted (after a resume)
+  old_stream,  ///< belongs to a stream decode no longer follows
+  gap,         ///< frames were lost; a resume was requested
 };
 std::string_view to_string(FrameVerdict verdict);
 

@@ -8,14 +8,13 @@
 #pragma once
 
 #include <atomic>
+#include <caf/all.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <caf/all.hpp>
 #include <zmq.hpp>
 
 #include "common/firehose/v1_encoder.hpp"
@@ -44,7 +43,7 @@ using DecodedBatchPtr = std::shared_ptr<DecodedBatch>;
 
 /// State shared between the receiver thread and the writer: plain atomics, no locks.
 struct PipelineCounters {
-  std::atomic<std::int64_t> durable_cursor{-1};   ///< upstream seq of the last stored frame
+  std::atomic<std::int64_t> durable_cursor{-1};    ///< upstream seq of the last stored frame
   std::atomic<std::int64_t> batches_in_flight{0};  ///< dispatched, not yet stored
   std::atomic<std::int64_t> newest_time_us{0};
   std::atomic<std::int64_t> oldest_time_us{0};

@@ -1,7 +1,6 @@
 #include "services/decode/replay_server.hpp"
 
 #include <chrono>
-
 #include <zmq_addon.hpp>
 
 #include "common/log/log.hpp"
@@ -49,9 +48,10 @@ void ReplayServer::start() {
   for (std::size_t i = 0; i < reader_count_; ++i) {
     readers_.emplace_back([this, i] { run_reader(i); });
   }
-  proxy_ = std::thread([this, backend = std::move(backend), control = std::move(control)]() mutable {
-    zmq::proxy_steerable(frontend_, backend, zmq::socket_ref(), control);
-  });
+  proxy_ =
+      std::thread([this, backend = std::move(backend), control = std::move(control)]() mutable {
+        zmq::proxy_steerable(frontend_, backend, zmq::socket_ref(), control);
+      });
 }
 
 void ReplayServer::stop() {
@@ -89,9 +89,10 @@ void ReplayServer::run_reader(std::size_t index) {
     const auto start = std::chrono::steady_clock::now();
     const auto body = bytes_of(parts[2]);
     const auto topic = proto::decode_topic(bytes_of(parts[1]));
-    const auto request = topic && topic.value() == proto::MessageType::replay_request
-                             ? proto::decode_replay_request(body)
-                             : proto::DecodeResult<proto::ReplayRequest>(proto::DecodeError::wrong_type);
+    const auto request =
+        topic && topic.value() == proto::MessageType::replay_request
+            ? proto::decode_replay_request(body)
+            : proto::DecodeResult<proto::ReplayRequest>(proto::DecodeError::wrong_type);
     std::vector<std::uint8_t> error_page;
     zmq::message_t page_message;
     std::size_t events = 0;
@@ -106,23 +107,23 @@ void ReplayServer::run_reader(std::size_t index) {
       page.done = true;
       status = page.status;
       page_message = zmq::message_t(proto::replay_page_size(page));
-      proto::encode_replay_page_into(page, {static_cast<std::uint8_t*>(page_message.data()),
-                                            page_message.size()});
+      proto::encode_replay_page_into(
+          page, {static_cast<std::uint8_t*>(page_message.data()), page_message.size()});
     } else {
       status = store_.read_page(request.value(), buffer);
       const proto::ReplayPageView& page = buffer.page();
       events = page.events.size();
       page_message = zmq::message_t(proto::replay_page_size(page));
-      proto::encode_replay_page_into(page, {static_cast<std::uint8_t*>(page_message.data()),
-                                            page_message.size()});
+      proto::encode_replay_page_into(
+          page, {static_cast<std::uint8_t*>(page_message.data()), page_message.size()});
     }
     const auto topic_out = proto::topic(proto::MessageType::replay_page);
     socket.send(parts[0], zmq::send_flags::sndmore);
     socket.send(zmq::buffer(topic_out), zmq::send_flags::sndmore);
     socket.send(page_message, zmq::send_flags::none);
-    probe_.record_replay_page(proto::to_string(status), events,
-                              std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                                  .count());
+    probe_.record_replay_page(
+        proto::to_string(status), events,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   (void)index;
 }

@@ -6,7 +6,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "services/decode/decode_probe.hpp"

@@ -26,8 +26,6 @@ void ZmqEventPublisher::publish_heartbeat(const proto::Heartbeat& heartbeat) {
   socket_.send(zmq::buffer(body), zmq::send_flags::none);
 }
 
-std::string ZmqEventPublisher::endpoint() const {
-  return socket_.get(zmq::sockopt::last_endpoint);
-}
+std::string ZmqEventPublisher::endpoint() const { return socket_.get(zmq::sockopt::last_endpoint); }
 
 }  // namespace jetstream::decode

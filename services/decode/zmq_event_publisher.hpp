@@ -3,7 +3,6 @@
 #pragma once
 
 #include <string>
-
 #include <zmq.hpp>
 
 #include "services/decode/event_sequencer.hpp"
