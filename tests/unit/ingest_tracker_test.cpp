@@ -27,7 +27,8 @@ FrameHeader frame(std::uint64_t resume_id, std::uint64_t ingest_seq, std::int64_
   return header;
 }
 
-Status status(std::uint64_t resume_id, std::uint64_t last_ingest_seq, std::uint64_t epoch = kEpoch) {
+Status status(std::uint64_t resume_id, std::uint64_t last_ingest_seq,
+              std::uint64_t epoch = kEpoch) {
   Status s;
   s.epoch = epoch;
   s.resume_id = resume_id;
@@ -108,7 +109,8 @@ TEST(IngestTracker, AfterAResumeFramesAlreadyAcceptedAreDuplicatesAndNewOnesAreP
   EXPECT_EQ(resume->cursor, 102);
   // The new stream repeats from the durable cursor: 102 is stored and 103 is still in the
   // pipeline (it will be stored), so both are duplicates; 104 is new.
-  EXPECT_EQ(s.tracker.on_frame(frame(resume->resume_id, 10, 102, true), none), FrameVerdict::duplicate);
+  EXPECT_EQ(s.tracker.on_frame(frame(resume->resume_id, 10, 102, true), none),
+            FrameVerdict::duplicate);
   EXPECT_EQ(s.tracker.on_frame(frame(resume->resume_id, 11, 103), none), FrameVerdict::duplicate);
   EXPECT_EQ(s.tracker.on_frame(frame(resume->resume_id, 12, 104), none), FrameVerdict::process);
 }
@@ -116,7 +118,8 @@ TEST(IngestTracker, AfterAResumeFramesAlreadyAcceptedAreDuplicatesAndNewOnesAreP
 TEST(IngestTracker, AFrameFromANewEpochMeansIngestRestarted) {
   Streaming s;
   std::optional<Resume> resume;
-  EXPECT_EQ(s.tracker.on_frame(frame(s.resume_id, 2, 102, false, kEpoch + 1), resume), FrameVerdict::gap);
+  EXPECT_EQ(s.tracker.on_frame(frame(s.resume_id, 2, 102, false, kEpoch + 1), resume),
+            FrameVerdict::gap);
   ASSERT_TRUE(resume);
   EXPECT_EQ(resume->seen_epoch, kEpoch + 1);
 }
