@@ -1,0 +1,355 @@
+#include "services/fanout/client_session.hpp"
+
+#include <deque>
+#include <unordered_set>
+
+#include "common/log/log.hpp"
+#include "services/fanout/event_filter.hpp"
+
+namespace jetstream::fanout {
+namespace {
+
+std::int64_t wall_clock_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broadcaster
+
+struct BroadcasterState {
+  std::unordered_set<session_actor> sessions;
+};
+
+broadcaster_actor::behavior_type broadcaster(
+    broadcaster_actor::stateful_pointer<BroadcasterState> self) {
+  self->set_down_handler([self](const caf::down_msg& down) {
+    // Sessions are stored as typed handles; find the one whose address went down.
+    for (auto it = self->state.sessions.begin(); it != self->state.sessions.end(); ++it) {
+      if (it->address() == down.source) {
+        self->state.sessions.erase(it);
+        break;
+      }
+    }
+  });
+  return {
+      [self](join_atom, const session_actor& session) {
+        self->monitor(session);
+        self->state.sessions.insert(session);
+      },
+      [self](block_atom, const BlockPtr& block) {
+        for (const auto& session : self->state.sessions)
+          self->send(session, block_atom::value, block);
+      },
+      [self](shutdown_atom) {
+        for (const auto& session : self->state.sessions) self->send(session, shutdown_atom::value);
+      },
+      [self](count_atom) -> std::uint64_t { return self->state.sessions.size(); },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session
+
+struct SessionState {
+  SessionContext context;
+  std::shared_ptr<ClientSink> sink;
+  SubscriberOptions options;
+  EventFilter filter;
+  std::string ip;
+
+  std::int64_t position = 0;         ///< time_us of the last event examined (sent or skipped)
+  bool live_pending = false;         ///< live client before fanout knows the head: join at it
+  bool hello_pending = false;        ///< requireHello: nothing is sent before an update
+  bool replay_outstanding = false;   ///< a page was requested and not received
+  bool replay_more = false;          ///< the last page was not `done`: read the next one
+  bool first_replay_clamps = false;  ///< a client cursor: start at the oldest retained event
+  bool replaying = false;            ///< counted in the replay-sessions gauge
+  bool pump_scheduled = false;
+  bool closed = false;
+  std::int64_t after_queue_position = 0;  ///< position once `queue` is delivered (replay pages)
+  std::deque<std::pair<BlockPtr, std::size_t>> queue;  ///< blocks (and next index) to deliver
+  std::vector<BlockPtr> scratch;
+  std::vector<OutboundFrame> frames;
+  std::uint64_t last_queued = 0;
+  std::chrono::steady_clock::time_point last_progress = std::chrono::steady_clock::now();
+  int empty_replays = 0;
+};
+
+using session_pointer = session_actor::stateful_pointer<SessionState>;
+
+void finish(session_pointer self, std::uint16_t code, const std::string& reason, CloseReason why) {
+  auto& s = self->state;
+  if (s.closed) return;
+  s.closed = true;
+  if (s.replaying) s.context.probe->replay_finished();
+  s.context.probe->subscriber_disconnected(s.options.compress, why);
+  if (code != 0) s.sink->close(code, reason);
+  self->quit();
+}
+
+void set_replaying(session_pointer self, bool replaying) {
+  auto& s = self->state;
+  if (replaying == s.replaying) return;
+  s.replaying = replaying;
+  if (replaying) {
+    s.context.probe->replay_started();
+  } else {
+    s.context.probe->replay_finished();
+  }
+}
+
+void request_replay(session_pointer self) {
+  auto& s = self->state;
+  proto::ReplayRequest request = to_replay_filters(s.options.filters);
+  request.start_time_us = s.position + 1;
+  request.end_time_us = 0;
+  request.max_events = s.context.config.replay_page_events;
+  request.max_bytes = s.context.config.replay_page_bytes;
+  request.want_zstd = s.options.compress;
+  // Only the client's own cursor may start later than asked (older than retention → oldest);
+  // a session already under way must never skip events silently.
+  request.clamp_to_oldest = s.first_replay_clamps;
+  s.first_replay_clamps = false;
+  s.replay_outstanding = true;
+  set_replaying(self, true);
+  auto handle = caf::actor_cast<session_actor>(self);
+  s.context.feed->request_replay(std::move(request), [handle](ReplayResult result) {
+    caf::anon_send(handle, replay_atom::value, std::move(result));
+  });
+}
+
+/// Delivers from `queue` while the connection and the rate limit allow. Returns false when it
+/// had to stop before the queue was empty.
+bool deliver_queue(session_pointer self) {
+  auto& s = self->state;
+  auto& frames = s.frames;
+  frames.clear();
+  std::uint64_t bytes = 0, filtered = 0, oversize = 0;
+  std::uint64_t budget = s.context.limiter->take(s.ip, s.context.config.max_frames_per_send);
+  const bool rate_limited = budget < s.context.config.max_frames_per_send;
+  std::uint64_t queued = s.sink->queued_bytes();
+  bool stopped = false;
+  while (!s.queue.empty()) {
+    auto& [block, index] = s.queue.front();
+    const auto events = block->events();
+    if (index == 0) index = block->first_after(s.position);
+    for (; index < events.size(); ++index) {
+      const BlockEvent& event = events[index];
+      if (event.time_us <= s.position) continue;
+      if (!s.filter.matches(event.kind, event.did, event.collection)) {
+        ++filtered;
+        s.position = event.time_us;
+        continue;
+      }
+      const bool binary = s.options.compress && !event.binary_frame.empty();
+      const auto frame = binary ? event.binary_frame : event.text_frame;
+      const std::size_t payload = binary ? event.zstd_size : event.json_size;
+      if (!s.filter.accepts_size(payload)) {
+        ++oversize;
+        s.position = event.time_us;
+        continue;
+      }
+      if (budget == 0 || queued + bytes >= s.context.config.high_water_bytes) {
+        stopped = true;
+        break;
+      }
+      frames.push_back({block, frame.data(), frame.size()});
+      bytes += frame.size();
+      --budget;
+      s.position = event.time_us;
+    }
+    if (stopped) break;
+    s.queue.pop_front();
+  }
+  if (s.queue.empty() && s.after_queue_position > s.position) s.position = s.after_queue_position;
+  if (!frames.empty()) {
+    s.context.probe->delivered(frames.size(), bytes);
+    s.sink->send(std::move(frames));
+    frames = {};
+  }
+  if (filtered != 0) s.context.probe->skipped_filtered(filtered);
+  if (oversize != 0) s.context.probe->skipped_oversize(oversize);
+  s.context.limiter->give_back(s.ip, budget);
+  if (stopped && budget == 0 && rate_limited && !s.pump_scheduled) {
+    s.pump_scheduled = true;  // rate-limited: try again shortly
+    self->delayed_send(self, std::chrono::milliseconds(20), pump_atom::value);
+  }
+  return !stopped;
+}
+
+void pump(session_pointer self) {
+  auto& s = self->state;
+  for (int round = 0; round < 64 && !s.closed; ++round) {
+    if (s.hello_pending || s.live_pending || s.replay_outstanding) return;
+    if (!s.queue.empty()) {
+      if (!deliver_queue(self)) return;
+      continue;
+    }
+    if (s.replay_more) {
+      request_replay(self);
+      return;
+    }
+    switch (s.context.window->after(s.position, 8, s.scratch)) {
+      case EventWindow::Coverage::covered:
+        set_replaying(self, false);
+        s.empty_replays = 0;
+        for (auto& block : s.scratch) s.queue.emplace_back(std::move(block), 0);
+        s.scratch.clear();
+        break;
+      case EventWindow::Coverage::caught_up:
+        set_replaying(self, false);
+        s.empty_replays = 0;
+        return;
+      case EventWindow::Coverage::too_old:
+        if (s.empty_replays > 0 && !s.pump_scheduled) {
+          // The log had nothing newer a moment ago: give decode and the feed time to catch up.
+          s.pump_scheduled = true;
+          self->delayed_send(self, std::chrono::milliseconds(std::min(50 * s.empty_replays, 1000)),
+                             pump_atom::value);
+          return;
+        }
+        if (s.pump_scheduled) return;
+        request_replay(self);
+        return;
+    }
+  }
+}
+
+void on_replay(session_pointer self, ReplayResult& result) {
+  auto& s = self->state;
+  s.replay_outstanding = false;
+  if (s.closed) return;
+  if (result.timed_out || result.status == proto::ReplayStatus::internal_error) {
+    finish(self, 1011, "event log unavailable", CloseReason::log_unavailable);
+    return;
+  }
+  if (result.status == proto::ReplayStatus::too_old) {
+    finish(self, 1008, "position fell out of the event log's retention",
+           CloseReason::out_of_retention);
+    return;
+  }
+  if (result.status != proto::ReplayStatus::ok) {
+    finish(self, 1011, "event log refused the request", CloseReason::log_unavailable);
+    return;
+  }
+  const std::int64_t newest = result.newest_time_us;
+  if (result.block) {
+    s.context.probe->replay_page(result.block->events().size(),
+                                 static_cast<double>(newest - result.block->last_time_us()) / 1e6);
+    s.queue.emplace_back(std::move(result.block), 0);
+    s.empty_replays = 0;
+  } else {
+    ++s.empty_replays;
+  }
+  // Everything in [start, next_time_us) was considered: filtered-out events included.
+  if (result.next_time_us - 1 > s.after_queue_position)
+    s.after_queue_position = result.next_time_us - 1;
+  if (s.queue.empty() && s.after_queue_position > s.position) s.position = s.after_queue_position;
+  s.replay_more = !result.done;
+  pump(self);
+}
+
+session_actor::behavior_type session(session_pointer self, SessionContext context,
+                                     std::shared_ptr<ClientSink> sink, SubscriberOptions options,
+                                     std::string client_ip) {
+  auto& s = self->state;
+  s.context = std::move(context);
+  s.sink = std::move(sink);
+  s.filter = EventFilter(options);
+  s.ip = std::move(client_ip);
+  s.hello_pending = options.require_hello;
+  s.options = std::move(options);
+  s.context.probe->subscriber_connected(s.options.compress);
+
+  const std::int64_t now = wall_clock_us();
+  if (!s.options.cursor || *s.options.cursor > now) {
+    // Live: start after the newest event fanout holds; before fanout has joined decode's
+    // stream, join at the first block that arrives.
+    if (s.context.feed->status().joined) {
+      s.position = s.context.window->newest();
+    } else {
+      s.live_pending = true;
+    }
+  } else {
+    // API.md: the cursor is inclusive; 0 or negative means the oldest retained event.
+    s.position = *s.options.cursor <= 0 ? 0 : *s.options.cursor - 1;
+    s.first_replay_clamps = true;
+  }
+  self->send(s.context.broadcaster, join_atom::value, caf::actor_cast<session_actor>(self));
+  self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+  self->send(self, pump_atom::value);
+
+  return {
+      [self](block_atom, const BlockPtr& block) {
+        auto& st = self->state;
+        if (st.live_pending) {
+          st.live_pending = false;
+          st.position = block->first_prev_time_us();
+        }
+        // Fast path: a session at the head takes the broadcast block itself (no window lock).
+        if (st.queue.empty() && !st.replay_outstanding && !st.replay_more &&
+            block->first_prev_time_us() <= st.position && st.position < block->last_time_us()) {
+          st.queue.emplace_back(block, 0);
+        }
+        pump(self);
+      },
+      [self](replay_atom, ReplayResult& result) { on_replay(self, result); },
+      [self](text_atom, const std::string& text) {
+        auto& st = self->state;
+        const UpdateResult result = parse_client_message(text);
+        switch (result.action) {
+          case UpdateAction::ignored: st.context.probe->options_update("ignored"); return;
+          case UpdateAction::close:
+            st.context.probe->options_update("invalid");
+            finish(self, kClientErrorCloseCode, result.close_reason, CloseReason::invalid_message);
+            return;
+          case UpdateAction::update:
+            st.context.probe->options_update("applied");
+            apply_update(st.options, result.update);
+            st.filter = EventFilter(st.options);
+            st.hello_pending = false;
+            pump(self);
+            return;
+        }
+      },
+      [self](writable_atom) {
+        auto& st = self->state;
+        st.last_progress = std::chrono::steady_clock::now();
+        pump(self);
+      },
+      [self](closed_atom) { finish(self, 0, {}, CloseReason::client_closed); },
+      [self](pump_atom) {
+        self->state.pump_scheduled = false;
+        pump(self);
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        const auto queued = st.sink->queued_bytes();
+        const auto tick_time = std::chrono::steady_clock::now();
+        if (queued == 0 || queued < st.last_queued) st.last_progress = tick_time;
+        st.last_queued = queued;
+        if (queued > 0 && tick_time - st.last_progress > st.context.config.slow_client_timeout) {
+          finish(self, 1008, "client too slow: no progress reading events", CloseReason::too_slow);
+          return;
+        }
+        self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+        pump(self);
+      },
+      [self](shutdown_atom) { finish(self, 1001, "server shutting down", CloseReason::shutdown); },
+  };
+}
+
+}  // namespace
+
+broadcaster_actor spawn_broadcaster(caf::actor_system& system) { return system.spawn(broadcaster); }
+
+session_actor spawn_session(caf::actor_system& system, SessionContext context,
+                            std::shared_ptr<ClientSink> sink, SubscriberOptions options,
+                            std::string client_ip) {
+  return system.spawn(session, std::move(context), std::move(sink), std::move(options),
+                      std::move(client_ip));
+}
+
+}  // namespace jetstream::fanout

@@ -1,0 +1,31 @@
+// What a client session needs from its connection: queue shared frames, close, and tell how much
+// is still queued. The websocket connection implements it; tests use a recorder.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace jetstream::fanout {
+
+/// A reference to bytes of a complete websocket frame that many clients share. `owner` keeps the
+/// block holding them alive until the write completes.
+struct OutboundFrame {
+  std::shared_ptr<const void> owner;
+  const std::uint8_t* data = nullptr;
+  std::size_t size = 0;
+};
+
+class ClientSink {
+ public:
+  virtual ~ClientSink() = default;
+  /// Queues frames behind what is already queued. Thread-safe; never blocks.
+  virtual void send(std::vector<OutboundFrame> frames) = 0;
+  /// Sends a close frame after the queued data, then ends the connection. Thread-safe.
+  virtual void close(std::uint16_t code, std::string reason) = 0;
+  /// Bytes accepted by send() and not yet written to the socket.
+  virtual std::uint64_t queued_bytes() const = 0;
+};
+
+}  // namespace jetstream::fanout

@@ -1,0 +1,83 @@
+#include "services/fanout/event_block.hpp"
+
+#include <algorithm>
+
+namespace jetstream::fanout {
+
+void append_server_frame_header(std::string& out, std::uint8_t opcode, std::size_t payload_size) {
+  out.push_back(static_cast<char>(0x80 | opcode));  // FIN, no reserved bits, unmasked
+  if (payload_size < 126) {
+    out.push_back(static_cast<char>(payload_size));
+  } else if (payload_size <= 0xffff) {
+    out.push_back(static_cast<char>(126));
+    out.push_back(static_cast<char>(payload_size >> 8));
+    out.push_back(static_cast<char>(payload_size & 0xff));
+  } else {
+    out.push_back(static_cast<char>(127));
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      out.push_back(static_cast<char>((static_cast<std::uint64_t>(payload_size) >> shift) & 0xff));
+    }
+  }
+}
+
+std::shared_ptr<const EventBlock> EventBlock::build(std::span<const proto::EventView> events) {
+  auto block = std::make_shared<EventBlock>();
+  std::size_t total = 0;
+  for (const auto& event : events) {
+    total +=
+        event.did.size() + event.collection.size() + event.json.size() + event.zstd.size() + 28;
+  }
+  block->arena_.reserve(total);
+  struct Offsets {
+    std::size_t did, collection, text, text_size, binary, binary_size;
+  };
+  std::vector<Offsets> offsets;
+  offsets.reserve(events.size());
+  std::string& arena = block->arena_;
+  for (const auto& event : events) {
+    Offsets o{};
+    o.did = arena.size();
+    arena.append(event.did);
+    o.collection = arena.size();
+    arena.append(event.collection);
+    o.text = arena.size();
+    append_server_frame_header(arena, 0x1, event.json.size());
+    arena.append(event.json);
+    o.text_size = arena.size() - o.text;
+    o.binary = arena.size();
+    if (!event.zstd.empty()) {
+      append_server_frame_header(arena, 0x2, event.zstd.size());
+      arena.append(reinterpret_cast<const char*>(event.zstd.data()), event.zstd.size());
+    }
+    o.binary_size = arena.size() - o.binary;
+    offsets.push_back(o);
+  }
+  // The arena no longer grows: views into it are stable from here on.
+  const auto* base = reinterpret_cast<const std::uint8_t*>(arena.data());
+  block->events_.reserve(events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const auto& event = events[i];
+    const Offsets& o = offsets[i];
+    BlockEvent out;
+    out.time_us = event.time_us;
+    out.prev_time_us = event.prev_time_us;
+    out.kind = event.kind;
+    out.did = std::string_view(arena).substr(o.did, event.did.size());
+    out.collection = std::string_view(arena).substr(o.collection, event.collection.size());
+    out.text_frame = {base + o.text, o.text_size};
+    out.binary_frame = {base + o.binary, o.binary_size};
+    out.json_size = static_cast<std::uint32_t>(event.json.size());
+    out.zstd_size = static_cast<std::uint32_t>(event.zstd.size());
+    block->events_.push_back(out);
+  }
+  return block;
+}
+
+std::size_t EventBlock::first_after(std::int64_t position) const {
+  const auto it =
+      std::upper_bound(events_.begin(), events_.end(), position,
+                       [](std::int64_t p, const BlockEvent& e) { return p < e.time_us; });
+  return static_cast<std::size_t>(it - events_.begin());
+}
+
+}  // namespace jetstream::fanout

@@ -1,0 +1,134 @@
+// fanout's link to decode: one thread owning the SUB socket on decode's events and the DEALER
+// socket on decode's replay endpoint.
+//
+// Live stream (proto §5.2): joins at the first batch or heartbeat, then checks every batch's
+// prev_time_us against the window's head; a gap (or a heartbeat ahead of the head) is filled
+// from replay, page by page, while later live batches wait; only then does the chain continue.
+// Every block appended to the window is handed to `on_block` (the broadcaster).
+//
+// Client replay: sessions submit filtered replay requests from any thread; pages come back as
+// blocks through the request's callback (called on the feed thread: it must only post).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+#include <zmq.hpp>
+
+#include "proto/replay.hpp"
+#include "services/fanout/event_window.hpp"
+
+namespace jetstream::fanout {
+
+struct ReplayResult {
+  proto::ReplayStatus status = proto::ReplayStatus::ok;
+  bool done = false;
+  bool timed_out = false;  ///< decode did not answer in time (after retries)
+  std::int64_t next_time_us = 0;
+  std::int64_t oldest_time_us = 0;
+  std::int64_t newest_time_us = 0;
+  BlockPtr block;  ///< null when the page held no event
+};
+
+/// What the feed reports for metrics and readiness.
+struct FeedStatus {
+  bool joined = false;
+  bool repairing = false;
+  std::int64_t head = 0;
+  std::chrono::steady_clock::time_point last_message{};
+};
+
+class FeedObserver {
+ public:
+  virtual ~FeedObserver() = default;
+  virtual void on_batch_received(std::size_t events, std::size_t bytes) = 0;
+  virtual void on_gap_repaired(std::size_t events) = 0;
+  virtual void on_chain_reset(std::string_view why) = 0;
+  virtual void on_proto_rejected(std::string_view message, std::string_view reason) = 0;
+};
+
+struct EventFeedOptions {
+  std::string events_endpoint = "tcp://127.0.0.1:6012";
+  std::string replay_endpoint = "tcp://127.0.0.1:6013";
+  std::chrono::milliseconds replay_timeout{5000};
+  int replay_attempts = 5;
+  std::uint32_t repair_page_events = 10000;
+  std::size_t max_held_events = 200000;  ///< live events held during a repair before re-joining
+  int receive_high_water_mark = 100000;
+};
+
+class EventFeed {
+ public:
+  using BlockCallback = std::function<void(const BlockPtr&)>;
+  using ReplayCallback = std::function<void(ReplayResult)>;
+
+  EventFeed(zmq::context_t& context, EventFeedOptions options, EventWindow& window,
+            BlockCallback on_block, FeedObserver& observer);
+  ~EventFeed();
+  EventFeed(const EventFeed&) = delete;
+  EventFeed& operator=(const EventFeed&) = delete;
+
+  void start();
+  void stop();
+
+  /// Queues a replay request for a client session; thread-safe. `done` runs on the feed thread.
+  void request_replay(proto::ReplayRequest request, ReplayCallback done);
+
+  FeedStatus status() const;
+
+ private:
+  struct Pending {
+    proto::ReplayRequest request;
+    ReplayCallback done;
+    std::chrono::steady_clock::time_point sent_at;
+    int attempts = 0;
+    bool repair = false;
+  };
+
+  void run();
+  void on_events(std::span<const std::uint8_t> body);
+  void on_heartbeat(std::span<const std::uint8_t> body);
+  void on_page(std::span<const std::uint8_t> body);
+  void apply_live(std::vector<proto::EventView>& events);
+  void start_repair(std::int64_t end_time_us);
+  void send_request(Pending& pending);
+  void check_timeouts();
+  void drain_submissions();
+  void append(std::span<const proto::EventView> events);
+
+  zmq::context_t& context_;
+  EventFeedOptions options_;
+  EventWindow& window_;
+  BlockCallback on_block_;
+  FeedObserver& observer_;
+  std::unique_ptr<zmq::socket_t> replay_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  int wake_fd_ = -1;
+
+  std::mutex submissions_mutex_;
+  std::vector<Pending> submissions_;
+
+  // Feed thread only.
+  std::unordered_map<std::uint64_t, Pending> in_flight_;
+  std::uint64_t next_request_id_ = 1;
+  bool joined_ = false;
+  std::int64_t head_ = 0;
+  bool repairing_ = false;
+  std::int64_t repair_end_ = 0;                 ///< exclusive; 0 = up to the newest stored
+  std::deque<std::vector<std::uint8_t>> held_;  ///< live batch bodies waiting for the repair
+  std::size_t held_events_ = 0;
+  std::size_t repaired_events_ = 0;
+
+  mutable std::mutex status_mutex_;
+  FeedStatus status_;
+};
+
+}  // namespace jetstream::fanout

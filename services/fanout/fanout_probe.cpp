@@ -1,0 +1,178 @@
+#include "services/fanout/fanout_probe.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <string>
+
+#include "common/log/log.hpp"
+
+namespace jetstream::fanout {
+
+std::string_view to_string(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::client_closed: return "client_closed";
+    case CloseReason::connection_lost: return "connection_lost";
+    case CloseReason::too_slow: return "too_slow";
+    case CloseReason::out_of_retention: return "out_of_retention";
+    case CloseReason::log_unavailable: return "log_unavailable";
+    case CloseReason::invalid_message: return "invalid_message";
+    case CloseReason::shutdown: return "shutdown";
+  }
+  return "unknown";
+}
+
+FanoutProbe::FanoutProbe(std::shared_ptr<prometheus::Registry> registry)
+    : registry_(std::move(registry)) {
+  auto& r = *registry_;
+  auto& subscribers = prometheus::BuildGauge()
+                          .Name("jetstream_subscribers_connected")
+                          .Help("Connected websocket subscribers, by compression (v1 name)")
+                          .Register(r);
+  subscribers_[0] = &subscribers.Add({{"compression", "none"}});
+  subscribers_[1] = &subscribers.Add({{"compression", "zstd"}});
+  auto& closes = prometheus::BuildCounter()
+                     .Name("jetstream_fanout_client_closes_total")
+                     .Help("Subscriber connections ended, by reason")
+                     .Register(r);
+  for (std::size_t i = 0; i < kCloseReasonCount; ++i) {
+    closes_[i] = &closes.Add({{"reason", std::string(to_string(static_cast<CloseReason>(i)))}});
+  }
+  events_delivered_ = &prometheus::BuildCounter()
+                           .Name("jetstream_events_delivered_total")
+                           .Help("Events queued to subscribers (v1 name)")
+                           .Register(r)
+                           .Add({});
+  bytes_delivered_ = &prometheus::BuildCounter()
+                          .Name("jetstream_bytes_delivered_total")
+                          .Help("Payload bytes queued to subscribers (v1 name)")
+                          .Register(r)
+                          .Add({});
+  events_emitted_ = &prometheus::BuildCounter()
+                         .Name("jetstream_events_emitted_total")
+                         .Help("Events received from decode's live stream (v1 name)")
+                         .Register(r)
+                         .Add({});
+  bytes_emitted_ = &prometheus::BuildCounter()
+                        .Name("jetstream_bytes_emitted_total")
+                        .Help("Bytes of event batches received from decode (v1 name)")
+                        .Register(r)
+                        .Add({});
+  auto& skipped = prometheus::BuildCounter()
+                      .Name("jetstream_fanout_events_skipped_total")
+                      .Help("Events not sent to a subscriber, by reason")
+                      .Register(r);
+  skipped_filtered_ = &skipped.Add({{"reason", "filtered"}});
+  skipped_oversize_ = &skipped.Add({{"reason", "oversize"}});
+  replay_sessions_ = &prometheus::BuildGauge()
+                          .Name("jetstream_fanout_replay_sessions")
+                          .Help("Subscribers currently served from decode's event log")
+                          .Register(r)
+                          .Add({});
+  replay_pages_ = &prometheus::BuildCounter()
+                       .Name("jetstream_fanout_replay_pages_total")
+                       .Help("Replay pages received for subscribers")
+                       .Register(r)
+                       .Add({});
+  replay_lag_ = &prometheus::BuildHistogram()
+                     .Name("jetstream_fanout_replay_lag_seconds")
+                     .Help("How far behind the newest event a replaying subscriber's page ends")
+                     .Register(r)
+                     .Add({}, prometheus::Histogram::BucketBoundaries{0.1, 1, 10, 60, 600, 3600,
+                                                                      21600, 86400});
+  auto& feed = prometheus::BuildCounter()
+                   .Name("jetstream_fanout_feed_repairs_total")
+                   .Help("Gaps in decode's live stream filled from the event log")
+                   .Register(r);
+  gaps_repaired_ = &feed.Add({});
+  repaired_events_ = &prometheus::BuildCounter()
+                          .Name("jetstream_fanout_feed_repaired_events_total")
+                          .Help("Events read from the log to fill live-stream gaps")
+                          .Register(r)
+                          .Add({});
+  chain_resets_ = &prometheus::BuildCounter()
+                       .Name("jetstream_fanout_feed_resets_total")
+                       .Help("Times the live chain restarted because a gap could not be filled")
+                       .Register(r)
+                       .Add({});
+  window_bytes_ = &prometheus::BuildGauge()
+                       .Name("jetstream_fanout_window_bytes")
+                       .Help("Memory held by the in-memory window of recent events")
+                       .Register(r)
+                       .Add({});
+  head_time_us_ = &prometheus::BuildGauge()
+                       .Name("jetstream_fanout_head_time_us")
+                       .Help("time_us of the newest event fanout holds")
+                       .Register(r)
+                       .Add({});
+}
+
+void FanoutProbe::subscriber_connected(bool compressed) {
+  subscribers_[compressed ? 1 : 0]->Increment();
+}
+
+void FanoutProbe::subscriber_disconnected(bool compressed, CloseReason reason) {
+  subscribers_[compressed ? 1 : 0]->Decrement();
+  closes_[static_cast<std::size_t>(reason)]->Increment();
+}
+
+void FanoutProbe::delivered(std::uint64_t events, std::uint64_t bytes) {
+  events_delivered_->Increment(static_cast<double>(events));
+  bytes_delivered_->Increment(static_cast<double>(bytes));
+}
+
+void FanoutProbe::skipped_filtered(std::uint64_t events) {
+  skipped_filtered_->Increment(static_cast<double>(events));
+}
+void FanoutProbe::skipped_oversize(std::uint64_t events) {
+  skipped_oversize_->Increment(static_cast<double>(events));
+}
+void FanoutProbe::replay_started() { replay_sessions_->Increment(); }
+void FanoutProbe::replay_finished() { replay_sessions_->Decrement(); }
+void FanoutProbe::replay_page(std::uint64_t, double lag_seconds) {
+  replay_pages_->Increment();
+  replay_lag_->Observe(lag_seconds < 0 ? 0 : lag_seconds);
+}
+
+void FanoutProbe::options_update(std::string_view result) {
+  prometheus::BuildCounter()
+      .Name("jetstream_fanout_options_updates_total")
+      .Help("options_update messages from subscribers, by result")
+      .Register(*registry_)
+      .Add({{"result", std::string(result)}})
+      .Increment();
+}
+
+void FanoutProbe::set_window(std::size_t bytes, std::int64_t head_time_us) {
+  window_bytes_->Set(static_cast<double>(bytes));
+  head_time_us_->Set(static_cast<double>(head_time_us));
+}
+
+void FanoutProbe::on_batch_received(std::size_t events, std::size_t bytes) {
+  events_emitted_->Increment(static_cast<double>(events));
+  bytes_emitted_->Increment(static_cast<double>(bytes));
+}
+
+void FanoutProbe::on_gap_repaired(std::size_t events) {
+  gaps_repaired_->Increment();
+  repaired_events_->Increment(static_cast<double>(events));
+}
+
+void FanoutProbe::on_chain_reset(std::string_view why) {
+  chain_resets_->Increment();
+  log::warn("live event chain restarted; subscribers behind it continue from the log",
+            {{"why", why}});
+}
+
+void FanoutProbe::on_proto_rejected(std::string_view message, std::string_view reason) {
+  prometheus::BuildCounter()
+      .Name("jetstream_proto_rejected_total")
+      .Help("Inter-service messages rejected by their decoder, by message and reason")
+      .Register(*registry_)
+      .Add({{"message", std::string(message)}, {"reason", std::string(reason)}})
+      .Increment();
+}
+
+}  // namespace jetstream::fanout

@@ -1,0 +1,72 @@
+// Every metric fanout exports, behind named methods (the *_probe pattern). Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "services/fanout/event_feed.hpp"
+
+namespace prometheus {
+class Registry;
+class Counter;
+class Gauge;
+class Histogram;
+}  // namespace prometheus
+
+namespace jetstream::fanout {
+
+enum class CloseReason : std::uint8_t {
+  client_closed,
+  connection_lost,   ///< socket error, ping timeout, write stalled
+  too_slow,          ///< no progress for the configured time
+  out_of_retention,  ///< its position fell out of the event log
+  log_unavailable,   ///< decode's replay did not answer
+  invalid_message,   ///< options_update that could not be parsed or validated
+  shutdown,
+};
+inline constexpr std::size_t kCloseReasonCount = 7;
+std::string_view to_string(CloseReason reason);
+
+class FanoutProbe final : public FeedObserver {
+ public:
+  explicit FanoutProbe(std::shared_ptr<prometheus::Registry> registry);
+
+  void subscriber_connected(bool compressed);
+  void subscriber_disconnected(bool compressed, CloseReason reason);
+  void delivered(std::uint64_t events, std::uint64_t bytes);
+  void skipped_filtered(std::uint64_t events);
+  void skipped_oversize(std::uint64_t events);
+  void replay_started();
+  void replay_finished();
+  void replay_page(std::uint64_t events, double lag_seconds);
+  void options_update(std::string_view result);
+  void set_window(std::size_t bytes, std::int64_t head_time_us);
+
+  // FeedObserver
+  void on_batch_received(std::size_t events, std::size_t bytes) override;
+  void on_gap_repaired(std::size_t events) override;
+  void on_chain_reset(std::string_view why) override;
+  void on_proto_rejected(std::string_view message, std::string_view reason) override;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Gauge* subscribers_[2]{};
+  prometheus::Counter* closes_[kCloseReasonCount]{};
+  prometheus::Counter* events_delivered_ = nullptr;
+  prometheus::Counter* bytes_delivered_ = nullptr;
+  prometheus::Counter* events_emitted_ = nullptr;
+  prometheus::Counter* bytes_emitted_ = nullptr;
+  prometheus::Counter* skipped_filtered_ = nullptr;
+  prometheus::Counter* skipped_oversize_ = nullptr;
+  prometheus::Gauge* replay_sessions_ = nullptr;
+  prometheus::Counter* replay_pages_ = nullptr;
+  prometheus::Histogram* replay_lag_ = nullptr;
+  prometheus::Counter* gaps_repaired_ = nullptr;
+  prometheus::Counter* repaired_events_ = nullptr;
+  prometheus::Counter* chain_resets_ = nullptr;
+  prometheus::Gauge* window_bytes_ = nullptr;
+  prometheus::Gauge* head_time_us_ = nullptr;
+};
+
+}  // namespace jetstream::fanout

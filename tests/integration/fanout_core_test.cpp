@@ -1,0 +1,286 @@
+// fanout's core — the feed from decode, the in-memory window and the client sessions — against a
+// real jetstream-decode fed by the scripted ingest while it keeps publishing. Sessions write into
+// recording sinks, so every frame a client would get is checked: every matching event from the
+// cursor on, exactly once, in time_us order, across the replay → live hand-off.
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <mutex>
+#include <set>
+
+#include "services/fanout/client_session.hpp"
+#include "services/fanout/event_feed.hpp"
+#include "services/fanout/event_window.hpp"
+#include "services/fanout/fanout_probe.hpp"
+#include "tests/support/pipeline_fixtures.hpp"
+#include "tests/support/replay_client.hpp"
+
+namespace {
+
+namespace fanout = jetstream::fanout;
+namespace proto = jetstream::proto;
+namespace support = jetstream::testing;
+using namespace std::chrono_literals;
+
+/// Payload of a server websocket frame (unmasked, unfragmented).
+std::string_view frame_payload(const std::uint8_t* data, std::size_t size) {
+  std::size_t header = 2;
+  const std::uint8_t length = data[1] & 0x7f;
+  if (length == 126) header = 4;
+  if (length == 127) header = 10;
+  return {reinterpret_cast<const char*>(data) + header, size - header};
+}
+
+std::int64_t time_us_of(std::string_view json) {
+  const auto at = json.find("\"time_us\":");
+  return std::stoll(std::string(json.substr(at + 10, 16)));
+}
+
+/// Records every frame; can pretend to be a reader that stopped reading.
+class RecordingSink final : public fanout::ClientSink {
+ public:
+  void send(std::vector<fanout::OutboundFrame> frames) override {
+    std::lock_guard lock(mutex_);
+    for (const auto& frame : frames) {
+      const auto json = frame_payload(frame.data, frame.size);
+      received_.push_back({time_us_of(json), std::string(json)});
+      if (stalled_) stalled_bytes_ += frame.size;
+    }
+  }
+  void close(std::uint16_t code, std::string reason) override {
+    std::lock_guard lock(mutex_);
+    close_code_ = code;
+    close_reason_ = std::move(reason);
+  }
+  std::uint64_t queued_bytes() const override {
+    std::lock_guard lock(mutex_);
+    return stalled_bytes_;
+  }
+  void stall() {
+    std::lock_guard lock(mutex_);
+    stalled_ = true;
+    stalled_bytes_ = 1;
+  }
+  std::vector<std::pair<std::int64_t, std::string>> received() const {
+    std::lock_guard lock(mutex_);
+    return received_;
+  }
+  std::optional<std::uint16_t> close_code() const {
+    std::lock_guard lock(mutex_);
+    return close_code_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::pair<std::int64_t, std::string>> received_;
+  bool stalled_ = false;
+  std::uint64_t stalled_bytes_ = 0;
+  std::optional<std::uint16_t> close_code_;
+  std::string close_reason_;
+};
+
+class FanoutCore : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto frames_path = support::shared_file("corpus/dev.frames");
+    if (!frames_path) GTEST_SKIP() << "shared corpus missing under " << support::shared_dir();
+    // 20 passes over the corpus: ~1,500 events published over ~1.5 s while clients connect.
+    frames_ = support::load_frames(*frames_path, 20);
+  }
+
+  void start_pipeline(std::size_t window_bytes, std::chrono::microseconds pace) {
+    ingest_ = std::make_unique<support::FakeIngest>(context_, frames_, pace);
+    ingest_->accept_resumes = false;
+    decode_ = std::make_unique<support::DecodeUnderTest>(*ingest_, "fanout-core");
+    ASSERT_TRUE(decode_->start());
+    registry_ = std::make_shared<prometheus::Registry>();
+    probe_ = std::make_unique<fanout::FanoutProbe>(registry_);
+    window_ = std::make_unique<fanout::EventWindow>(window_bytes);
+    actors_ = std::make_unique<caf::actor_system>(config_);
+    broadcaster_ = fanout::spawn_broadcaster(*actors_);
+    fanout::EventFeedOptions options;
+    options.events_endpoint = decode_->events_endpoint;
+    options.replay_endpoint = decode_->replay_endpoint;
+    options.replay_timeout = 2s;
+    feed_ = std::make_unique<fanout::EventFeed>(
+        context_, options, *window_,
+        [this](const fanout::BlockPtr& block) {
+          caf::anon_send(broadcaster_, fanout::block_atom::value, block);
+        },
+        *probe_);
+    feed_->start();
+    // Let the feed join decode's stream (first heartbeat) before ingest starts streaming.
+    ASSERT_TRUE(support::eventually([&] { return feed_->status().joined; }, 10s))
+        << decode_->process.log();
+    ingest_->accept_resumes = true;
+  }
+
+  void TearDown() override {
+    if (actors_) {
+      caf::anon_send(broadcaster_, fanout::shutdown_atom::value);
+      for (auto& session : sessions_) caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(broadcaster_, caf::exit_reason::user_shutdown);
+      sessions_.clear();
+      broadcaster_ = nullptr;
+    }
+    if (feed_) feed_->stop();
+    if (actors_) actors_->await_all_actors_done();
+    actors_.reset();
+  }
+
+  std::shared_ptr<RecordingSink> connect(fanout::SubscriberOptions options,
+                                         fanout::SessionConfig config = {}) {
+    auto sink = std::make_shared<RecordingSink>();
+    fanout::SessionContext context;
+    context.window = window_.get();
+    context.feed = feed_.get();
+    context.probe = probe_.get();
+    context.limiter = &limiter_;
+    context.broadcaster = broadcaster_;
+    context.config = config;
+    sessions_.push_back(
+        fanout::spawn_session(*actors_, context, sink, std::move(options), "127.0.0.1"));
+    return sink;
+  }
+
+  /// The whole log once ingest has streamed everything and decode stored it.
+  std::vector<support::OwnedEvent> wait_for_full_log() {
+    support::ReplayClient client(context_, decode_->replay_endpoint);
+    std::vector<support::OwnedEvent> log;
+    const std::size_t expected = frames_.size() / 75 * 77;
+    support::eventually(
+        [&] {
+          log = client.read_all({});
+          return log.size() >= expected;
+        },
+        60s);
+    return log;
+  }
+
+  /// The sink got exactly the log's events with time_us >= `from` that `keep` accepts, in order.
+  static void expect_exactly(const RecordingSink& sink, const std::vector<support::OwnedEvent>& log,
+                             std::int64_t from,
+                             const std::function<bool(const support::OwnedEvent&)>& keep) {
+    std::vector<std::int64_t> expected;
+    for (const auto& event : log) {
+      if (event.time_us >= from && keep(event)) expected.push_back(event.time_us);
+    }
+    std::vector<std::int64_t> got;
+    for (const auto& [time_us, json] : sink.received()) got.push_back(time_us);
+    ASSERT_FALSE(expected.empty());
+    ASSERT_EQ(got.size(), expected.size()) << "missing or duplicated events";
+    EXPECT_EQ(got, expected);
+  }
+
+  zmq::context_t context_;
+  std::vector<support::CorpusFrame> frames_;
+  std::unique_ptr<support::FakeIngest> ingest_;
+  std::unique_ptr<support::DecodeUnderTest> decode_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<fanout::FanoutProbe> probe_;
+  std::unique_ptr<fanout::EventWindow> window_;
+  caf::actor_system_config config_;
+  std::unique_ptr<caf::actor_system> actors_;
+  fanout::broadcaster_actor broadcaster_;
+  std::unique_ptr<fanout::EventFeed> feed_;
+  fanout::IpRateLimiter limiter_{0};
+  std::vector<fanout::session_actor> sessions_;
+};
+
+const auto kAll = [](const support::OwnedEvent&) { return true; };
+
+TEST_F(FanoutCore, CursorClientsJoinTheLiveStreamWithNoGapNoDuplicateInOrder) {
+  start_pipeline(64u << 20, 1ms);
+  support::ReplayClient client(context_, decode_->replay_endpoint);
+  // Wait until some events exist, then connect cursor clients while publishing goes on.
+  std::vector<support::OwnedEvent> early;
+  ASSERT_TRUE(
+      support::eventually([&] { return (early = client.read_all({})).size() >= 200; }, 30s));
+  fanout::SubscriberOptions from_oldest;
+  from_oldest.cursor = 0;
+  auto oldest_sink = connect(from_oldest);
+  fanout::SubscriberOptions from_event_50;
+  from_event_50.cursor = early[50].time_us;
+  auto cursor_sink = connect(from_event_50);
+  fanout::SubscriberOptions likes;
+  likes.cursor = early[10].time_us;
+  likes.filters.collections = {"app.bsky.feed.like"};
+  auto likes_sink = connect(likes);
+  fanout::SubscriberOptions live;
+  auto live_sink = connect(live);
+
+  const auto log = wait_for_full_log();
+  ASSERT_TRUE(
+      support::eventually([&] { return oldest_sink->received().size() >= log.size(); }, 30s));
+  std::this_thread::sleep_for(300ms);  // duplicates, if any, would arrive now
+  expect_exactly(*oldest_sink, log, 0, kAll);
+  expect_exactly(*cursor_sink, log, early[50].time_us, kAll);
+  expect_exactly(*likes_sink, log, early[10].time_us,
+                 [](const support::OwnedEvent& e) { return e.collection == "app.bsky.feed.like"; });
+  // The live client got a gap-free suffix of the log.
+  const auto received = live_sink->received();
+  ASSERT_FALSE(received.empty());
+  expect_exactly(*live_sink, log, received.front().first, kAll);
+}
+
+TEST_F(FanoutCore, AClientBehindASmallWindowContinuesFromTheLogThenGoesLive) {
+  start_pipeline(64u << 10, 1ms);  // 64 KiB: only the last few blocks stay in memory
+  support::ReplayClient client(context_, decode_->replay_endpoint);
+  std::vector<support::OwnedEvent> early;
+  ASSERT_TRUE(
+      support::eventually([&] { return (early = client.read_all({})).size() >= 300; }, 30s));
+  fanout::SubscriberOptions options;
+  options.cursor = early[5].time_us;
+  fanout::SessionConfig small_pages;
+  small_pages.replay_page_events = 50;  // many pages: the hand-off happens under load
+  auto sink = connect(options, small_pages);
+  const auto log = wait_for_full_log();
+  ASSERT_TRUE(support::eventually(
+      [&] {
+        return !sink->received().empty() && sink->received().back().first == log.back().time_us;
+      },
+      30s));
+  std::this_thread::sleep_for(300ms);
+  expect_exactly(*sink, log, early[5].time_us, kAll);
+}
+
+TEST_F(FanoutCore, RequireHelloHoldsEverythingUntilAValidOptionsUpdate) {
+  start_pipeline(64u << 20, 0us);
+  const auto log = wait_for_full_log();
+  fanout::SubscriberOptions options;
+  options.cursor = 0;
+  options.require_hello = true;
+  auto sink = connect(options);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_TRUE(sink->received().empty());
+  caf::anon_send(
+      sessions_.back(), fanout::text_atom::value,
+      std::string(
+          R"({"type":"options_update","payload":{"wantedCollections":["app.bsky.feed.post"]}})"));
+  ASSERT_TRUE(support::eventually([&] { return !sink->received().empty(); }, 10s));
+  std::this_thread::sleep_for(500ms);
+  expect_exactly(*sink, log, 0,
+                 [](const support::OwnedEvent& e) { return e.collection == "app.bsky.feed.post"; });
+}
+
+TEST_F(FanoutCore, InvalidOptionsUpdateClosesWithTheV1Reason) {
+  start_pipeline(64u << 20, 0us);
+  auto sink = connect({});
+  caf::anon_send(sessions_.back(), fanout::text_atom::value, std::string("{not json"));
+  ASSERT_TRUE(support::eventually([&] { return sink->close_code().has_value(); }, 5s));
+  EXPECT_EQ(*sink->close_code(), 1000);
+}
+
+TEST_F(FanoutCore, AReaderThatStopsReadingIsClosedAfterTheSlowClientTimeout) {
+  start_pipeline(64u << 20, 2ms);
+  fanout::SessionConfig config;
+  config.slow_client_timeout = 2s;
+  fanout::SubscriberOptions options;
+  options.cursor = 0;
+  auto sink = connect(options, config);
+  sink->stall();  // its connection never drains again
+  ASSERT_TRUE(support::eventually([&] { return sink->close_code().has_value(); }, 10s));
+  EXPECT_EQ(*sink->close_code(), 1008);
+}
+
+}  // namespace

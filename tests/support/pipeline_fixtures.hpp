@@ -1,0 +1,234 @@
+// Test doubles and helpers shared by the black-box tests of decode and fanout: a scripted ingest
+// (ingest's side of proto §5.1 over real ZeroMQ sockets, streaming the dev corpus) and a real
+// jetstream-decode process with its own data dir and loopback ports.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "common/firehose/capture.hpp"
+#include "common/firehose/frame.hpp"
+#include "proto/proto.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/shared_data.hpp"
+
+namespace jetstream::testing {
+
+using namespace std::chrono_literals;
+namespace support = jetstream::testing;
+
+struct CorpusFrame {
+  std::vector<std::uint8_t> bytes;
+  std::int64_t seq;
+};
+
+/// The corpus frames; with `repeat` > 1 the corpus is streamed that many times under synthetic
+/// upstream seqs 1, 2, 3, … (decode keys its cursor on the envelope's seq, not the body's).
+inline std::vector<CorpusFrame> load_frames(const std::filesystem::path& path, int repeat = 1) {
+  const auto capture = support::read_binary_file(path);
+  const auto split = jetstream::firehose::split_capture(capture);
+  std::vector<CorpusFrame> frames;
+  if (!split) return frames;
+  for (const auto frame : *split) {
+    frames.push_back(
+        {{frame.begin(), frame.end()}, jetstream::firehose::peek_frame_seq(frame).value_or(0)});
+  }
+  if (repeat <= 1) return frames;
+  std::vector<CorpusFrame> repeated;
+  for (int r = 0; r < repeat; ++r) {
+    for (const auto& frame : frames) {
+      repeated.push_back({frame.bytes, static_cast<std::int64_t>(repeated.size()) + 1});
+    }
+  }
+  return repeated;
+}
+
+/// Plays ingest: publishes status, obeys resume by streaming the corpus from the cursor.
+class FakeIngest {
+ public:
+  /// `send_hwm` and `send_buffer` > 0 make the publisher drop when decode falls behind.
+  FakeIngest(zmq::context_t& context, std::vector<CorpusFrame> frames,
+             std::chrono::microseconds pace, int send_hwm = 1000000, int send_buffer = 0)
+      : frames_(std::move(frames)),
+        pace_(pace),
+        publisher_(context, zmq::socket_type::pub),
+        control_(context, zmq::socket_type::pull) {
+    publisher_.set(zmq::sockopt::sndhwm, send_hwm);
+    if (send_buffer > 0) publisher_.set(zmq::sockopt::sndbuf, send_buffer);
+    publisher_.bind("tcp://127.0.0.1:*");
+    control_.bind("tcp://127.0.0.1:*");
+    frames_endpoint = publisher_.get(zmq::sockopt::last_endpoint);
+    control_endpoint = control_.get(zmq::sockopt::last_endpoint);
+    new_epoch();
+    thread_ = std::thread([this] { run(); });
+  }
+  ~FakeIngest() {
+    stopping_ = true;
+    thread_.join();
+  }
+
+  /// Simulates an ingest restart: new epoch, ingest seqs from 1, no stream until a resume.
+  void restart() {
+    std::lock_guard lock(mutex_);
+    new_epoch();
+  }
+  /// Drops `count` frame envelopes (as a full ZeroMQ queue would).
+  void lose_next_frames(int count) { to_lose_ = count; }
+
+  std::string frames_endpoint;
+  std::string control_endpoint;
+  std::atomic<bool> accept_resumes{true};  ///< false: ignore decode (as if not yet reachable)
+  std::atomic<int> resumes{0};
+  std::atomic<std::int64_t> last_cursor{-2};
+
+ private:
+  void new_epoch() {
+    std::random_device device;
+    epoch_ = (std::uint64_t{device()} << 32) | device() | 1;
+    ingest_seq_ = 0;
+    accepted_ = 0;
+    streaming_ = false;
+  }
+
+  void publish_status() {
+    proto::Status status;
+    status.epoch = epoch_;
+    status.last_ingest_seq = ingest_seq_;
+    status.resume_id = accepted_;
+    status.connected = streaming_;
+    const auto body = proto::encode_status(status);
+    publisher_.send(zmq::buffer(proto::topic(proto::MessageType::status)),
+                    zmq::send_flags::sndmore);
+    publisher_.send(zmq::buffer(body), zmq::send_flags::none);
+  }
+
+  void run() {
+    auto next_status = std::chrono::steady_clock::now();
+    while (!stopping_) {
+      std::lock_guard lock(mutex_);
+      std::vector<zmq::message_t> parts;
+      if (zmq::recv_multipart(control_, std::back_inserter(parts), zmq::recv_flags::dontwait) &&
+          parts.size() == 2) {
+        const auto resume = proto::decode_resume(
+            {static_cast<const std::uint8_t*>(parts[1].data()), parts[1].size()});
+        if (resume && accept_resumes && resume.value().resume_id != accepted_) {
+          ++resumes;
+          accepted_ = resume.value().resume_id;
+          last_cursor = resume.value().cursor;
+          position_ = 0;
+          while (position_ < frames_.size() && frames_[position_].seq <= resume.value().cursor) {
+            ++position_;
+          }
+          streaming_ = true;
+          stream_start_ = true;
+          publish_status();
+        }
+      }
+      if (std::chrono::steady_clock::now() >= next_status) {
+        publish_status();
+        next_status = std::chrono::steady_clock::now() + 50ms;
+      }
+      if (streaming_ && position_ < frames_.size()) {
+        proto::FrameHeader header;
+        header.epoch = epoch_;
+        header.ingest_seq = ++ingest_seq_;
+        header.resume_id = accepted_;
+        header.upstream_seq = frames_[position_].seq;
+        header.receive_time_us = 1;
+        header.frame_size = static_cast<std::uint32_t>(frames_[position_].bytes.size());
+        header.stream_start = stream_start_;
+        stream_start_ = false;
+        if (to_lose_ > 0) {
+          --to_lose_;
+        } else {
+          const auto encoded = proto::encode_frame_header(header);
+          publisher_.send(zmq::buffer(proto::topic(proto::MessageType::frame)),
+                          zmq::send_flags::sndmore);
+          publisher_.send(zmq::buffer(encoded), zmq::send_flags::sndmore);
+          publisher_.send(zmq::buffer(frames_[position_].bytes), zmq::send_flags::none);
+        }
+        ++position_;
+        std::this_thread::sleep_for(pace_);
+      } else {
+        std::this_thread::sleep_for(2ms);
+      }
+    }
+  }
+
+  std::vector<CorpusFrame> frames_;
+  std::chrono::microseconds pace_;
+  zmq::socket_t publisher_;
+  zmq::socket_t control_;
+  std::mutex mutex_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> to_lose_{0};
+  std::uint64_t epoch_ = 0;
+  std::uint64_t ingest_seq_ = 0;
+  std::uint64_t accepted_ = 0;
+  bool streaming_ = false;
+  bool stream_start_ = false;
+  std::size_t position_ = 0;
+};
+
+/// A decode process with its own data dir and ports.
+class DecodeUnderTest {
+ public:
+  DecodeUnderTest(const FakeIngest& ingest, const std::string& name,
+                  std::vector<std::string> extra = {})
+      : data_dir_(std::filesystem::temp_directory_path() /
+                  ("jetstream-decode-test-" + name + "-" + std::to_string(::getpid()))),
+        ingest_(ingest),
+        extra_(std::move(extra)) {
+    std::filesystem::remove_all(data_dir_);
+    events_endpoint = "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port());
+    replay_endpoint = "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port());
+    metrics_port = support::free_loopback_port();
+  }
+  ~DecodeUnderTest() {
+    process.kill_now();
+    std::filesystem::remove_all(data_dir_);
+  }
+
+  bool start() {
+    std::vector<std::string> args = {"--data-dir",
+                                     data_dir_.string(),
+                                     "--frames-endpoint",
+                                     ingest_.frames_endpoint,
+                                     "--control-endpoint",
+                                     ingest_.control_endpoint,
+                                     "--events-endpoint",
+                                     events_endpoint,
+                                     "--replay-endpoint",
+                                     replay_endpoint,
+                                     "--metrics-listen-addr",
+                                     "127.0.0.1:" + std::to_string(metrics_port),
+                                     "--heartbeat-interval",
+                                     "100ms"};
+    if (auto dictionary = support::shared_file("zstd/jetstream-v1.zdict")) {
+      args.push_back("--zstd-dictionary-path");
+      args.push_back(dictionary->string());
+    }
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    return process.start(JETSTREAM_DECODE_BINARY, args, (data_dir_.string() + ".log"));
+  }
+
+  std::string events_endpoint;
+  std::string replay_endpoint;
+  std::uint16_t metrics_port;
+  support::ChildProcess process;
+
+ private:
+  std::filesystem::path data_dir_;
+  const FakeIngest& ingest_;
+  std::vector<std::string> extra_;
+};
+
+}  // namespace jetstream::testing
