@@ -21,6 +21,12 @@ if(JETSTREAM_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+if(JETSTREAM_FUZZ)
+  # Coverage instrumentation for every library the fuzz targets link, so libFuzzer is guided by
+  # the decoder's branches and not only by the target's own few lines.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 function(jetstream_apply_flags target)
   target_compile_options(${target} PRIVATE ${JETSTREAM_WARNING_FLAGS})
 endfunction()
