@@ -1,0 +1,110 @@
+// The public HTTP listener of fanout (`--listen-addr`, v1 `:6008`): `GET /`, CORS preflights,
+// and `GET /subscribe`, whose websocket handshake it answers itself before handing the raw
+// socket to a `ClientConnection`. Beast parses requests and nothing else; this header includes
+// neither Beast nor Asio, and http_server.cpp is the only Beast translation unit of fanout.
+//
+// Threads: the server owns an io_context and `threads` threads running it; every connection
+// (HTTP or websocket) lives on its own strand of it. The subscribe handler is called on one of
+// those threads and must not block.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "common/config/listen_address.hpp"
+#include "services/fanout/client_connection.hpp"
+
+namespace jetstream::fanout {
+
+/// What the fanout logic needs to decide about a `GET /subscribe`.
+struct SubscribeRequest {
+  /// The request target as received, e.g. `/subscribe?wantedCollections=app.bsky.feed.post`.
+  std::string target;
+  /// The part after `?` (empty when none), not decoded.
+  std::string query;
+  /// The first `Socket-Encoding` header value (empty when absent).
+  std::string socket_encoding;
+  /// First entry of `X-Forwarded-For`, else `X-Real-IP`, else the peer address (v1's RealIP),
+  /// without brackets or port; at most 64 bytes.
+  std::string client_ip;
+  /// `User-Agent`, for logs only (at most 256 bytes).
+  std::string user_agent;
+};
+
+/// Refuses the request with a plain-text answer (`text/plain; charset=UTF-8`, body as given —
+/// v1's texts have no trailing newline), e.g. `{400, "invalid cursor: x"}`.
+struct HttpError {
+  unsigned status = 400;
+  std::string body;
+};
+
+/// Accepts the request. The upgrade headers are checked after the handler ran (see README,
+/// "Connections"): if they are not a valid websocket handshake the client gets 400 and
+/// `on_open` is never called, so per-client state belongs in `on_open`, not in the handler.
+struct SubscribeAccept {
+  /// Called once the connection exists, before anything is read from it or written to it,
+  /// on a server thread. Returns the connection's callbacks; `send()` may already be called.
+  std::function<ConnectionHandlers(const std::shared_ptr<ClientConnection>& connection)> on_open;
+};
+
+using SubscribeDecision = std::variant<HttpError, SubscribeAccept>;
+using SubscribeHandler = std::function<SubscribeDecision(const SubscribeRequest& request)>;
+
+struct HttpServerOptions {
+  /// `:6008` listens on every interface (IPv6 and IPv4); tests use `127.0.0.1:0`.
+  config::ListenAddress listen{"", 6008};
+  /// Threads running the io_context (HTTP parsing, websocket reads/writes, timers).
+  std::size_t threads = 1;
+  /// Settings of every websocket connection.
+  ConnectionOptions connection;
+  /// Time a client has to send a complete request (each one, on a keep-alive connection).
+  std::chrono::milliseconds request_timeout{10'000};
+  /// Longest request line + headers; longer gets 431.
+  std::size_t max_header_bytes = 8 * 1024;
+  /// Longest request body; longer gets 413.
+  std::size_t max_body_bytes = 4 * 1024;
+};
+
+/// Counters, readable from any thread.
+struct HttpServerStats {
+  std::uint64_t connections_accepted = 0;  // TCP connections
+  std::uint64_t requests = 0;              // complete HTTP requests read
+  std::uint64_t upgrades = 0;              // websockets handed to the fanout logic
+  std::uint64_t rejected = 0;              // /subscribe answered with an error
+};
+
+class HttpServer {
+ public:
+  /// Binds (SO_REUSEADDR) and starts the threads. Throws std::system_error naming the address
+  /// when it cannot listen, std::invalid_argument when `handler` is empty or `threads` is 0.
+  HttpServer(HttpServerOptions options, SubscribeHandler handler);
+  /// Calls shutdown().
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  /// The port actually bound (useful with port 0).
+  std::uint16_t port() const;
+
+  /// Stops accepting connections. Requests already being read are still answered and open
+  /// websockets are untouched: the fanout logic closes its clients (1001) itself. Idempotent.
+  void stop();
+
+  /// stop(), then drops every connection still open (websockets get `on_closed`, kDropped,
+  /// `server shutdown`), lets the threads finish and joins them. Idempotent. Connections the
+  /// fanout logic still holds stay valid objects; their calls become no-ops.
+  void shutdown();
+
+  HttpServerStats stats() const;
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace jetstream::fanout
