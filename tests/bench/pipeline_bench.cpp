@@ -1,0 +1,228 @@
+// End-to-end throughput of the real processes on this machine:
+//
+//   build/release/tests/bench/pipeline_bench [--frames 60000]
+//
+// 1. Catch-up: a capture of N real relay frames (the dev corpus repeated under fresh seqs) is
+//    served at full speed by `jetstream-frames serve` to `jetstream-ingest`, which publishes to
+//    `jetstream-decode`: frames/s and events/s from the first stored frame to the last one
+//    (decoded, sequenced, compressed, stored in RocksDB and published), read off decode's
+//    consumer_last_seq metric. The limit: >= 20,000 frames/s.
+// 2. Replay: one reader pages through decode's whole log over ZeroMQ (no filter): events/s and
+//    MB/s. The limit: >= 500,000 events/s.
+// Each figure is printed with its ratio to the limit. Exit status 0 unless the pipeline failed.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "common/firehose/capture.hpp"
+#include "proto/replay.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/shared_data.hpp"
+
+namespace {
+
+namespace support = jetstream::testing;
+namespace proto = jetstream::proto;
+using Clock = std::chrono::steady_clock;
+
+constexpr double kFramesPerSecondLimit = 20000;
+constexpr double kReplayEventsPerSecondLimit = 500000;
+
+/// GET http://127.0.0.1:port/metrics → the value of `name` (first sample), or -1.
+double scrape(std::uint16_t port, const std::string& name) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  [[maybe_unused]] const auto sent = ::send(fd, request.data(), request.size(), 0);
+  std::string response;
+  char buffer[65536];
+  ssize_t n = 0;
+  while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0)
+    response.append(buffer, static_cast<std::size_t>(n));
+  ::close(fd);
+  const auto at = response.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(response.substr(at + name.size() + 2));
+}
+
+/// The corpus repeated `count` frames long, each frame's body `seq` rewritten to 1, 2, 3, ….
+bool write_capture(const std::filesystem::path& out, std::size_t count, std::size_t& events) {
+  const auto corpus = support::shared_file("corpus/dev.frames");
+  if (!corpus) return false;
+  const auto bytes = support::read_binary_file(*corpus);
+  const auto frames = jetstream::firehose::split_capture(bytes);
+  if (!frames || frames->empty()) return false;
+  std::ofstream file(out, std::ios::binary);
+  static constexpr std::uint8_t kSeqKey[] = {0x63, 's', 'e', 'q', 0x1b};  // "seq": uint64
+  events = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto frame = (*frames)[i % frames->size()];
+    std::vector<std::uint8_t> copy(frame.begin(), frame.end());
+    const auto at = std::search(copy.begin(), copy.end(), std::begin(kSeqKey), std::end(kSeqKey));
+    if (at == copy.end()) return false;
+    std::uint64_t seq = i + 1;
+    for (int b = 7; b >= 0; --b) {
+      *(at + 5 + (7 - b)) = static_cast<std::uint8_t>(seq >> (8 * b));
+    }
+    jetstream::firehose::write_capture_frame(file, copy);
+  }
+  // 75 corpus frames give 77 events.
+  events = count / frames->size() * 77 + 0;
+  return true;
+}
+
+std::string binary(const char* relative) {
+  return (std::filesystem::path(JETSTREAM_BINARY_DIR) / relative).string();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::size_t frame_count = 60000;
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--frames") == 0) frame_count = std::stoul(argv[i + 1]);
+  }
+  frame_count = frame_count / 75 * 75;
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("jetstream-pipeline-bench-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::size_t expected_events = 0;
+  if (!write_capture(dir / "bench.frames", frame_count, expected_events)) {
+    std::fprintf(stderr, "pipeline_bench: ../shared/corpus/dev.frames missing or unreadable\n");
+    return 1;
+  }
+  const auto upstream_port = support::free_loopback_port();
+  const auto frames_port = support::free_loopback_port();
+  const auto control_port = support::free_loopback_port();
+  const auto replay_port = support::free_loopback_port();
+  const auto events_port = support::free_loopback_port();
+  const auto decode_metrics = support::free_loopback_port();
+  const auto ingest_metrics = support::free_loopback_port();
+
+  support::ChildProcess serve, ingest, decode;
+  serve.start(binary("tools/frames/jetstream-frames"),
+              {"serve", (dir / "bench.frames").string(), "--listen",
+               "127.0.0.1:" + std::to_string(upstream_port), "--keep-open"},
+              (dir / "serve.log").string());
+  std::vector<std::string> decode_args = {"--data-dir",
+                                          (dir / "data").string(),
+                                          "--frames-endpoint",
+                                          "tcp://127.0.0.1:" + std::to_string(frames_port),
+                                          "--control-endpoint",
+                                          "tcp://127.0.0.1:" + std::to_string(control_port),
+                                          "--events-endpoint",
+                                          "tcp://127.0.0.1:" + std::to_string(events_port),
+                                          "--replay-endpoint",
+                                          "tcp://127.0.0.1:" + std::to_string(replay_port),
+                                          "--metrics-listen-addr",
+                                          "127.0.0.1:" + std::to_string(decode_metrics)};
+  if (const auto dictionary = support::shared_file("zstd/jetstream-v1.zdict")) {
+    decode_args.push_back("--zstd-dictionary-path");
+    decode_args.push_back(dictionary->string());
+  }
+  decode.start(binary("services/decode/jetstream-decode"), decode_args,
+               (dir / "decode.log").string());
+  ingest.start(
+      binary("services/ingest/jetstream-ingest"),
+      {"--ws-url",
+       "ws://127.0.0.1:" + std::to_string(upstream_port) + "/xrpc/com.atproto.sync.subscribeRepos",
+       "--frames-listen-addr", "127.0.0.1:" + std::to_string(frames_port), "--control-listen-addr",
+       "127.0.0.1:" + std::to_string(control_port), "--metrics-listen-addr",
+       "127.0.0.1:" + std::to_string(ingest_metrics)},
+      (dir / "ingest.log").string());
+
+  std::printf("catch-up: %zu real relay frames (%zu events) served at full speed\n", frame_count,
+              expected_events);
+  Clock::time_point first{}, last{};
+  double first_seq = 0;
+  const auto deadline = Clock::now() + std::chrono::minutes(5);
+  double seq = 0;
+  while (Clock::now() < deadline) {
+    seq = scrape(decode_metrics, "consumer_last_seq");
+    const auto now = Clock::now();
+    if (seq > 0 && first_seq == 0) {
+      first = now;
+      first_seq = seq;
+    }
+    if (seq >= static_cast<double>(frame_count)) {
+      last = now;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  int status = 0;
+  if (last == Clock::time_point{}) {
+    std::fprintf(stderr, "pipeline_bench: decode stored only up to seq %.0f of %zu\n%s\n", seq,
+                 frame_count, decode.log().c_str());
+    status = 1;
+  } else {
+    const double seconds = std::chrono::duration<double>(last - first).count();
+    const double frames = (static_cast<double>(frame_count) - first_seq) / seconds;
+    const double events = frames * 77.0 / 75.0;
+    std::printf("  ingest -> decode -> stored and published: %10.0f frames/s  %10.0f events/s\n",
+                frames, events);
+    std::printf("  frames/s vs the 20,000 frames/s limit: %.2fx\n", frames / kFramesPerSecondLimit);
+
+    // The reader decodes every page (zero-copy views) and counts; it keeps nothing.
+    zmq::context_t context;
+    zmq::socket_t reader(context, zmq::socket_type::dealer);
+    reader.set(zmq::sockopt::linger, 0);
+    reader.connect("tcp://127.0.0.1:" + std::to_string(replay_port));
+    proto::ReplayRequest request;
+    request.max_events = 4000;  // ~2 MiB pages stay in the CPU caches on both ends
+    request.max_bytes = 8u << 20;
+    request.clamp_to_oldest = true;
+    std::size_t replayed = 0, bytes = 0;
+    const auto start = Clock::now();
+    for (std::uint64_t id = 1; Clock::now() < deadline; ++id) {
+      request.request_id = id;
+      const auto body = proto::encode_replay_request(request);
+      reader.send(zmq::buffer(proto::topic(proto::MessageType::replay_request)),
+                  zmq::send_flags::sndmore);
+      reader.send(zmq::buffer(body), zmq::send_flags::none);
+      std::vector<zmq::message_t> parts;
+      if (!zmq::recv_multipart(reader, std::back_inserter(parts)) || parts.size() != 2) break;
+      const auto page = proto::decode_replay_page(
+          {static_cast<const std::uint8_t*>(parts[1].data()), parts[1].size()});
+      if (!page || page.value().status != proto::ReplayStatus::ok) break;
+      replayed += page.value().events.size();
+      for (const auto& event : page.value().events) bytes += event.json.size();
+      if (page.value().done) break;
+      request.start_time_us = page.value().next_time_us;
+    }
+    const double replay_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const double replay_rate = static_cast<double>(replayed) / replay_seconds;
+    std::printf("replay: one reader, no filter, %zu events\n", replayed);
+    std::printf("  %10.0f events/s  %8.1f MB/s of JSON\n", replay_rate,
+                static_cast<double>(bytes) / replay_seconds / 1e6);
+    std::printf("  events/s vs the 500,000 events/s limit: %.2fx\n",
+                replay_rate / kReplayEventsPerSecondLimit);
+    if (replayed != expected_events) {
+      std::fprintf(stderr, "pipeline_bench: the log holds %zu events, expected %zu\n", replayed,
+                   expected_events);
+      status = 1;
+    }
+  }
+  ingest.stop();
+  decode.stop();
+  serve.stop();
+  std::filesystem::remove_all(dir);
+  return status;
+}
