@@ -7,15 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "services/fanout/client_connection.hpp"
+
 namespace jetstream::fanout {
 
 /// A reference to bytes of a complete websocket frame that many clients share. `owner` keeps the
 /// block holding them alive until the write completes.
-struct OutboundFrame {
-  std::shared_ptr<const void> owner;
-  const std::uint8_t* data = nullptr;
-  std::size_t size = 0;
-};
+using OutboundFrame = SharedFrame;
 
 class ClientSink {
  public:

@@ -1,0 +1,291 @@
+#include "services/fanout/fanout_service.hpp"
+
+#include <prometheus/registry.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <iostream>
+#include <thread>
+
+#include "common/log/log.hpp"
+#include "common/metrics/metrics_server.hpp"
+#include "common/metrics/process_metrics.hpp"
+#include "common/zstd/zstd_dictionary.hpp"
+#include "services/fanout/client_connection.hpp"
+#include "services/fanout/client_session.hpp"
+#include "services/fanout/event_feed.hpp"
+#include "services/fanout/event_window.hpp"
+#include "services/fanout/fanout_probe.hpp"
+#include "services/fanout/http_server.hpp"
+#include "services/fanout/ip_rate_limiter.hpp"
+#include "services/fanout/subscriber_options.hpp"
+
+namespace jetstream::fanout {
+
+void register_fanout_flags(config::FlagSet& flags, FanoutOptions& o) {
+  flags.add_string("listen-addr", &o.listen_addr, "HTTP and websocket address (/subscribe)");
+  flags.add_string("metrics-listen-addr", &o.metrics_listen_addr,
+                   "HTTP address for /metrics, /healthz and /readyz");
+  flags.add_string("events-endpoint", &o.events_endpoint, "decode's events PUB to connect to");
+  flags.add_string("replay-endpoint", &o.replay_endpoint, "decode's replay ROUTER to connect to");
+  flags.add_string("zstd-dictionary-path", &o.zstd_dictionary_path,
+                   "the v1 zstd dictionary decode uses; without it compress=true is refused");
+  flags.add_double(
+      "max-sub-rate", &o.max_sub_rate,
+      "events per second delivered to one client IP (all its connections); 0 = no limit");
+  flags.add_int64("window-bytes", &o.window_bytes, "memory for the window of recent events");
+  flags.add_int64("io-threads", &o.io_threads, "socket threads (0 = one per core)");
+  flags.add_duration("ping-interval", &o.ping_interval, "how often clients are pinged");
+  flags.add_duration("pong-timeout", &o.pong_timeout,
+                     "a client silent this long after a ping is dropped");
+  flags.add_duration("slow-client-timeout", &o.slow_client_timeout,
+                     "a client that reads nothing for this long while events wait is closed");
+  flags.add_int64("client-buffer-bytes", &o.client_buffer_bytes,
+                  "unsent bytes queued per client before it is served from the log instead");
+  flags.add_duration("shutdown-grace", &o.shutdown_grace,
+                     "how long clients get to receive their 1001 close on shutdown");
+  flags.add_string("log-level", &o.log_level, "debug, info, warn or error");
+}
+
+namespace {
+
+/// The session's view of its websocket connection.
+class ConnectionSink final : public ClientSink {
+ public:
+  explicit ConnectionSink(std::shared_ptr<ClientConnection> connection)
+      : connection_(std::move(connection)) {}
+  void send(std::vector<OutboundFrame> frames) override { connection_->send(std::move(frames)); }
+  void close(std::uint16_t code, std::string reason) override {
+    connection_->close(code, std::move(reason));
+  }
+  std::uint64_t queued_bytes() const override { return connection_->queued_bytes(); }
+
+ private:
+  std::shared_ptr<ClientConnection> connection_;
+};
+
+using housekeeping_atom = caf::atom_constant<caf::atom("housekeep")>;
+
+}  // namespace
+
+struct FanoutService::Impl {
+  FanoutOptions options;
+  bool compression_available = false;
+  std::shared_ptr<prometheus::Registry> registry;
+  std::unique_ptr<FanoutProbe> probe;
+  std::unique_ptr<EventWindow> window;
+  std::unique_ptr<IpRateLimiter> limiter;
+  zmq::context_t context{1};
+  std::unique_ptr<caf::actor_system_config> actor_config;
+  std::unique_ptr<caf::actor_system> actors;
+  broadcaster_actor broadcaster;
+  caf::actor housekeeping;
+  std::unique_ptr<EventFeed> feed;
+  std::unique_ptr<HttpServer> http;
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  std::atomic<bool> stopping{false};
+  bool stopped = false;
+};
+
+FanoutService::FanoutService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FanoutService::~FanoutService() { stop(); }
+
+std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options,
+                                                    std::string& error) {
+  auto impl = std::make_unique<Impl>();
+  Impl& s = *impl;
+  s.options = options;
+  if (!options.zstd_dictionary_path.empty()) {
+    // fanout never compresses; it only checks the operator gave it the dictionary clients need.
+    if (!zstd::Dictionary::load(options.zstd_dictionary_path, error)) return nullptr;
+    s.compression_available = true;
+  } else {
+    log::warn("no zstd dictionary configured: compress=true requests get 400");
+  }
+  const auto listen = config::parse_listen_address(options.listen_addr, &error);
+  const auto metrics_listen = config::parse_listen_address(options.metrics_listen_addr, &error);
+  if (!listen || !metrics_listen) return nullptr;
+
+  s.registry = std::make_shared<prometheus::Registry>();
+  metrics::register_process_metrics(*s.registry);
+  metrics::register_build_info(*s.registry, "fanout");
+  s.probe = std::make_unique<FanoutProbe>(s.registry);
+  s.window = std::make_unique<EventWindow>(static_cast<std::size_t>(options.window_bytes));
+  s.limiter = std::make_unique<IpRateLimiter>(options.max_sub_rate);
+
+  s.actor_config = std::make_unique<caf::actor_system_config>();
+  const auto cores = std::max(1u, std::thread::hardware_concurrency());
+  s.actor_config->set("scheduler.max-threads", static_cast<std::size_t>(cores));
+  s.actors = std::make_unique<caf::actor_system>(*s.actor_config);
+  s.broadcaster = spawn_broadcaster(*s.actors);
+
+  EventFeedOptions feed_options;
+  feed_options.events_endpoint = options.events_endpoint;
+  feed_options.replay_endpoint = options.replay_endpoint;
+  auto broadcaster = s.broadcaster;
+  s.feed = std::make_unique<EventFeed>(
+      s.context, feed_options, *s.window,
+      [broadcaster](const BlockPtr& block) {
+        caf::anon_send(broadcaster, block_atom::value, block);
+      },
+      *s.probe);
+  s.feed->start();
+
+  auto* window = s.window.get();
+  auto* limiter = s.limiter.get();
+  auto* probe = s.probe.get();
+  s.housekeeping =
+      s.actors->spawn([window, limiter, probe](caf::event_based_actor* self) -> caf::behavior {
+        self->send(self, housekeeping_atom::value);
+        return {[=](housekeeping_atom) {
+          probe->set_window(window->bytes(), window->newest());
+          limiter->forget_idle(std::chrono::seconds(60));
+          self->delayed_send(self, std::chrono::seconds(1), housekeeping_atom::value);
+        }};
+      });
+
+  SessionContext session_context;
+  session_context.window = s.window.get();
+  session_context.feed = s.feed.get();
+  session_context.probe = s.probe.get();
+  session_context.limiter = s.limiter.get();
+  session_context.broadcaster = s.broadcaster;
+  session_context.config.high_water_bytes = static_cast<std::uint64_t>(options.client_buffer_bytes);
+  session_context.config.slow_client_timeout =
+      std::chrono::duration_cast<std::chrono::seconds>(options.slow_client_timeout);
+
+  HttpServerOptions http_options;
+  http_options.listen = *listen;
+  http_options.threads =
+      options.io_threads > 0 ? static_cast<std::size_t>(options.io_threads) : cores;
+  http_options.connection.ping_interval =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options.ping_interval);
+  http_options.connection.pong_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options.pong_timeout);
+  auto* actors = s.actors.get();
+  auto* stopping = &s.stopping;
+  const bool compression_available = s.compression_available;
+  auto handler = [actors, session_context, stopping,
+                  compression_available](const SubscribeRequest& request) -> SubscribeDecision {
+    if (stopping->load()) return HttpError{503, "server shutting down"};
+    const std::optional<std::string_view> encoding =
+        request.socket_encoding.empty() ? std::nullopt
+                                        : std::optional<std::string_view>(request.socket_encoding);
+    ParseResult parsed = parse_subscribe_request(request.query, encoding);
+    if (!parsed.ok()) return HttpError{400, parsed.error};
+    if (parsed.options->compress && !compression_available) {
+      return HttpError{400, "compression unavailable: no zstd dictionary configured"};
+    }
+    SubscriberOptions subscriber = std::move(*parsed.options);
+    std::string ip = request.client_ip;
+    return SubscribeAccept{[actors, session_context, subscriber,
+                            ip](const std::shared_ptr<ClientConnection>& connection) {
+      auto session = spawn_session(*actors, session_context,
+                                   std::make_shared<ConnectionSink>(connection), subscriber, ip);
+      ConnectionHandlers handlers;
+      handlers.on_text = [session](std::string text) {
+        caf::anon_send(session, text_atom::value, std::move(text));
+      };
+      handlers.on_closed = [session](const CloseInfo&) {
+        caf::anon_send(session, closed_atom::value);
+      };
+      handlers.on_writable = [session](std::uint64_t) {
+        caf::anon_send(session, writable_atom::value);
+      };
+      return handlers;
+    }};
+  };
+  try {
+    s.http = std::make_unique<HttpServer>(http_options, std::move(handler));
+    s.metrics_server = std::make_unique<metrics::MetricsServer>(*metrics_listen, s.registry);
+  } catch (const std::exception& e) {
+    error = e.what();
+    return nullptr;
+  }
+  auto* feed = s.feed.get();
+  s.metrics_server->set_health(
+      [] { return true; },
+      [feed] {
+        const auto status = feed->status();
+        if (!status.joined) {
+          return metrics::HealthReport::unhealthy("not joined to decode's stream");
+        }
+        if (status.repairing) {
+          return metrics::HealthReport::unhealthy("repairing a gap from the log");
+        }
+        if (std::chrono::steady_clock::now() - status.last_message > std::chrono::seconds(5)) {
+          return metrics::HealthReport::unhealthy("no message from decode for 5s");
+        }
+        return metrics::HealthReport::healthy();
+      });
+  log::info("fanout started", {{"listen", options.listen_addr},
+                               {"port", s.http->port()},
+                               {"metrics_port", s.metrics_server->port()},
+                               {"events", options.events_endpoint},
+                               {"replay", options.replay_endpoint},
+                               {"compression", s.compression_available}});
+  return std::unique_ptr<FanoutService>(new FanoutService(std::move(impl)));
+}
+
+void FanoutService::stop() {
+  if (!impl_ || impl_->stopped) return;
+  Impl& s = *impl_;
+  s.stopped = true;
+  s.stopping.store(true);
+  s.http->stop();                                       // no new connections
+  caf::anon_send(s.broadcaster, shutdown_atom::value);  // every session closes with 1001
+  const auto deadline = std::chrono::steady_clock::now() + s.options.shutdown_grace;
+  caf::scoped_actor self{*s.actors};
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::uint64_t sessions = 0;
+    self->request(s.broadcaster, std::chrono::seconds(1), count_atom::value)
+        .receive([&](std::uint64_t count) { sessions = count; }, [](caf::error&) {});
+    if (sessions == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // close frames leave the queues
+  s.http->shutdown();
+  s.feed->stop();
+  caf::anon_send_exit(s.broadcaster, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(s.housekeeping, caf::exit_reason::user_shutdown);
+  s.broadcaster = nullptr;
+  s.housekeeping = nullptr;
+  s.actors->await_all_actors_done();
+  s.metrics_server->stop();
+  log::info("fanout stopped");
+}
+
+std::uint16_t FanoutService::port() const { return impl_->http->port(); }
+std::uint16_t FanoutService::metrics_port() const { return impl_->metrics_server->port(); }
+
+int run_fanout(int argc, char** argv) {
+  FanoutOptions options;
+  config::FlagSet flags("jetstream-fanout",
+                        "Serves the Jetstream v1 /subscribe websocket API from decode's events.");
+  register_fanout_flags(flags, options);
+  const auto outcome = flags.parse(argc, argv);
+  if (const auto exit_code = flags.report(outcome, std::cout, std::cerr)) return *exit_code;
+  log::set_service("fanout");
+  if (const auto level = log::parse_level(options.log_level)) log::set_level(*level);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::string error;
+  auto service = FanoutService::start(options, error);
+  if (!service) {
+    log::error("fanout failed to start", {{"error", error}});
+    return 1;
+  }
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  log::info("stopping", {{"signal", signal_number}});
+  service->stop();
+  return 0;
+}
+
+}  // namespace jetstream::fanout
