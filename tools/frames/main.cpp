@@ -16,6 +16,12 @@ constexpr std::array kSubcommands = {
                jetstream::tools::run_decode},
     Subcommand{"split", "FILE DIR", "write each frame to DIR/frame-NNNN.bin (fuzzing seeds)",
                jetstream::tools::run_split},
+    Subcommand{"serve", "FILE [--listen ADDR] [--rate N] [--keep-open] [--drop-after K]",
+               "serve a capture over websocket like a relay's subscribeRepos (prints the URL)",
+               jetstream::tools::run_serve},
+    Subcommand{"record", "URL FILE [--max-frames N] [--duration D]",
+               "record a live firehose into a capture file (progress on stderr every second)",
+               jetstream::tools::run_record},
 };
 
 void print_usage(std::FILE* out) {

@@ -21,4 +21,13 @@ int run_decode(std::span<const std::string_view> args);
 /// split FILE DIR: writes each frame of a capture to DIR/frame-NNNN.bin (fuzzing seeds).
 int run_split(std::span<const std::string_view> args);
 
+/// serve FILE [--listen 127.0.0.1:PORT] [--rate N] [--keep-open] [--drop-after K]: plays a
+/// capture to websocket clients as a relay's subscribeRepos would (`?cursor=` honoured); prints
+/// the URL to connect to on stdout; runs until SIGINT/SIGTERM.
+int run_serve(std::span<const std::string_view> args);
+
+/// record URL FILE [--max-frames N] [--duration D]: captures a live firehose into the capture
+/// format, with a progress line (frames, bytes, last seq) on stderr every second.
+int run_record(std::span<const std::string_view> args);
+
 }  // namespace jetstream::tools
