@@ -125,6 +125,7 @@ struct ClientConnection::Impl {
   bool peer_close_received = false;
   bool drain_after_close_frame = false;  // fail fast: do not wait for the client's close
   bool close_timer_armed = false;
+  bool reported = false;  // on_closed was called
   CloseInfo close_info;
 
   std::deque<Entry> queue;
@@ -497,9 +498,10 @@ struct ClientConnection::Impl {
     });
   }
 
-  /// Our close frame is out and no more is expected from the client but its EOF: shut the
-  /// write side (FIN) and read until the client closes too, so unread client bytes cannot turn
-  /// our close into a reset that destroys the close frame in flight.
+  /// Our close frame is out and no more is expected from the client but its EOF: the websocket
+  /// is closed (on_closed now). Shut the write side (FIN) and read until the client closes too
+  /// (at most `close_timeout`), so unread client bytes cannot turn our close into a reset that
+  /// destroys the close frame in flight.
   void start_draining() {
     if (phase == Phase::kClosed || phase == Phase::kDraining) return;
     phase = Phase::kDraining;
@@ -507,6 +509,7 @@ struct ClientConnection::Impl {
     boost::system::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_send, ignored);
     start_read();
+    if (started) report_closed();
   }
 
   /// Ends the connection without a closing handshake (or cuts one short).
@@ -540,6 +543,8 @@ struct ClientConnection::Impl {
   }
 
   void report_closed() {
+    if (reported) return;
+    reported = true;
     ConnectionHandlers done = std::move(handlers);
     handlers = ConnectionHandlers{};  // drops whatever the callbacks captured
     if (done.on_closed) done.on_closed(close_info);

@@ -73,7 +73,9 @@ struct ConnectionHandlers {
   /// A complete text message from the client (e.g. an `options_update`). Not called once the
   /// connection is closing.
   std::function<void(std::string message)> on_text;
-  /// Exactly once, when the connection is over and its socket closed.
+  /// Exactly once, when the websocket is over: closing handshake done, or connection dropped.
+  /// After a clean close the socket may linger up to `close_timeout` (our FIN sent, waiting for
+  /// the client's) so the close frame is not destroyed by a reset; nothing is sent any more.
   std::function<void(const CloseInfo& info)> on_closed;
   /// After each write pass that sent bytes queued by `send()`, with the bytes still queued;
   /// lets the owner refill a slow client (e.g. from the event log) without polling.
