@@ -235,13 +235,16 @@ void FanoutService::stop() {
   s.http->stop();                                       // no new connections
   caf::anon_send(s.broadcaster, shutdown_atom::value);  // every session closes with 1001
   const auto deadline = std::chrono::steady_clock::now() + s.options.shutdown_grace;
-  caf::scoped_actor self{*s.actors};
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::uint64_t sessions = 0;
-    self->request(s.broadcaster, std::chrono::seconds(1), count_atom::value)
-        .receive([&](std::uint64_t count) { sessions = count; }, [](caf::error&) {});
-    if (sessions == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  {
+    // Hidden, and gone before await_all_actors_done: a visible scoped actor would wait for itself.
+    caf::scoped_actor self{*s.actors, true};
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::uint64_t sessions = 1;
+      self->request(s.broadcaster, std::chrono::seconds(1), count_atom::value)
+          .receive([&](std::uint64_t count) { sessions = count; }, [](caf::error&) {});
+      if (sessions == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // close frames leave the queues
   s.http->shutdown();

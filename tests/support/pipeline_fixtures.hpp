@@ -3,9 +3,12 @@
 // jetstream-decode process with its own data dir and loopback ports.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -15,6 +18,7 @@
 
 #include "common/firehose/capture.hpp"
 #include "common/firehose/frame.hpp"
+#include "common/firehose/v1_encoder.hpp"
 #include "proto/proto.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/shared_data.hpp"
@@ -217,7 +221,9 @@ class DecodeUnderTest {
       args.push_back(dictionary->string());
     }
     args.insert(args.end(), extra_.begin(), extra_.end());
-    return process.start(JETSTREAM_DECODE_BINARY, args, (data_dir_.string() + ".log"));
+    return process.start(
+        (std::filesystem::path(JETSTREAM_BINARY_DIR) / "services/decode/jetstream-decode").string(),
+        args, (data_dir_.string() + ".log"));
   }
 
   std::string events_endpoint;
@@ -229,6 +235,160 @@ class DecodeUnderTest {
   std::filesystem::path data_dir_;
   const FakeIngest& ingest_;
   std::vector<std::string> extra_;
+};
+
+/// Writes a capture of `count` real relay frames: the dev corpus repeated, each frame's body `seq`
+/// rewritten to 1, 2, 3, … so every frame is new to decode. Returns the number of events it holds.
+inline std::optional<std::size_t> write_repeated_capture(const std::filesystem::path& out,
+                                                         std::size_t count) {
+  const auto corpus = shared_file("corpus/dev.frames");
+  if (!corpus) return std::nullopt;
+  const auto bytes = read_binary_file(*corpus);
+  const auto frames = jetstream::firehose::split_capture(bytes);
+  if (!frames || frames->empty()) return std::nullopt;
+  std::ofstream file(out, std::ios::binary);
+  static constexpr std::uint8_t kSeqKey[] = {0x63, 's', 'e', 'q', 0x1b};  // "seq": uint64
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto frame = (*frames)[i % frames->size()];
+    std::vector<std::uint8_t> copy(frame.begin(), frame.end());
+    const auto at = std::search(copy.begin(), copy.end(), std::begin(kSeqKey), std::end(kSeqKey));
+    if (at == copy.end()) return std::nullopt;
+    const std::uint64_t seq = i + 1;
+    for (int b = 0; b < 8; ++b) *(at + 5 + b) = static_cast<std::uint8_t>(seq >> (8 * (7 - b)));
+    jetstream::firehose::write_capture_frame(file, copy);
+  }
+  // The corpus yields 77 events from its 75 frames; count the events of the partial last pass.
+  std::size_t events = count / frames->size() * 77;
+  const std::size_t rest = count % frames->size();
+  jetstream::firehose::V1Encoder encoder;
+  std::vector<jetstream::firehose::PendingEvent> pending;
+  for (std::size_t i = 0; i < rest; ++i) encoder.encode((*frames)[i], pending);
+  return events + pending.size();
+}
+
+/// The whole pipeline as separate processes on loopback: `jetstream-frames serve` as upstream,
+/// ingest, decode and fanout, each with free ports, decode with a fresh data dir.
+class StackUnderTest {
+ public:
+  struct Options {
+    std::filesystem::path capture;
+    double rate = 0;  ///< upstream frames/s, 0 = full speed
+    bool dictionary = true;
+    std::vector<std::string> fanout_args;
+  };
+
+  explicit StackUnderTest(const std::string& name)
+      : dir_(std::filesystem::temp_directory_path() /
+             ("jetstream-stack-" + name + "-" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    for (auto* port :
+         {&upstream_port, &frames_port, &control_port, &events_port, &replay_port,
+          &decode_metrics_port, &ingest_metrics_port, &fanout_port, &fanout_metrics_port}) {
+      *port = free_loopback_port();
+    }
+  }
+  ~StackUnderTest() {
+    for (auto* process : {&fanout, &ingest, &decode, &serve}) process->kill_now();
+    std::filesystem::remove_all(dir_);
+  }
+
+  const std::filesystem::path& dir() const { return dir_; }
+
+  bool start(const Options& options) {
+    const auto bin = [](const char* relative) {
+      return (std::filesystem::path(JETSTREAM_BINARY_DIR) / relative).string();
+    };
+    const auto local = [](std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); };
+    const auto tcp = [&](std::uint16_t port) { return "tcp://" + local(port); };
+    const auto dictionary = shared_file("zstd/jetstream-v1.zdict");
+    std::vector<std::string> serve_args = {"serve", options.capture.string(), "--listen",
+                                           local(upstream_port), "--keep-open"};
+    if (options.rate > 0) {
+      serve_args.push_back("--rate");
+      serve_args.push_back(std::to_string(options.rate));
+    }
+    std::vector<std::string> decode_args = {"--data-dir",
+                                            (dir_ / "data").string(),
+                                            "--frames-endpoint",
+                                            tcp(frames_port),
+                                            "--control-endpoint",
+                                            tcp(control_port),
+                                            "--events-endpoint",
+                                            tcp(events_port),
+                                            "--replay-endpoint",
+                                            tcp(replay_port),
+                                            "--metrics-listen-addr",
+                                            local(decode_metrics_port),
+                                            "--heartbeat-interval",
+                                            "200ms"};
+    std::vector<std::string> fanout_args = {"--listen-addr",         local(fanout_port),
+                                            "--metrics-listen-addr", local(fanout_metrics_port),
+                                            "--events-endpoint",     tcp(events_port),
+                                            "--replay-endpoint",     tcp(replay_port)};
+    if (options.dictionary && dictionary) {
+      for (auto* args : {&decode_args, &fanout_args}) {
+        args->push_back("--zstd-dictionary-path");
+        args->push_back(dictionary->string());
+      }
+    }
+    fanout_args.insert(fanout_args.end(), options.fanout_args.begin(), options.fanout_args.end());
+    // decode and fanout first: ingest connects upstream only once decode tells it where to start,
+    // and fanout joins decode's stream at its first heartbeat.
+    return decode.start(bin("services/decode/jetstream-decode"), decode_args,
+                        (dir_ / "decode.log").string()) &&
+           fanout.start(bin("services/fanout/jetstream-fanout"), fanout_args,
+                        (dir_ / "fanout.log").string()) &&
+           wait_until_ready(fanout_metrics_port) &&
+           serve.start(bin("tools/frames/jetstream-frames"), serve_args,
+                       (dir_ / "serve.log").string()) &&
+           ingest.start(bin("services/ingest/jetstream-ingest"),
+                        {"--ws-url",
+                         "ws://" + local(upstream_port) + "/xrpc/com.atproto.sync.subscribeRepos",
+                         "--frames-listen-addr", local(frames_port), "--control-listen-addr",
+                         local(control_port), "--metrics-listen-addr", local(ingest_metrics_port)},
+                        (dir_ / "ingest.log").string());
+  }
+
+  /// GET http://127.0.0.1:port/path; returns "" when unreachable.
+  static std::string http_get(std::uint16_t port, const std::string& path) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string response;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+      const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+      [[maybe_unused]] const auto sent = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+      char buffer[65536];
+      ssize_t n = 0;
+      while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0)
+        response.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return response;
+  }
+
+  /// A metric's first sample value from /metrics (including labels in `series`), or -1.
+  static double metric(std::uint16_t port, const std::string& series) {
+    const std::string text = http_get(port, "/metrics");
+    const auto at = text.find("\n" + series + " ");
+    return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
+  }
+
+  static bool wait_until_ready(std::uint16_t metrics_port) {
+    return eventually(
+        [&] { return http_get(metrics_port, "/readyz").find(" 200 ") != std::string::npos; },
+        std::chrono::seconds(20));
+  }
+
+  std::uint16_t upstream_port, frames_port, control_port, events_port, replay_port,
+      decode_metrics_port, ingest_metrics_port, fanout_port, fanout_metrics_port;
+  ChildProcess serve, ingest, decode, fanout;
+
+ private:
+  std::filesystem::path dir_;
 };
 
 }  // namespace jetstream::testing

@@ -1,0 +1,237 @@
+// The whole pipeline as real processes on loopback — `jetstream-frames serve` as upstream, then
+// jetstream-ingest, jetstream-decode and jetstream-fanout — driven through fanout's public API
+// exactly as v1 clients use it.
+#include <gtest/gtest.h>
+
+#include "common/zstd/zstd_dictionary.hpp"
+#include "tests/support/pipeline_fixtures.hpp"
+#include "tests/support/replay_client.hpp"
+#include "tests/support/ws_client.hpp"
+
+namespace {
+
+namespace support = jetstream::testing;
+namespace proto = jetstream::proto;
+using namespace std::chrono_literals;
+using support::StackUnderTest;
+using support::WsTestClient;
+
+class Fanout : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!support::shared_file("corpus/dev.frames")) {
+      GTEST_SKIP() << "shared corpus missing under " << support::shared_dir();
+    }
+  }
+
+  /// Starts a stack streaming `frames` corpus frames at `rate` frames/s.
+  std::unique_ptr<StackUnderTest> start(const std::string& name, std::size_t frames, double rate,
+                                        std::vector<std::string> fanout_args = {},
+                                        bool dictionary = true) {
+    auto stack = std::make_unique<StackUnderTest>(name);
+    const auto capture = stack->dir() / "upstream.frames";
+    const auto events = support::write_repeated_capture(capture, frames);
+    EXPECT_TRUE(events.has_value());
+    expected_events_ = events.value_or(0);
+    StackUnderTest::Options options;
+    options.capture = capture;
+    options.rate = rate;
+    options.dictionary = dictionary;
+    options.fanout_args = std::move(fanout_args);
+    EXPECT_TRUE(stack->start(options)) << stack->fanout.log();
+    return stack;
+  }
+
+  /// Every event decode stored, once it stored all of them.
+  std::vector<support::OwnedEvent> full_log(const StackUnderTest& stack) {
+    support::ReplayClient client(context_, "tcp://127.0.0.1:" + std::to_string(stack.replay_port));
+    std::vector<support::OwnedEvent> log;
+    support::eventually([&] { return (log = client.read_all({})).size() >= expected_events_; },
+                        60s);
+    return log;
+  }
+
+  /// Reads text events until `count` arrived or nothing comes for `idle`.
+  static std::vector<std::string> read_events(WsTestClient& client, std::size_t count,
+                                              std::chrono::milliseconds idle = 5s) {
+    std::vector<std::string> events;
+    while (events.size() < count) {
+      auto message = client.read(idle);
+      if (!message) break;
+      if (message->opcode == 1 || message->opcode == 2)
+        events.push_back(std::move(message->payload));
+      if (message->opcode == 8) break;
+    }
+    return events;
+  }
+
+  zmq::context_t context_;
+  std::size_t expected_events_ = 0;
+};
+
+TEST_F(Fanout, LiveAndCursorClientsGetEveryEventExactlyOnceInOrderWhilePublishing) {
+  auto stack = start("order", 1500, 600);  // ~2.5 s of continuous publishing
+  WsTestClient live;
+  ASSERT_EQ(live.connect(stack->fanout_port, "/subscribe"), 101) << live.response();
+  std::this_thread::sleep_for(800ms);  // part of the stream is out: the next one replays first
+  WsTestClient from_oldest;
+  ASSERT_EQ(from_oldest.connect(stack->fanout_port, "/subscribe?cursor=0"), 101);
+  WsTestClient posts;
+  ASSERT_EQ(
+      posts.connect(stack->fanout_port, "/subscribe?cursor=1&wantedCollections=app.bsky.feed.post"),
+      101);
+
+  const auto log = full_log(*stack);
+  ASSERT_EQ(log.size(), expected_events_) << stack->decode.log();
+  const auto all = read_events(from_oldest, log.size());
+  ASSERT_EQ(all.size(), log.size());
+  for (std::size_t i = 0; i < log.size(); ++i) ASSERT_EQ(all[i], log[i].json) << "event " << i;
+
+  std::vector<std::string> expected_posts;
+  for (const auto& event : log) {
+    if (event.collection == "app.bsky.feed.post") expected_posts.push_back(event.json);
+  }
+  EXPECT_EQ(read_events(posts, expected_posts.size()), expected_posts);
+
+  // The live client: a gap-free, duplicate-free suffix of the log.
+  const auto live_events = read_events(live, log.size(), 2s);
+  ASSERT_FALSE(live_events.empty());
+  const auto first = std::find_if(log.begin(), log.end(), [&](const support::OwnedEvent& e) {
+    return e.json == live_events.front();
+  });
+  ASSERT_NE(first, log.end());
+  const auto offset = static_cast<std::size_t>(first - log.begin());
+  ASSERT_EQ(live_events.size(), log.size() - offset);
+  for (std::size_t i = 0; i < live_events.size(); ++i)
+    EXPECT_EQ(live_events[i], log[offset + i].json);
+}
+
+TEST_F(Fanout, CompressedStreamDecodesWithTheV1DictionaryToTheSameJson) {
+  const auto dictionary_path = support::shared_file("zstd/jetstream-v1.zdict");
+  if (!dictionary_path) GTEST_SKIP() << "v1 zstd dictionary missing";
+  auto stack = start("zstd", 150, 0);
+  const auto log = full_log(*stack);
+  WsTestClient by_param, by_header;
+  ASSERT_EQ(by_param.connect(stack->fanout_port, "/subscribe?cursor=0&compress=true"), 101);
+  ASSERT_EQ(
+      by_header.connect(stack->fanout_port, "/subscribe?cursor=0", "Socket-Encoding: zstd\r\n"),
+      101);
+  std::string error;
+  auto dictionary = jetstream::zstd::Dictionary::load(dictionary_path->string(), error);
+  ASSERT_TRUE(dictionary) << error;
+  jetstream::zstd::Decompressor decompressor(dictionary);
+  for (auto* client : {&by_param, &by_header}) {
+    for (std::size_t i = 0; i < log.size(); ++i) {
+      const auto message = client->read();
+      ASSERT_TRUE(message);
+      ASSERT_EQ(message->opcode, 2) << "compressed events are binary messages";
+      const auto json =
+          decompressor.decompress({reinterpret_cast<const std::uint8_t*>(message->payload.data()),
+                                   message->payload.size()});
+      ASSERT_TRUE(json);
+      EXPECT_EQ(*json, log[i].json);
+    }
+  }
+}
+
+TEST_F(Fanout, HttpSurfaceMatchesV1) {
+  auto stack = start("http", 75, 0, {}, /*dictionary=*/false);
+  const auto root = StackUnderTest::http_get(stack->fanout_port, "/");
+  EXPECT_NE(root.find(" 200 "), std::string::npos);
+  EXPECT_TRUE(root.ends_with("\r\n\r\nWelcome to Jetstream")) << root;
+  EXPECT_NE(root.find("Access-Control-Allow-Origin: *"), std::string::npos) << root;
+
+  const std::vector<std::pair<std::string, std::string>> errors = {
+      {"/subscribe?cursor=abc", "invalid cursor: abc"},
+      {"/subscribe?wantedCollections=app.bsky.feed.post&wantedCollections=not%20an%20nsid",
+       "invalid subscriber options: invalid collection: not an nsid"},
+      {"/subscribe?wantedDids=bob", "invalid subscriber options"},
+      {"/subscribe?compress=true", "compression unavailable: no zstd dictionary configured"},
+  };
+  for (const auto& [target, body] : errors) {
+    WsTestClient client;
+    EXPECT_EQ(client.connect(stack->fanout_port, target), 400) << target;
+    EXPECT_TRUE(client.response().ends_with("\r\n\r\n" + body)) << target << "\n"
+                                                                << client.response();
+  }
+  std::string many = "/subscribe?wantedCollections=a.b.c";
+  for (int i = 0; i < 100; ++i)
+    many += "&wantedCollections=a.b.c" + std::string(1, static_cast<char>('a' + i % 26)) +
+            std::to_string(i) + "x";
+  WsTestClient too_many;
+  EXPECT_EQ(too_many.connect(stack->fanout_port, many), 400);
+  EXPECT_TRUE(
+      too_many.response().ends_with("invalid subscriber options: too many wanted collections"))
+      << too_many.response();
+}
+
+TEST_F(Fanout, OptionsUpdateReplacesFiltersAndInvalidOnesCloseWithAReason) {
+  auto stack = start("options", 1500, 600);
+  WsTestClient client;
+  ASSERT_EQ(client.connect(stack->fanout_port,
+                           "/subscribe?requireHello=true&wantedCollections=app.bsky.feed.like"),
+            101);
+  EXPECT_FALSE(client.read(1s)) << "nothing may arrive before the hello";
+  ASSERT_TRUE(client.send_text(
+      R"({"type":"options_update","payload":{"wantedCollections":["app.bsky.feed.post"],"maxMessageSizeBytes":600}})"));
+  const auto events = read_events(client, 20, 5s);
+  ASSERT_FALSE(events.empty());
+  for (const auto& event : events) {
+    EXPECT_NE(event.find(R"("collection":"app.bsky.feed.post")"), std::string::npos) << event;
+    EXPECT_LE(event.size(), 600u) << "maxMessageSizeBytes from an update is applied here";
+  }
+  ASSERT_TRUE(client.send_text("{not json"));
+  std::optional<support::WsMessage> close;
+  while (auto message = client.read(5s)) {
+    if (message->opcode == 8) {
+      close = message;
+      break;
+    }
+  }
+  ASSERT_TRUE(close);
+  EXPECT_EQ(close->close_code(), 1000);
+  EXPECT_EQ(close->payload.substr(2).rfind("failed to unmarshal subscriber sourced message: ", 0),
+            0u)
+      << close->payload;
+}
+
+TEST_F(Fanout, AReaderThatStopsReadingIsClosedAsTooSlowAndOthersAreUnaffected) {
+  auto stack =
+      start("slow", 15000, 0, {"--slow-client-timeout", "2s", "--client-buffer-bytes", "65536"});
+  WsTestClient stuck;
+  stuck.shrink_receive_buffer();
+  ASSERT_EQ(stuck.connect(stack->fanout_port, "/subscribe?cursor=0"), 101);
+  WsTestClient healthy;
+  ASSERT_EQ(healthy.connect(stack->fanout_port, "/subscribe?cursor=0"), 101);
+  const auto log = full_log(*stack);
+  const auto received = read_events(healthy, log.size());
+  EXPECT_EQ(received.size(), log.size());
+  ASSERT_TRUE(support::eventually(
+      [&] {
+        return StackUnderTest::metric(
+                   stack->fanout_metrics_port,
+                   R"(jetstream_fanout_client_closes_total{reason="too_slow"})") >= 1;
+      },
+      20s))
+      << stack->fanout.log();
+}
+
+TEST_F(Fanout, ShutdownClosesEveryClientWith1001) {
+  auto stack = start("shutdown", 75, 0);
+  WsTestClient client;
+  ASSERT_EQ(client.connect(stack->fanout_port, "/subscribe"), 101);
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(stack->fanout.stop(SIGTERM).has_value()) << stack->fanout.log();
+  std::optional<support::WsMessage> close;
+  while (auto message = client.read(5s)) {
+    if (message->opcode == 8) {
+      close = message;
+      break;
+    }
+  }
+  ASSERT_TRUE(close);
+  EXPECT_EQ(close->close_code(), 1001);
+  EXPECT_EQ(close->payload.substr(2), "server shutting down");
+}
+
+}  // namespace

@@ -1,0 +1,176 @@
+// A small blocking websocket client for black-box tests of fanout: raw socket, RFC 6455 handshake,
+// masked client frames, unmasked server frames. Not for production.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <string>
+
+namespace jetstream::testing {
+
+struct WsMessage {
+  std::uint8_t opcode = 0;  ///< 1 text, 2 binary, 8 close, 9 ping, 10 pong
+  std::string payload;
+  std::uint16_t close_code() const {
+    return payload.size() >= 2
+               ? static_cast<std::uint16_t>((static_cast<std::uint8_t>(payload[0]) << 8) |
+                                            static_cast<std::uint8_t>(payload[1]))
+               : 1005;
+  }
+};
+
+class WsTestClient {
+ public:
+  ~WsTestClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  /// Sends the upgrade request; returns the HTTP status (101 on success). The response head and
+  /// any body are kept in `response()`.
+  int connect(std::uint16_t port, const std::string& target, const std::string& extra_headers = "",
+              bool upgrade = true) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (small_receive_buffer_) {
+      int size = 4096;
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return -1;
+    std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    if (upgrade) {
+      request +=
+          "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    }
+    request += extra_headers + "\r\n";
+    if (!send_all(request)) return -1;
+    while (buffer_.find("\r\n\r\n") == std::string::npos) {
+      if (!fill(std::chrono::seconds(5))) return -1;
+    }
+    const auto end = buffer_.find("\r\n\r\n") + 4;
+    response_ = buffer_.substr(0, end);
+    buffer_.erase(0, end);
+    const int status = std::stoi(response_.substr(9, 3));
+    if (status != 101) {
+      // A plain HTTP answer: read its Content-Length body (or until the server closes).
+      std::size_t length = std::string::npos;
+      for (const char* name : {"Content-Length: ", "content-length: "}) {
+        const auto at = response_.find(name);
+        if (at != std::string::npos) length = std::stoul(response_.substr(at + std::strlen(name)));
+      }
+      while ((length == std::string::npos || buffer_.size() < length) &&
+             fill(std::chrono::seconds(2))) {
+      }
+      response_ += buffer_;
+      buffer_.clear();
+    }
+    return status;
+  }
+
+  const std::string& response() const { return response_; }
+
+  /// The next message, or nullopt when none arrives within `timeout` or the socket closed.
+  std::optional<WsMessage> read(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      if (auto message = parse()) return message;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || !fill(left)) return std::nullopt;
+    }
+  }
+
+  bool send_text(const std::string& text) { return send_frame(0x1, text); }
+  bool send_close(std::uint16_t code) {
+    std::string payload{static_cast<char>(code >> 8), static_cast<char>(code & 0xff)};
+    return send_frame(0x8, payload);
+  }
+  bool send_frame(std::uint8_t opcode, const std::string& payload) {
+    std::string frame;
+    frame.push_back(static_cast<char>(0x80 | opcode));
+    if (payload.size() < 126) {
+      frame.push_back(static_cast<char>(0x80 | payload.size()));
+    } else if (payload.size() <= 0xffff) {
+      frame.push_back(static_cast<char>(0x80 | 126));
+      frame.push_back(static_cast<char>(payload.size() >> 8));
+      frame.push_back(static_cast<char>(payload.size() & 0xff));
+    } else {
+      frame.push_back(static_cast<char>(0x80 | 127));
+      for (int shift = 56; shift >= 0; shift -= 8) {
+        frame.push_back(static_cast<char>((payload.size() >> shift) & 0xff));
+      }
+    }
+    const char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    frame.append(mask, 4);
+    for (std::size_t i = 0; i < payload.size(); ++i)
+      frame.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
+    return send_all(frame);
+  }
+
+  /// For a client that will stop reading: a tiny receive buffer (set before connecting, so the
+  /// TCP window stays small) makes the server's writes stall quickly.
+  void shrink_receive_buffer() { small_receive_buffer_ = true; }
+
+ private:
+  bool send_all(const std::string& data) {
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+      const auto n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+  bool fill(std::chrono::milliseconds timeout) {
+    pollfd item{fd_, POLLIN, 0};
+    if (::poll(&item, 1, static_cast<int>(timeout.count())) <= 0) return false;
+    char chunk[65536];
+    const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n <= 0) return false;
+    buffer_.append(chunk, static_cast<std::size_t>(n));
+    return true;
+  }
+
+  std::optional<WsMessage> parse() {
+    if (buffer_.size() < 2) return std::nullopt;
+    const auto* b = reinterpret_cast<const std::uint8_t*>(buffer_.data());
+    std::uint64_t length = b[1] & 0x7f;
+    std::size_t header = 2;
+    if (length == 126) {
+      if (buffer_.size() < 4) return std::nullopt;
+      length = (std::uint64_t{b[2]} << 8) | b[3];
+      header = 4;
+    } else if (length == 127) {
+      if (buffer_.size() < 10) return std::nullopt;
+      length = 0;
+      for (int i = 0; i < 8; ++i) length = (length << 8) | b[2 + i];
+      header = 10;
+    }
+    if (buffer_.size() < header + length) return std::nullopt;
+    WsMessage message;
+    message.opcode = b[0] & 0x0f;
+    message.payload = buffer_.substr(header, length);
+    buffer_.erase(0, header + length);
+    return message;
+  }
+
+  int fd_ = -1;
+  bool small_receive_buffer_ = false;
+  std::string buffer_;
+  std::string response_;
+};
+
+}  // namespace jetstream::testing
