@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""Writes the Grafana dashboards of this folder (one per service plus an overview).
+
+    python3 dashboards/generate.py          # rewrite the JSON files
+    python3 dashboards/generate.py --check  # exit 1 if a JSON file differs from what this writes
+
+The JSON files are what Grafana loads (deploy/grafana/provisioning, or import them by hand);
+this script is where they are edited. Every expression uses only metric names the services
+export (tests/deploy/check_dashboards.py) and returns data against a running stack
+(tests/deploy/live_stack_test.py). Rates use Grafana's $__rate_interval; the data source is the
+`datasource` variable. Per-service process metrics are picked by joining on
+jetstream_build_info{service=...}, so no job naming convention is assumed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DS = {"type": "prometheus", "uid": "${datasource}"}
+RI = "$__rate_interval"
+
+
+class Board:
+    def __init__(self, uid: str, title: str, description: str):
+        self.uid, self.title, self.description = uid, title, description
+        self.panels: list[dict] = []
+        self.y = 0
+        self.x = 0
+        self.row_h = 0
+        self.next_id = 1
+
+    def _place(self, w: int, h: int) -> dict:
+        if self.x + w > 24:
+            self.y += self.row_h
+            self.x, self.row_h = 0, 0
+        pos = {"x": self.x, "y": self.y, "w": w, "h": h}
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        return pos
+
+    def row(self, title: str) -> None:
+        if self.x:
+            self.y += self.row_h
+            self.x, self.row_h = 0, 0
+        self.panels.append({"type": "row", "id": self.next_id, "title": title, "collapsed": False,
+                            "gridPos": {"x": 0, "y": self.y, "w": 24, "h": 1}, "panels": []})
+        self.next_id += 1
+        self.y += 1
+
+    def _targets(self, queries):
+        out = []
+        for i, (expr, legend) in enumerate(queries):
+            out.append({"datasource": DS, "refId": chr(ord("A") + i), "expr": expr,
+                        "legendFormat": legend, "range": True, "instant": False})
+        return out
+
+    def timeseries(self, title: str, queries, unit: str = "short", description: str = "",
+                   w: int = 12, h: int = 8, stack: bool = False) -> None:
+        self.panels.append({
+            "type": "timeseries", "id": self.next_id, "title": title, "description": description,
+            "datasource": DS, "gridPos": self._place(w, h), "targets": self._targets(queries),
+            "fieldConfig": {"defaults": {"unit": unit, "min": 0 if unit not in ("none",) else None,
+                                         "custom": {"drawStyle": "line", "lineWidth": 1,
+                                                    "fillOpacity": 10 if stack else 0,
+                                                    "showPoints": "never",
+                                                    "stacking": {"mode": "normal" if stack else "none"}}},
+                            "overrides": []},
+            "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                        "tooltip": {"mode": "multi", "sort": "desc"}},
+        })
+        self.next_id += 1
+
+    def stat(self, title: str, expr: str, unit: str = "short", description: str = "",
+             w: int = 6, h: int = 4, legend: str = "", thresholds=None) -> None:
+        steps = thresholds or [{"color": "green", "value": None}]
+        self.panels.append({
+            "type": "stat", "id": self.next_id, "title": title, "description": description,
+            "datasource": DS, "gridPos": self._place(w, h),
+            "targets": self._targets([(expr, legend)]),
+            "fieldConfig": {"defaults": {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}},
+                            "overrides": []},
+            "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                        "colorMode": "value", "graphMode": "area", "justifyMode": "auto",
+                        "textMode": "auto", "orientation": "auto"},
+        })
+        self.next_id += 1
+
+    def json(self) -> dict:
+        return {
+            "uid": self.uid, "title": self.title, "description": self.description,
+            "tags": ["jetstream"], "editable": True, "graphTooltip": 1, "schemaVersion": 39,
+            "version": 1, "refresh": "10s", "time": {"from": "now-1h", "to": "now"},
+            "timepicker": {}, "timezone": "", "fiscalYearStartMonth": 0, "liveNow": False,
+            "annotations": {"list": []},
+            "links": [{"type": "dashboards", "tags": ["jetstream"], "asDropdown": True,
+                       "title": "Jetstream", "includeVars": False, "keepTime": True}],
+            "templating": {"list": [{"name": "datasource", "label": "Data source", "type": "datasource",
+                                     "query": "prometheus", "current": {}, "hide": 0,
+                                     "includeAll": False, "multi": False, "options": [],
+                                     "refresh": 1, "regex": "", "skipUrlSync": False}]},
+            "panels": self.panels,
+        }
+
+
+def of_service(metric: str, service: str, group_left: str = "") -> str:
+    """`metric` restricted to the targets of one service (joined on jetstream_build_info)."""
+    gl = f" group_left ({group_left})" if group_left else ""
+    return f'{metric} * on (job, instance){gl} jetstream_build_info{{service="{service}"}}'
+
+
+def process_rows(b: Board, service: str) -> None:
+    b.row("Process")
+    b.timeseries("CPU (cores)", [(f"sum by (instance) ({of_service(f'rate(process_cpu_seconds_total[{RI}])', service)})",
+                                  "{{instance}}")], unit="short", w=8,
+                 description="process_cpu_seconds_total: user + system CPU seconds per second.")
+    b.timeseries("Resident memory", [(f"sum by (instance) ({of_service('process_resident_memory_bytes', service)})",
+                                      "{{instance}}")], unit="bytes", w=8)
+    b.timeseries("Open file descriptors", [(f"sum by (instance) ({of_service('process_open_fds', service)})",
+                                            "{{instance}}")], unit="short", w=8,
+                 description="Sockets (clients, ZeroMQ, metrics) and files (RocksDB).")
+    b.stat("Uptime", f"min(time() - {of_service('process_start_time_seconds', service)})", unit="s", w=12)
+    b.stat("Version", f'count by (version) (jetstream_build_info{{service="{service}"}})', unit="short",
+           legend="{{version}}", w=12, description="Instances per version (jetstream_build_info).")
+
+
+LAG_STORED_TO_FANOUT = ('clamp_min(scalar(max(jetstream_decode_log_time_us{end="newest"})) - '
+                        'max by (instance) (jetstream_fanout_head_time_us), 0) / 1e6')
+P99_RECEIVE_TO_STORED = ("histogram_quantile(0.99, sum by (le) "
+                         f"(rate(consumer_event_processing_duration_seconds_bucket[{RI}])))")
+
+
+def ingest() -> Board:
+    b = Board("jetstream-ingest", "Jetstream / ingest",
+              "jetstream-ingest: the upstream websocket (subscribeRepos) and the frames it publishes to decode.")
+    b.row("Upstream")
+    b.stat("Connected upstream", "max(jetstream_ingest_upstream_connected)",
+           thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}])
+    b.stat("Seconds since last frame", "max(jetstream_ingest_seconds_since_last_frame)", unit="s",
+           thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 30},
+                       {"color": "red", "value": 120}])
+    b.stat("Last upstream seq", "max(jetstream_ingest_last_upstream_seq)", unit="none")
+    b.stat("Frames/s", f"sum(rate(jetstream_ingest_frames_received_total[{RI}]))", unit="short")
+    b.timeseries("Connection state", [("max by (state) (jetstream_ingest_upstream_state)", "{{state}}")],
+                 unit="none", description="1 for the current state: idle (waiting for decode's first resume), "
+                                          "connecting, connected, backoff.")
+    b.timeseries("Reconnects by reason", [(f"sum by (reason) (increase(jetstream_ingest_upstream_reconnects_total[{RI}]))",
+                                           "{{reason}}")], unit="short", stack=True)
+    b.timeseries("Resumes from decode", [(f"sum by (result) (increase(jetstream_ingest_resumes_total[{RI}]))",
+                                          "{{result}}")], unit="short",
+                 description="accepted = a new stream from decode's cursor; retry = decode repeating itself.")
+    b.timeseries("Upstream error frames", [(f"sum(increase(jetstream_ingest_error_frames_total[{RI}]))", "op = -1 frames")],
+                 unit="short")
+    b.row("Throughput")
+    b.timeseries("Frames per second", [
+        (f"sum(rate(jetstream_ingest_frames_received_total[{RI}]))", "received from upstream"),
+        (f"sum(rate(jetstream_ingest_frames_published_total[{RI}]))", "published to decode"),
+    ], unit="short")
+    b.timeseries("Bytes received per second", [(f"sum(rate(jetstream_ingest_bytes_received_total[{RI}]))", "upstream")],
+                 unit="Bps")
+    b.row("Lag")
+    b.timeseries("Seconds since the last upstream frame", [
+        ("max by (instance) (jetstream_ingest_seconds_since_last_frame)", "{{instance}}")], unit="s",
+        description="The stall signal: grows while upstream sends nothing.")
+    b.timeseries("Published but not yet stored (upstream seq distance)", [
+        ("max(jetstream_ingest_last_upstream_seq) - max(consumer_last_seq)", "ingest seq - decode durable seq")],
+        unit="none", description="Last upstream seq ingest published minus the last one decode stored durably.")
+    process_rows(b, "ingest")
+    return b
+
+
+def decode() -> Board:
+    b = Board("jetstream-decode", "Jetstream / decode",
+              "jetstream-decode: decoding, ordering, the RocksDB event log, retention and replay.")
+    b.row("Throughput")
+    b.stat("Events stored/s", f"sum(rate(jetstream_decode_events_stored_total[{RI}]))")
+    b.stat("Last stored upstream seq", "max(consumer_last_seq)", unit="none")
+    b.stat("Event log size", "max(jetstream_decode_log_disk_bytes)", unit="bytes")
+    b.stat("Oldest event age", 'time() - min(jetstream_decode_log_time_us{end="oldest"}) / 1e6', unit="s",
+           description="How far back the log goes (retention window, JETSTREAM_EVENT_TTL).")
+    b.timeseries("Events per second", [
+        (f"sum(rate(jetstream_decode_events_stored_total[{RI}]))", "stored"),
+        (f"sum(rate(jetstream_decode_events_published_total[{RI}]))", "published to fanout"),
+    ])
+    b.timeseries("Events by kind", [(f"sum by (event_type) (rate(consumer_events_processed_total[{RI}]))",
+                                     "{{event_type}}")], stack=True)
+    b.timeseries("Frames by type", [(f"sum by (type) (rate(jetstream_decode_frames_total[{RI}]))", "{{type}}")],
+                 stack=True)
+    b.timeseries("Frames from ingest by verdict", [
+        (f"sum by (verdict) (rate(jetstream_decode_ingest_frames_total[{RI}]))", "{{verdict}}")], stack=True)
+    b.timeseries("Bytes published per second", [(f"sum(rate(jetstream_decode_bytes_published_total[{RI}]))",
+                                                  "to fanout")], unit="Bps")
+    b.row("Drops, resumes, errors")
+    b.timeseries("Drops by reason", [(f"sum by (reason) (rate(jetstream_decode_drops_total[{RI}]))", "{{reason}}")],
+                 stack=True, description="Frames, commits or ops that produced no event.")
+    b.timeseries("Resumes sent to ingest", [(f"sum(increase(jetstream_decode_resumes_total[{RI}]))", "resumes")],
+                 w=6, description="Start, gap, ingest restart, lost tail.")
+    b.timeseries("Event log write errors", [(f"sum(increase(jetstream_decode_store_errors_total[{RI}]))", "errors")],
+                 w=6)
+    b.row("Lag")
+    b.timeseries("Ingest receive → stored", [
+        ("histogram_quantile(0.5, sum by (le) "
+         f"(rate(consumer_event_processing_duration_seconds_bucket[{RI}])))", "p50"),
+        (P99_RECEIVE_TO_STORED, "p99"),
+    ], unit="s", w=8)
+    b.timeseries("RocksDB write", [
+        (f"histogram_quantile(0.5, sum by (le) (rate(jetstream_decode_store_write_seconds_bucket[{RI}])))", "p50"),
+        (f"histogram_quantile(0.99, sum by (le) (rate(jetstream_decode_store_write_seconds_bucket[{RI}])))", "p99"),
+    ], unit="s", w=8)
+    b.timeseries("Age of the newest stored event", [
+        ('time() - max(jetstream_decode_log_time_us{end="newest"}) / 1e6', "newest")], unit="s", w=8)
+    b.timeseries("Batches in flight", [("max(jetstream_decode_batches_in_flight)", "received, not stored")],
+                 unit="none", w=12)
+    b.row("Event log (RocksDB)")
+    b.timeseries("Disk used", [("max by (instance) (jetstream_decode_log_disk_bytes)", "{{instance}}")],
+                 unit="bytes", w=8)
+    b.timeseries("Disk growth per day (30 min trend)", [
+        ("max by (instance) (deriv(jetstream_decode_log_disk_bytes[30m])) * 86400", "{{instance}}")],
+        unit="bytes", w=8)
+    b.timeseries("Oldest and newest event age", [
+        ('time() - min(jetstream_decode_log_time_us{end="oldest"}) / 1e6', "oldest"),
+        ('time() - max(jetstream_decode_log_time_us{end="newest"}) / 1e6', "newest"),
+    ], unit="s", w=8)
+    b.stat("Retention pass (mean)", "max(jetstream_decode_retention_run_seconds_sum / "
+                                    "jetstream_decode_retention_run_seconds_count)", unit="s", w=24)
+    b.row("Replay")
+    b.timeseries("Replay pages by status", [
+        (f"sum by (status) (rate(jetstream_decode_replay_pages_total[{RI}]))", "{{status}}")], w=8)
+    b.timeseries("Replay events per second", [
+        (f"sum(rate(jetstream_decode_replay_events_total[{RI}]))", "served")], w=8)
+    b.timeseries("Replay page latency", [
+        (f"histogram_quantile(0.99, sum by (le) (rate(jetstream_decode_replay_page_seconds_bucket[{RI}])))", "p99")],
+        unit="s", w=8)
+    process_rows(b, "decode")
+    return b
+
+
+def fanout() -> Board:
+    b = Board("jetstream-fanout", "Jetstream / fanout",
+              "jetstream-fanout: client websockets (/subscribe), replay, slow consumers; one line per replica.")
+    b.row("Subscribers")
+    b.stat("Subscribers", "sum(jetstream_subscribers_connected)")
+    b.stat("Replay sessions", "sum(jetstream_fanout_replay_sessions)",
+           description="Subscribers currently served from decode's event log.")
+    b.stat("Slow-client closes (1h)", 'sum(increase(jetstream_fanout_client_closes_total{reason="too_slow"}[1h]))',
+           thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 10}])
+    b.stat("Replicas", 'count(jetstream_build_info{service="fanout"})')
+    b.timeseries("Subscribers by replica", [("sum by (instance) (jetstream_subscribers_connected)", "{{instance}}")],
+                 w=8)
+    b.timeseries("Subscribers by compression", [("sum by (compression) (jetstream_subscribers_connected)",
+                                                 "{{compression}}")], w=8, stack=True)
+    b.timeseries("options_update messages", [
+        (f"sum by (result) (increase(jetstream_fanout_options_updates_total[{RI}]))", "{{result}}")], w=8)
+    b.timeseries("Closes by reason", [
+        (f"sum by (reason) (increase(jetstream_fanout_client_closes_total[{RI}]))", "{{reason}}")], stack=True)
+    b.timeseries("Slow-client closes", [
+        (f'sum by (instance) (increase(jetstream_fanout_client_closes_total{{reason="too_slow"}}[{RI}]))',
+         "{{instance}}")],
+        description="Clients closed for making no progress for JETSTREAM_SLOW_CLIENT_TIMEOUT.")
+    b.row("Throughput")
+    b.timeseries("Events delivered per second", [
+        (f"sum by (instance) (rate(jetstream_events_delivered_total[{RI}]))", "{{instance}}")], stack=True)
+    b.timeseries("Bytes delivered per second", [
+        (f"sum by (instance) (rate(jetstream_bytes_delivered_total[{RI}]))", "{{instance}}")], unit="Bps", stack=True)
+    b.timeseries("Events received from decode per second", [
+        (f"sum by (instance) (rate(jetstream_events_emitted_total[{RI}]))", "{{instance}}")])
+    b.timeseries("Events skipped by reason", [
+        (f"sum by (reason) (rate(jetstream_fanout_events_skipped_total[{RI}]))", "{{reason}}")], stack=True,
+        description="filtered: not wanted by a subscriber's filters; oversize: above its maxMessageSizeBytes.")
+    b.row("Lag")
+    b.timeseries("Behind decode's newest stored event", [(LAG_STORED_TO_FANOUT, "{{instance}}")], unit="s", w=8,
+                 description="decode's newest stored time_us minus the newest time_us this replica holds.")
+    b.timeseries("Age of the newest event held", [
+        ("time() - max by (instance) (jetstream_fanout_head_time_us) / 1e6", "{{instance}}")], unit="s", w=8)
+    b.timeseries("Replaying clients behind live", [
+        (f"histogram_quantile(0.5, sum by (le) (rate(jetstream_fanout_replay_lag_seconds_bucket[{RI}])))", "p50"),
+        (f"histogram_quantile(0.99, sum by (le) (rate(jetstream_fanout_replay_lag_seconds_bucket[{RI}])))", "p99"),
+    ], unit="s", w=8)
+    b.row("Replay and live feed")
+    b.timeseries("Replay sessions by replica", [("sum by (instance) (jetstream_fanout_replay_sessions)",
+                                                 "{{instance}}")], w=8)
+    b.timeseries("Replay pages per second", [
+        (f"sum by (instance) (rate(jetstream_fanout_replay_pages_total[{RI}]))", "{{instance}}")], w=8)
+    b.timeseries("Window of recent events", [("sum by (instance) (jetstream_fanout_window_bytes)", "{{instance}}")],
+                 unit="bytes", w=8)
+    b.timeseries("Live feed gaps repaired from the log", [
+        (f"sum by (instance) (increase(jetstream_fanout_feed_repairs_total[{RI}]))", "gaps {{instance}}"),
+        (f"sum by (instance) (increase(jetstream_fanout_feed_repaired_events_total[{RI}]))", "events {{instance}}"),
+    ])
+    b.timeseries("Live chain resets", [
+        (f"sum by (instance) (increase(jetstream_fanout_feed_resets_total[{RI}]))", "{{instance}}")])
+    process_rows(b, "fanout")
+    return b
+
+
+def overview() -> Board:
+    b = Board("jetstream-overview", "Jetstream / overview",
+              "The whole pipeline: upstream → ingest → decode (event log) → fanout ×N → clients.")
+    b.row("Health")
+    b.stat("Instances up", 'sum(up * on (job, instance) group_left () jetstream_build_info)',
+           description="Scraped targets that export jetstream_build_info.")
+    b.stat("Connected upstream", "max(jetstream_ingest_upstream_connected)",
+           thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}])
+    b.stat("Subscribers", "sum(jetstream_subscribers_connected)")
+    b.stat("Replay sessions", "sum(jetstream_fanout_replay_sessions)")
+    b.row("Throughput")
+    b.timeseries("Pipeline throughput", [
+        (f"sum(rate(jetstream_ingest_frames_received_total[{RI}]))", "frames from upstream (ingest)"),
+        (f"sum(rate(jetstream_decode_events_stored_total[{RI}]))", "events stored (decode)"),
+        (f"sum(rate(jetstream_events_delivered_total[{RI}]))", "events delivered to clients (all fanouts)"),
+    ], w=24)
+    b.row("Lag: upstream → stored → delivered")
+    b.timeseries("Lag", [
+        ("max(jetstream_ingest_seconds_since_last_frame)", "since the last upstream frame (ingest)"),
+        (P99_RECEIVE_TO_STORED, "ingest receive → stored, p99 (decode)"),
+        (f"max({LAG_STORED_TO_FANOUT})", "stored → fanout, worst replica"),
+        (f"histogram_quantile(0.99, sum by (le) (rate(jetstream_fanout_replay_lag_seconds_bucket[{RI}])))",
+         "replaying clients behind live, p99"),
+    ], unit="s", w=24)
+    b.row("Losses and churn")
+    b.timeseries("decode drops by reason", [
+        (f"sum by (reason) (rate(jetstream_decode_drops_total[{RI}]))", "{{reason}}")], w=8, stack=True)
+    b.timeseries("Upstream reconnects by reason", [
+        (f"sum by (reason) (increase(jetstream_ingest_upstream_reconnects_total[{RI}]))", "{{reason}}")], w=8,
+        stack=True)
+    b.timeseries("Client closes by reason", [
+        (f"sum by (reason) (increase(jetstream_fanout_client_closes_total[{RI}]))", "{{reason}}")], w=8, stack=True,
+        description="too_slow = slow-client closes.")
+    b.row("Event log")
+    b.stat("Event log size", "max(jetstream_decode_log_disk_bytes)", unit="bytes", w=12)
+    b.stat("Oldest event age", 'time() - min(jetstream_decode_log_time_us{end="oldest"}) / 1e6', unit="s", w=12)
+    b.row("Resources by service")
+    b.timeseries("CPU (cores)", [
+        (f"sum by (service) ({of_service_any(f'rate(process_cpu_seconds_total[{RI}])')})", "{{service}}")])
+    b.timeseries("Resident memory", [
+        (f"sum by (service) ({of_service_any('process_resident_memory_bytes')})", "{{service}}")], unit="bytes")
+    return b
+
+
+def of_service_any(metric: str) -> str:
+    return f"{metric} * on (job, instance) group_left (service) jetstream_build_info"
+
+
+BOARDS = {"jetstream-overview.json": overview, "jetstream-ingest.json": ingest,
+          "jetstream-decode.json": decode, "jetstream-fanout.json": fanout}
+
+
+def render(make) -> str:
+    return json.dumps(make().json(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    check = "--check" in sys.argv[1:]
+    stale = []
+    for name, make in BOARDS.items():
+        path = HERE / name
+        text = render(make)
+        if check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+            print(f"wrote dashboards/{name}")
+    if stale:
+        print("out of date (run python3 dashboards/generate.py): " + ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
