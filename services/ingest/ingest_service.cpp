@@ -133,6 +133,10 @@ std::unique_ptr<IngestService> IngestService::start(const IngestOptions& options
     error = "--backoff-initial must be > 0 and <= --backoff-max";
     return nullptr;
   }
+  if (options.frames_send_hwm < 0 || options.frames_send_hwm > 1'000'000'000) {
+    error = "--frames-send-hwm must be between 0 (no limit) and 1000000000";
+    return nullptr;
+  }
   if (options.status_interval.count() <= 0) {
     error = "--status-interval must be > 0";
     return nullptr;
