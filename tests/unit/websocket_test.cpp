@@ -291,20 +291,20 @@ TEST(WebSocketClient, QuietPeerThatAnswersPingsIsAStallOnlyWithAMessageTimeout) 
   Collector quiet_ok;
   ClientOptions pings_only;
   pings_only.ping_interval = 50ms;
-  pings_only.idle_timeout = 300ms;
+  pings_only.idle_timeout = 1000ms;  // generous: a loaded CI box may delay a pong
   WebSocketClient first(io.io(), pings_only, quiet_ok.handlers());
   first.connect(url_of(server.url()));
 
   Collector stalls;
   ClientOptions with_message_timeout = pings_only;
-  with_message_timeout.message_timeout = 400ms;
+  with_message_timeout.message_timeout = 1200ms;
   WebSocketClient second(io.io(), with_message_timeout, stalls.handlers());
   second.connect(url_of(server.url()));
 
   ASSERT_TRUE(stalls.wait_error());
   EXPECT_EQ(stalls.error()->category, ErrorCategory::stall);
-  // Pongs keep the first one alive well past its idle timeout.
-  std::this_thread::sleep_for(400ms);
+  // Pongs keep the first one alive well past its idle timeout (1.8 s > 1 s).
+  std::this_thread::sleep_for(600ms);
   EXPECT_EQ(quiet_ok.errors(), 0) << quiet_ok.error()->message;
   EXPECT_EQ(quiet_ok.messages().size(), 2u);
 }
