@@ -129,6 +129,7 @@ step "check formatting"
 bash scripts/check-format.sh
 
 configure_and_build ci
+step "install e2e npm packages (tests/e2e/install.sh)"; bash tests/e2e/install.sh
 step "test (ci preset: every label)"
 run_ctest ci --preset ci -j"${JOBS}"
 

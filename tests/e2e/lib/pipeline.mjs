@@ -1,0 +1,238 @@
+// The pipeline under test, started as scripts/run.sh starts it: three processes (decode first,
+// then ingest, then fanout), the same flags and JETSTREAM_* environment as run.sh, plus the
+// listen/endpoint flags that put every socket on a free 127.0.0.1 port. Each process's output
+// goes to a log file in the run's temporary folder; `tail()` shows it when a test fails.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePorts, waitFor, withTimeout } from './util.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = path.resolve(HERE, '../../..');
+
+// Where the built services are: $JETSTREAM_E2E_BUILD_DIR (set by CTest to the build tree), else
+// build/ci of this repository.
+export function buildDir() {
+  return path.resolve(process.env.JETSTREAM_E2E_BUILD_DIR || path.join(REPO_ROOT, 'build', 'ci'));
+}
+
+export function binaries(dir = buildDir()) {
+  return {
+    ingest: path.join(dir, 'services', 'ingest', 'jetstream-ingest'),
+    decode: path.join(dir, 'services', 'decode', 'jetstream-decode'),
+    fanout: path.join(dir, 'services', 'fanout', 'jetstream-fanout'),
+  };
+}
+
+export function framesTool(dir = buildDir()) {
+  return path.join(dir, 'tools', 'frames', 'jetstream-frames');
+}
+
+// ../shared: $JETSTREAM_SHARED_DIR, else the folder CMake recorded (JETSTREAM_E2E_SHARED_DEFAULT),
+// else ../shared beside the repository.
+export function sharedDir() {
+  return path.resolve(
+    process.env.JETSTREAM_SHARED_DIR ||
+      process.env.JETSTREAM_E2E_SHARED_DEFAULT ||
+      path.join(REPO_ROOT, '..', 'shared'),
+  );
+}
+
+export function dictionaryPath() {
+  return process.env.JETSTREAM_ZSTD_DICTIONARY_PATH || path.join(sharedDir(), 'zstd', 'jetstream-v1.zdict');
+}
+
+// Children still alive when this process exits are killed, whatever way it exits.
+const live = new Set();
+process.on('exit', () => {
+  for (const child of live) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+class Service {
+  constructor(name, binary, args, env, logPath) {
+    this.name = name;
+    this.binary = binary;
+    this.args = args;
+    this.env = env;
+    this.logPath = logPath;
+    this.child = null;
+    this.exits = [];
+  }
+
+  start() {
+    const fd = fs.openSync(this.logPath, 'a');
+    fs.writeSync(fd, `\n==> ${new Date().toISOString()} ${this.binary} ${this.args.join(' ')}\n`);
+    const child = spawn(this.binary, this.args, { stdio: ['ignore', fd, fd], env: this.env });
+    fs.closeSync(fd);
+    this.child = child;
+    live.add(child);
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        live.delete(child);
+        this.exits.push({ code, signal });
+        resolve({ code, signal });
+      });
+    });
+    return this;
+  }
+
+  get running() {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  // stop(signal): sends the signal, waits up to `graceMs`, then SIGKILL; returns {code, signal}.
+  async stop(signal = 'SIGTERM', graceMs = 10_000) {
+    if (!this.running) return this.exits[this.exits.length - 1] ?? null;
+    this.child.kill(signal);
+    const result = await withTimeout(this.exited, graceMs, `${this.name} exit after ${signal}`).catch(
+      () => null,
+    );
+    if (result) return result;
+    this.child.kill('SIGKILL');
+    const killed = await this.exited;
+    return { ...killed, forced: true };
+  }
+
+  tail(lines = 40) {
+    try {
+      return fs.readFileSync(this.logPath, 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+}
+
+// startPipeline({wsUrl, workDir, dictionary}) -> Pipeline with .fanoutUrl, .services, .stop() ...
+export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries() }) {
+  const [frames, control, ingestMetrics, events, replay, decodeMetrics, fanoutHttp, fanoutMetrics] =
+    await freePorts(8);
+  const dataDir = path.join(workDir, 'data');
+  fs.mkdirSync(dataDir, { recursive: true });
+  const env = {
+    ...process.env,
+    // what run.sh exports to every service
+    JETSTREAM_WS_URL: wsUrl,
+    JETSTREAM_DATA_DIR: dataDir,
+    JETSTREAM_ZSTD_DICTIONARY_PATH: dictionary,
+  };
+  const loop = '127.0.0.1';
+  const services = {
+    // run.sh: decode --data-dir D --zstd-dictionary-path F
+    decode: new Service('decode', bin.decode, [
+      '--data-dir', dataDir, '--zstd-dictionary-path', dictionary,
+      '--frames-endpoint', `tcp://${loop}:${frames}`,
+      '--control-endpoint', `tcp://${loop}:${control}`,
+      '--events-endpoint', `tcp://${loop}:${events}`,
+      '--replay-endpoint', `tcp://${loop}:${replay}`,
+      '--metrics-listen-addr', `${loop}:${decodeMetrics}`,
+    ], env, path.join(workDir, 'decode.log')),
+    // run.sh: ingest --ws-url URL
+    ingest: new Service('ingest', bin.ingest, [
+      '--ws-url', wsUrl,
+      '--frames-listen-addr', `${loop}:${frames}`,
+      '--control-listen-addr', `${loop}:${control}`,
+      '--metrics-listen-addr', `${loop}:${ingestMetrics}`,
+    ], env, path.join(workDir, 'ingest.log')),
+    // run.sh: fanout (the dictionary comes from JETSTREAM_ZSTD_DICTIONARY_PATH)
+    fanout: new Service('fanout', bin.fanout, [
+      '--listen-addr', `${loop}:${fanoutHttp}`,
+      '--metrics-listen-addr', `${loop}:${fanoutMetrics}`,
+      '--events-endpoint', `tcp://${loop}:${events}`,
+      '--replay-endpoint', `tcp://${loop}:${replay}`,
+    ], env, path.join(workDir, 'fanout.log')),
+  };
+  const pipeline = {
+    services,
+    dataDir,
+    fanoutHttp: `http://${loop}:${fanoutHttp}`,
+    fanoutWs: `ws://${loop}:${fanoutHttp}`,
+    metrics: {
+      ingest: `http://${loop}:${ingestMetrics}`,
+      decode: `http://${loop}:${decodeMetrics}`,
+      fanout: `http://${loop}:${fanoutMetrics}`,
+    },
+    tails(lines = 30) {
+      return Object.values(services)
+        .map((s) => `---- ${s.name} (${s.logPath}) ----\n${s.tail(lines)}`)
+        .join('\n');
+    },
+    async stop() {
+      const results = {};
+      for (const name of ['fanout', 'ingest', 'decode']) results[name] = await services[name].stop('SIGTERM');
+      return results;
+    },
+  };
+  services.decode.start();
+  services.ingest.start();
+  services.fanout.start();
+  try {
+    await waitReady(pipeline);
+  } catch (err) {
+    await pipeline.stop();
+    throw new Error(`${err.message}\n${pipeline.tails()}`);
+  }
+  return pipeline;
+}
+
+export async function httpGet(url, timeoutMs = 2_000) {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    return { status: res.status, text: await res.text() };
+  } catch (err) {
+    return { status: 0, text: String(err?.message ?? err) };
+  }
+}
+
+export async function metricValue(baseUrl, name) {
+  const { status, text } = await httpGet(`${baseUrl}/metrics`);
+  if (status !== 200) return null;
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.split(' ').pop()) : null;
+}
+
+// Ready: all three alive, decode serving (/healthz), ingest connected upstream (it connects only
+// once decode has sent its resume), fanout answering `GET /`. (decode's /readyz turns 200 only
+// with the first frame of a stream, and a quiet PDS sends none.)
+export async function waitReady(p, timeoutMs = 30_000) {
+  const dead = () => Object.values(p.services).find((s) => !s.running);
+  let last = {};
+  await waitFor(
+    async () => {
+      const d = dead();
+      if (d) throw new Error(`${d.name} exited during start-up: ${JSON.stringify(d.exits.at(-1))}`);
+      const [decode, connected, fanout] = await Promise.all([
+        httpGet(`${p.metrics.decode}/healthz`),
+        metricValue(p.metrics.ingest, 'jetstream_ingest_upstream_connected'),
+        httpGet(`${p.fanoutHttp}/`),
+      ]);
+      last = { decodeHealthz: decode, ingestUpstreamConnected: connected, fanoutRoot: fanout };
+      return decode.status === 200 && connected === 1 && fanout.status === 200;
+    },
+    {
+      timeoutMs,
+      intervalMs: 100,
+      what: () => `the pipeline to be ready (decode /healthz 200, ingest connected upstream, fanout GET / 200); last: ${JSON.stringify(last)}`,
+    },
+  );
+}
+
+// waitDecodeReady(p): after a restart, decode follows ingest again (/readyz: true once the first
+// frame of the resumed stream arrived, so only call this when upstream has frames to replay).
+export async function waitDecodeReady(p, timeoutMs = 30_000) {
+  await waitFor(
+    async () => {
+      if (!p.services.decode.running) {
+        throw new Error(`decode exited after its restart: ${JSON.stringify(p.services.decode.exits.at(-1))}`);
+      }
+      return (await httpGet(`${p.metrics.decode}/readyz`)).status === 200;
+    },
+    { timeoutMs, intervalMs: 100, what: 'decode /readyz after the restart' },
+  );
+}
