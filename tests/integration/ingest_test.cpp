@@ -420,6 +420,41 @@ TEST_F(IngestBinary, QuietUpstreamIsReconnectedAfterTheStallTimeoutAndIngestStay
   EXPECT_EQ(status->last_ingest_seq, corpus_.size());
 }
 
+/// An upstream error frame (op = -1): header {op: -1}, body {error, message} in DAG-CBOR.
+Bytes error_frame() {
+  Bytes frame = {0xa1, 0x62, 'o', 'p', 0x20, 0xa2, 0x65, 'e', 'r', 'r', 'o', 'r', 0x6c};
+  for (const char c : std::string("FutureCursor")) frame.push_back(static_cast<std::uint8_t>(c));
+  frame.insert(frame.end(), {0x67, 'm', 'e', 's', 's', 'a', 'g', 'e', 0x75});
+  for (const char c : std::string("Cursor in the future.")) {
+    frame.push_back(static_cast<std::uint8_t>(c));
+  }
+  return frame;
+}
+
+TEST_F(IngestBinary, UpstreamErrorFrameIsPublishedThenTheConnectionIsRemadeFromTheLastSeq) {
+  std::vector<Bytes> frames(corpus_.begin(), corpus_.begin() + 10);
+  frames.push_back(error_frame());
+  FrameServerOptions options;
+  options.keep_open = true;
+  server_ = std::make_unique<FrameServer>(frames, options);
+  start_ingest();
+  auto decode = make_decode();
+  const auto first = decode->next_status();
+  ASSERT_TRUE(first);
+  decode->resume(1, first->epoch, proto::kLiveCursor);
+  // The error frame travels untouched like any other (upstream seq 0): decode counts it.
+  const auto received = decode->frames(frames.size());
+  expect_envelopes(received, frames, first->epoch, 1, 1);
+
+  ASSERT_TRUE(support::eventually([&] { return server_->connections() >= 2; }, 5s));
+  EXPECT_EQ(server_->request_targets()[1], std::string(jetstream::websocket::kSubscribeReposPath) +
+                                               "?cursor=" + std::to_string(seq_of(frames[9])));
+  const auto text = scrape();
+  EXPECT_EQ(metric(text, "jetstream_ingest_error_frames_total"), 1);
+  EXPECT_EQ(metric(text, "jetstream_ingest_upstream_reconnects_total{reason=\"error_frame\"}"), 1);
+  EXPECT_TRUE(ingest_.running());
+}
+
 TEST_F(IngestBinary, UnreachableUpstreamIsRetriedWithBackoffAndReportedNotReady) {
   start_server({});
   const std::string url = server_->url();
