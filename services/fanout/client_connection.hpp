@@ -127,7 +127,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   ClientConnection(const ClientConnection&) = delete;
   ClientConnection& operator=(const ClientConnection&) = delete;
 
-  /// Installs the callbacks and starts writing, reading and pinging. Call once.
+  /// Installs the callbacks and starts writing, reading and pinging. Call once (HttpServer does,
+  /// with what `SubscribeAccept::on_open` returned).
   void start(ConnectionHandlers handlers);
 
   /// Queues frames (complete websocket frames, e.g. from `make_frame`) to be written in order,
@@ -141,7 +142,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   /// back or after `close_timeout`. Later sends are dropped. Idempotent.
   void close(std::uint16_t code, std::string reason);
 
-  /// Drops the connection now, without a close frame (`on_closed` gets kDropped, `reason`).
+  /// Drops the connection now, without a close frame (`on_closed` gets kDropped, `reason`; if a
+  /// closing handshake was under way, its CloseInfo is kept).
   void abort(std::string reason);
 
   /// Bytes accepted by `send()` and not yet written (0 once closed).
