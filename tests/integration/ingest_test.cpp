@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <regex>
@@ -26,6 +27,7 @@
 #include "proto/proto.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/shared_data.hpp"
+#include "tests/support/tls_certificate.hpp"
 
 namespace {
 
@@ -452,6 +454,45 @@ TEST_F(IngestBinary, UpstreamErrorFrameIsPublishedThenTheConnectionIsRemadeFromT
   const auto text = scrape();
   EXPECT_EQ(metric(text, "jetstream_ingest_error_frames_total"), 1);
   EXPECT_EQ(metric(text, "jetstream_ingest_upstream_reconnects_total{reason=\"error_frame\"}"), 1);
+  EXPECT_TRUE(ingest_.running());
+}
+
+TEST_F(IngestBinary, WssUpstreamIsReadWhenItsCaIsGivenWithCaFile) {
+  const auto certificate = support::make_localhost_certificate();
+  const auto ca_file = std::filesystem::path(log_path_).replace_extension(".ca.pem");
+  std::ofstream(ca_file) << certificate.certificate_pem;
+  FrameServerOptions options;
+  options.keep_open = true;
+  options.tls_certificate_pem = certificate.certificate_pem;
+  options.tls_private_key_pem = certificate.private_key_pem;
+  start_server(options);
+  ASSERT_EQ(server_->url().rfind("wss://localhost:", 0), 0u);
+  start_ingest({"--ca-file", ca_file.string()});
+  auto decode = make_decode();
+  const auto first = decode->next_status();
+  ASSERT_TRUE(first);
+  decode->resume(1, first->epoch, proto::kLiveCursor);
+  expect_envelopes(decode->frames(corpus_.size()), corpus_, first->epoch, 1, 1);
+  std::filesystem::remove(ca_file);
+}
+
+TEST_F(IngestBinary, WssUpstreamWithAnUntrustedCertificateIsRetriedAndCountedAsTls) {
+  const auto certificate = support::make_localhost_certificate();
+  FrameServerOptions options;
+  options.tls_certificate_pem = certificate.certificate_pem;
+  options.tls_private_key_pem = certificate.private_key_pem;
+  start_server(options);
+  start_ingest();  // system CAs only
+  auto decode = make_decode();
+  const auto first = decode->next_status();
+  ASSERT_TRUE(first);
+  decode->resume(1, first->epoch, proto::kLiveCursor);
+  ASSERT_TRUE(support::eventually(
+      [&] {
+        return metric(scrape(), "jetstream_ingest_upstream_reconnects_total{reason=\"tls\"}") >= 2;
+      },
+      5s));
+  EXPECT_EQ(server_->connections(), 0u);
   EXPECT_TRUE(ingest_.running());
 }
 

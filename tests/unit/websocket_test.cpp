@@ -1,12 +1,6 @@
 // WebSocketClient against FrameServer on 127.0.0.1: byte-exact delivery, cursor, faults (peer
 // drop, stall, refused, 404), TLS with a certificate made at test time.
 #include <gtest/gtest.h>
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -29,6 +23,7 @@
 #include "common/websocket/frame_server.hpp"
 #include "common/websocket/url.hpp"
 #include "tests/support/shared_data.hpp"
+#include "tests/support/tls_certificate.hpp"
 
 namespace jetstream::websocket {
 namespace {
@@ -395,62 +390,10 @@ TEST(FrameServer, RateLimitPacesTheFrames) {
 
 // ---- TLS -------------------------------------------------------------------------------------
 
-struct TestCertificate {
-  std::string certificate_pem;
-  std::string private_key_pem;
-};
-
-std::string bio_text(BIO* bio) {
-  char* data = nullptr;
-  // BIO_get_mem_data() is a macro with a C cast; this is its expansion.
-  const long size = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &data);
-  return std::string(data, static_cast<std::size_t>(size));
-}
-
-/// A self-signed CA certificate for "localhost" (RSA 2048, SHA-256), made with the OpenSSL 3 API.
-TestCertificate make_localhost_certificate() {
-  EVP_PKEY* key = EVP_RSA_gen(2048);
-  X509* cert = X509_new();
-  X509_set_version(cert, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
-  X509_set_pubkey(cert, key);
-  X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-  X509_set_issuer_name(cert, name);
-  X509V3_CTX context;
-  X509V3_set_ctx_nodb(&context);
-  X509V3_set_ctx(&context, cert, cert, nullptr, nullptr, 0);
-  for (const auto& [nid, value] :
-       {std::pair{NID_subject_alt_name, "DNS:localhost"},
-        std::pair{NID_basic_constraints, "critical,CA:TRUE"},
-        std::pair{NID_key_usage, "critical,keyCertSign,digitalSignature"}}) {
-    X509_EXTENSION* extension = X509V3_EXT_conf_nid(nullptr, &context, nid, value);
-    X509_add_ext(cert, extension, -1);
-    X509_EXTENSION_free(extension);
-  }
-  X509_sign(cert, key, EVP_sha256());
-
-  TestCertificate out;
-  BIO* cert_bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(cert_bio, cert);
-  out.certificate_pem = bio_text(cert_bio);
-  BIO_free(cert_bio);
-  BIO* key_bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(key_bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-  out.private_key_pem = bio_text(key_bio);
-  BIO_free(key_bio);
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  return out;
-}
-
 class WebSocketTls : public ::testing::Test {
  protected:
   void SetUp() override {
-    certificate_ = make_localhost_certificate();
+    certificate_ = testing::make_localhost_certificate();
     ASSERT_NE(certificate_.certificate_pem.find("BEGIN CERTIFICATE"), std::string::npos);
     ca_file_ = std::filesystem::temp_directory_path() /
                ("jetstream-websocket-test-ca-" + std::to_string(::getpid()) + ".pem");
@@ -465,7 +408,7 @@ class WebSocketTls : public ::testing::Test {
     return options;
   }
 
-  TestCertificate certificate_;
+  testing::TestCertificate certificate_;
   std::filesystem::path ca_file_;
 };
 
