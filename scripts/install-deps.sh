@@ -17,6 +17,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # scripts
   curl ca-certificates python3
+  # deployment checks (tests/deploy): promtool and a Prometheus server, YAML parsing
+  prometheus python3-yaml
 )
 
 is_installed() {
