@@ -48,11 +48,11 @@ def main() -> int:
             print(f"{service}: not built, table left as it is")
             continue
         flags = dc.parse_help(dc.help_text(path))
-        pattern = re.compile(rf"(<!-- flags:{service}:begin -->\n).*?(\n<!-- flags:{service}:end -->)", re.S)
+        pattern = re.compile(rf"(<!-- flags:{service}:begin -->\n)(?:.*?\n)?(<!-- flags:{service}:end -->)", re.S)
         if not pattern.search(new):
             print(f"README.md has no <!-- flags:{service}:begin/end --> markers")
             return 1
-        new = pattern.sub(lambda m: m.group(1) + table(flags) + m.group(2), new)
+        new = pattern.sub(lambda m: m.group(1) + table(flags) + "\n" + m.group(2), new)
     if args.write:
         README.write_text(new)
         print("README.md flag tables written")
