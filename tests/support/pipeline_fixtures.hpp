@@ -275,6 +275,7 @@ class StackUnderTest {
     double rate = 0;  ///< upstream frames/s, 0 = full speed
     bool dictionary = true;
     std::vector<std::string> fanout_args;
+    std::vector<std::string> serve_args;
   };
 
   explicit StackUnderTest(const std::string& name)
@@ -308,20 +309,23 @@ class StackUnderTest {
       serve_args.push_back("--rate");
       serve_args.push_back(std::to_string(options.rate));
     }
-    std::vector<std::string> decode_args = {"--data-dir",
-                                            (dir_ / "data").string(),
-                                            "--frames-endpoint",
-                                            tcp(frames_port),
-                                            "--control-endpoint",
-                                            tcp(control_port),
-                                            "--events-endpoint",
-                                            tcp(events_port),
-                                            "--replay-endpoint",
-                                            tcp(replay_port),
-                                            "--metrics-listen-addr",
-                                            local(decode_metrics_port),
-                                            "--heartbeat-interval",
-                                            "200ms"};
+    serve_args.insert(serve_args.end(), options.serve_args.begin(), options.serve_args.end());
+    decode_args_.clear();
+    std::vector<std::string>& decode_args = decode_args_;
+    decode_args = {"--data-dir",
+                   (dir_ / "data").string(),
+                   "--frames-endpoint",
+                   tcp(frames_port),
+                   "--control-endpoint",
+                   tcp(control_port),
+                   "--events-endpoint",
+                   tcp(events_port),
+                   "--replay-endpoint",
+                   tcp(replay_port),
+                   "--metrics-listen-addr",
+                   local(decode_metrics_port),
+                   "--heartbeat-interval",
+                   "200ms"};
     std::vector<std::string> fanout_args = {"--listen-addr",         local(fanout_port),
                                             "--metrics-listen-addr", local(fanout_metrics_port),
                                             "--events-endpoint",     tcp(events_port),
@@ -333,6 +337,18 @@ class StackUnderTest {
       }
     }
     fanout_args.insert(fanout_args.end(), options.fanout_args.begin(), options.fanout_args.end());
+    ingest_args_ = {"--ws-url",
+                    "ws://" + local(upstream_port) + "/xrpc/com.atproto.sync.subscribeRepos",
+                    "--frames-listen-addr",
+                    local(frames_port),
+                    "--control-listen-addr",
+                    local(control_port),
+                    "--metrics-listen-addr",
+                    local(ingest_metrics_port),
+                    "--backoff-initial",
+                    "50ms",
+                    "--backoff-max",
+                    "500ms"};
     // decode and fanout first: ingest connects upstream only once decode tells it where to start,
     // and fanout joins decode's stream at its first heartbeat.
     return decode.start(bin("services/decode/jetstream-decode"), decode_args,
@@ -342,12 +358,23 @@ class StackUnderTest {
            wait_until_ready(fanout_metrics_port) &&
            serve.start(bin("tools/frames/jetstream-frames"), serve_args,
                        (dir_ / "serve.log").string()) &&
-           ingest.start(bin("services/ingest/jetstream-ingest"),
-                        {"--ws-url",
-                         "ws://" + local(upstream_port) + "/xrpc/com.atproto.sync.subscribeRepos",
-                         "--frames-listen-addr", local(frames_port), "--control-listen-addr",
-                         local(control_port), "--metrics-listen-addr", local(ingest_metrics_port)},
+           ingest.start(bin("services/ingest/jetstream-ingest"), ingest_args_,
                         (dir_ / "ingest.log").string());
+  }
+
+  /// Starts decode again (after a kill) with the same data dir and ports.
+  bool restart_decode() {
+    return decode.start(binary("services/decode/jetstream-decode"), decode_args_,
+                        (dir_ / "decode.log").string());
+  }
+  /// Starts ingest again (after a kill): a new epoch for decode.
+  bool restart_ingest() {
+    return ingest.start(binary("services/ingest/jetstream-ingest"), ingest_args_,
+                        (dir_ / "ingest.log").string());
+  }
+
+  static std::string binary(const char* relative) {
+    return (std::filesystem::path(JETSTREAM_BINARY_DIR) / relative).string();
   }
 
   /// GET http://127.0.0.1:port/path; returns "" when unreachable.
@@ -377,6 +404,23 @@ class StackUnderTest {
     return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
   }
 
+  /// The sum of every series of metric `name` (all label sets).
+  static double metric_sum(std::uint16_t port, const std::string& name) {
+    const std::string text = http_get(port, "/metrics");
+    double sum = 0;
+    std::size_t at = 0;
+    while ((at = text.find("\n" + name, at)) != std::string::npos) {
+      const auto line_end = text.find('\n', at + 1);
+      const std::string line = text.substr(at + 1, line_end - at - 1);
+      const auto space = line.rfind(' ');
+      const char next = line.size() > name.size() ? line[name.size()] : ' ';
+      if ((next == '{' || next == ' ') && space != std::string::npos)
+        sum += std::stod(line.substr(space + 1));
+      at = line_end;
+    }
+    return sum;
+  }
+
   static bool wait_until_ready(std::uint16_t metrics_port) {
     return eventually(
         [&] { return http_get(metrics_port, "/readyz").find(" 200 ") != std::string::npos; },
@@ -389,6 +433,8 @@ class StackUnderTest {
 
  private:
   std::filesystem::path dir_;
+  std::vector<std::string> decode_args_;
+  std::vector<std::string> ingest_args_;
 };
 
 }  // namespace jetstream::testing

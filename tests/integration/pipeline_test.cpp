@@ -1,0 +1,144 @@
+// ingest → decode as real processes, fed by `jetstream-frames serve` with the real relay capture:
+// the log and the published stream equal production v1's output for those frames, and stay so
+// through kill -9 of either process and an upstream that keeps dropping the connection. Garbage
+// from upstream is counted and skipped.
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <sstream>
+
+#include "tests/support/pipeline_fixtures.hpp"
+#include "tests/support/replay_client.hpp"
+
+namespace {
+
+namespace support = jetstream::testing;
+using namespace std::chrono_literals;
+using support::StackUnderTest;
+
+std::string blank_time_us(const std::string& json) {
+  static const std::regex time_us(R"("time_us":\d+)");
+  return std::regex_replace(json, time_us, R"("time_us":0)",
+                            std::regex_constants::format_first_only);
+}
+
+class Pipeline : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto frames = support::shared_file("corpus/dev.frames");
+    const auto expected = support::shared_file("corpus/dev.expected.jsonl");
+    if (!frames || !expected)
+      GTEST_SKIP() << "shared corpus missing under " << support::shared_dir();
+    frames_path_ = *frames;
+    std::istringstream in(support::read_text_file(*expected));
+    for (std::string line; std::getline(in, line);) expected_.push_back(line);
+  }
+
+  std::vector<support::OwnedEvent> log_of(const StackUnderTest& stack) {
+    support::ReplayClient client(context_, "tcp://127.0.0.1:" + std::to_string(stack.replay_port));
+    return client.read_all({});
+  }
+
+  /// Waits for the whole corpus in the log, then checks it event by event.
+  void expect_log_is_the_corpus(const StackUnderTest& stack) {
+    std::vector<support::OwnedEvent> log;
+    support::eventually([&] { return (log = log_of(stack)).size() >= expected_.size(); }, 60s);
+    std::this_thread::sleep_for(500ms);  // a duplicate, if any, would be stored by now
+    log = log_of(stack);
+    ASSERT_EQ(log.size(), expected_.size())
+        << stack.decode.log() << stack.ingest.log() << stack.serve.log();
+    for (std::size_t i = 0; i < log.size(); ++i) {
+      EXPECT_EQ(blank_time_us(log[i].json), blank_time_us(expected_[i])) << "event " << i;
+      if (i > 0) {
+        EXPECT_GT(log[i].time_us, log[i - 1].time_us);
+      }
+    }
+  }
+
+  StackUnderTest::Options options(double rate, std::filesystem::path capture = {}) {
+    StackUnderTest::Options o;
+    o.capture = capture.empty() ? frames_path_ : capture;
+    o.rate = rate;
+    return o;
+  }
+
+  zmq::context_t context_;
+  std::filesystem::path frames_path_;
+  std::vector<std::string> expected_;
+};
+
+TEST_F(Pipeline, StoredAndPublishedEventsEqualTheV1CorpusInOrder) {
+  StackUnderTest stack("corpus");
+  ASSERT_TRUE(stack.start(options(0)));
+  expect_log_is_the_corpus(stack);
+  EXPECT_EQ(StackUnderTest::metric(
+                stack.decode_metrics_port,
+                R"(consumer_events_processed_total{event_type="commit",socket_url="upstream"})"),
+            77);
+}
+
+TEST_F(Pipeline, KillNineOfDecodeMidStreamLosesAndDuplicatesNothing) {
+  StackUnderTest stack("kill-decode");
+  ASSERT_TRUE(stack.start(options(40)));  // ~2 s of upstream
+  ASSERT_TRUE(support::eventually([&] { return log_of(stack).size() >= 15; }, 30s))
+      << stack.decode.log();
+  stack.decode.kill_now();
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(stack.restart_decode());
+  expect_log_is_the_corpus(stack);
+}
+
+TEST_F(Pipeline, KillNineOfIngestMidStreamLosesAndDuplicatesNothing) {
+  StackUnderTest stack("kill-ingest");
+  ASSERT_TRUE(stack.start(options(40)));
+  ASSERT_TRUE(support::eventually([&] { return log_of(stack).size() >= 15; }, 30s))
+      << stack.decode.log();
+  stack.ingest.kill_now();
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(stack.restart_ingest());
+  expect_log_is_the_corpus(stack);
+}
+
+TEST_F(Pipeline, AnUpstreamThatKeepsDroppingTheConnectionLosesNothing) {
+  StackUnderTest stack("drops");
+  auto o = options(0);
+  o.serve_args = {"--drop-after", "10"};  // every connection ends after 10 frames, no close frame
+  ASSERT_TRUE(stack.start(o));
+  expect_log_is_the_corpus(stack);
+  // 75 frames, 10 per connection: ingest reconnected at least 7 times and resumed each time.
+  EXPECT_GE(StackUnderTest::metric_sum(stack.ingest_metrics_port,
+                                       "jetstream_ingest_upstream_reconnects_total"),
+            7);
+}
+
+TEST_F(Pipeline, MalformedFramesFromUpstreamAreCountedAndSkipped) {
+  StackUnderTest stack("garbage");
+  // The corpus with garbage between its frames: random bytes, a truncated frame, an unknown type.
+  const auto bytes = support::read_binary_file(frames_path_);
+  const auto frames = jetstream::firehose::split_capture(bytes);
+  ASSERT_TRUE(frames);
+  const auto capture = stack.dir() / "garbage.frames";
+  {
+    std::ofstream out(capture, std::ios::binary);
+    std::uint32_t state = 7;
+    for (std::size_t i = 0; i < frames->size(); ++i) {
+      jetstream::firehose::write_capture_frame(out, (*frames)[i]);
+      if (i % 10 == 0) {
+        std::vector<std::uint8_t> junk(200);
+        for (auto& b : junk)
+          b = static_cast<std::uint8_t>((state = state * 1103515245u + 12345u) >> 24);
+        jetstream::firehose::write_capture_frame(out, junk);
+        jetstream::firehose::write_capture_frame(out, (*frames)[i].first((*frames)[i].size() / 2));
+      }
+    }
+  }
+  ASSERT_TRUE(stack.start(options(0, capture)));
+  expect_log_is_the_corpus(stack);
+  EXPECT_GE(StackUnderTest::metric(stack.decode_metrics_port,
+                                   R"(jetstream_decode_drops_total{reason="malformed_frame"})"),
+            16);
+  EXPECT_TRUE(stack.decode.running());
+  EXPECT_TRUE(stack.ingest.running());
+}
+
+}  // namespace
