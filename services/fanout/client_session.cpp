@@ -1,7 +1,6 @@
 #include "services/fanout/client_session.hpp"
 
 #include <deque>
-#include <unordered_set>
 
 #include "common/log/log.hpp"
 #include "services/fanout/event_filter.hpp"
@@ -19,31 +18,32 @@ std::int64_t wall_clock_us() {
 // Broadcaster
 
 struct BroadcasterState {
-  std::unordered_set<session_actor> sessions;
+  std::vector<SessionHandle> sessions;
 };
 
 broadcaster_actor::behavior_type broadcaster(
     broadcaster_actor::stateful_pointer<BroadcasterState> self) {
   self->set_down_handler([self](const caf::down_msg& down) {
-    // Sessions are stored as typed handles; find the one whose address went down.
-    for (auto it = self->state.sessions.begin(); it != self->state.sessions.end(); ++it) {
-      if (it->address() == down.source) {
-        self->state.sessions.erase(it);
+    auto& sessions = self->state.sessions;
+    for (auto it = sessions.begin(); it != sessions.end(); ++it) {
+      if (it->actor.address() == down.source) {
+        *it = std::move(sessions.back());
+        sessions.pop_back();
         break;
       }
     }
   });
   return {
-      [self](join_atom, const session_actor& session) {
-        self->monitor(session);
-        self->state.sessions.insert(session);
+      [self](join_atom, const SessionHandle& session) {
+        self->monitor(session.actor);
+        self->state.sessions.push_back(session);
       },
-      [self](block_atom, const BlockPtr& block) {
-        for (const auto& session : self->state.sessions)
-          self->send(session, block_atom::value, block);
+      [self](block_atom, const BlockPtr&) {
+        for (const auto& session : self->state.sessions) session.wake();
       },
       [self](shutdown_atom) {
-        for (const auto& session : self->state.sessions) self->send(session, shutdown_atom::value);
+        for (const auto& session : self->state.sessions)
+          self->send(session.actor, shutdown_atom::value);
       },
       [self](count_atom) -> std::uint64_t { return self->state.sessions.size(); },
   };
@@ -54,6 +54,7 @@ broadcaster_actor::behavior_type broadcaster(
 
 struct SessionState {
   SessionContext context;
+  std::shared_ptr<std::atomic<bool>> wake_pending;
   std::shared_ptr<ClientSink> sink;
   SubscriberOptions options;
   EventFilter filter;
@@ -253,9 +254,11 @@ void on_replay(session_pointer self, ReplayResult& result) {
 
 session_actor::behavior_type session(session_pointer self, SessionContext context,
                                      std::shared_ptr<ClientSink> sink, SubscriberOptions options,
-                                     std::string client_ip) {
+                                     std::string client_ip,
+                                     std::shared_ptr<std::atomic<bool>> wake_pending) {
   auto& s = self->state;
   s.context = std::move(context);
+  s.wake_pending = std::move(wake_pending);
   s.sink = std::move(sink);
   s.filter = EventFilter(options);
   s.ip = std::move(client_ip);
@@ -277,22 +280,22 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
     s.position = *s.options.cursor <= 0 ? 0 : *s.options.cursor - 1;
     s.first_replay_clamps = true;
   }
-  self->send(s.context.broadcaster, join_atom::value, caf::actor_cast<session_actor>(self));
   self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
   self->send(self, pump_atom::value);
 
   return {
-      [self](block_atom, const BlockPtr& block) {
+      [self](wake_atom) {
         auto& st = self->state;
-        if (st.live_pending) {
+        // Cleared before pumping: a block appended while pumping wakes the session again.
+        st.wake_pending->store(false, std::memory_order_release);
+        if (st.live_pending && st.context.feed->status().joined) {
+          // Connected before fanout joined decode's stream: start where the window starts.
           st.live_pending = false;
-          st.position = block->first_prev_time_us();
+          st.position = st.context.window->oldest_position();
         }
-        // Fast path: a session at the head takes the broadcast block itself (no window lock).
-        if (st.queue.empty() && !st.replay_outstanding && !st.replay_more &&
-            block->first_prev_time_us() <= st.position && st.position < block->last_time_us()) {
-          st.queue.emplace_back(block, 0);
-        }
+        const auto queued = st.sink->queued_bytes();
+        if (queued < st.last_queued) st.last_progress = std::chrono::steady_clock::now();
+        st.last_queued = queued;
         pump(self);
       },
       [self](replay_atom, ReplayResult& result) { on_replay(self, result); },
@@ -313,11 +316,6 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
             pump(self);
             return;
         }
-      },
-      [self](writable_atom) {
-        auto& st = self->state;
-        st.last_progress = std::chrono::steady_clock::now();
-        pump(self);
       },
       [self](closed_atom) { finish(self, 0, {}, CloseReason::client_closed); },
       [self](pump_atom) {
@@ -345,11 +343,16 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
 
 broadcaster_actor spawn_broadcaster(caf::actor_system& system) { return system.spawn(broadcaster); }
 
-session_actor spawn_session(caf::actor_system& system, SessionContext context,
+SessionHandle spawn_session(caf::actor_system& system, SessionContext context,
                             std::shared_ptr<ClientSink> sink, SubscriberOptions options,
                             std::string client_ip) {
-  return system.spawn(session, std::move(context), std::move(sink), std::move(options),
-                      std::move(client_ip));
+  SessionHandle handle;
+  handle.wake_pending = std::make_shared<std::atomic<bool>>(false);
+  auto broadcaster = context.broadcaster;
+  handle.actor = system.spawn(session, std::move(context), std::move(sink), std::move(options),
+                              std::move(client_ip), handle.wake_pending);
+  caf::anon_send(broadcaster, join_atom::value, handle);
+  return handle;
 }
 
 }  // namespace jetstream::fanout

@@ -8,6 +8,7 @@
 // strand. Frames are shared references into blocks: no per-client encoding or compression.
 #pragma once
 
+#include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
 #include <cstdint>
@@ -21,15 +22,20 @@
 #include "services/fanout/ip_rate_limiter.hpp"
 #include "services/fanout/subscriber_options.hpp"
 
+namespace jetstream::fanout {
+struct SessionHandle;
+}  // namespace jetstream::fanout
+
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jetstream::fanout::BlockPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jetstream::fanout::ReplayResult)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jetstream::fanout::SessionHandle)
 
 namespace jetstream::fanout {
 
 using block_atom = caf::atom_constant<caf::atom("block")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using replay_atom = caf::atom_constant<caf::atom("replay")>;
 using text_atom = caf::atom_constant<caf::atom("text")>;
-using writable_atom = caf::atom_constant<caf::atom("writable")>;
 using closed_atom = caf::atom_constant<caf::atom("closed")>;
 using pump_atom = caf::atom_constant<caf::atom("pump")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
@@ -37,20 +43,34 @@ using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using count_atom = caf::atom_constant<caf::atom("count")>;
 
+/// A session's messages: `wake` (new events in the window, or its connection wrote), a `replay`
+/// page of the log, a client `text` message, `closed` (the connection is gone), `pump` (retry
+/// after a rate-limit pause), `tick` (once a second: slow-client check), `shutdown` (close 1001).
 using session_actor =
-    caf::typed_actor<caf::reacts_to<block_atom, BlockPtr>,       ///< broadcast: a new live block
-                     caf::reacts_to<replay_atom, ReplayResult>,  ///< a page of the log for this
-                                                                 ///< session
-                     caf::reacts_to<text_atom, std::string>,     ///< a text message from the client
-                     caf::reacts_to<writable_atom>,  ///< the connection wrote some queued bytes
-                     caf::reacts_to<closed_atom>,    ///< the connection is gone
-                     caf::reacts_to<pump_atom>,  ///< try to send more (after a rate-limit pause)
-                     caf::reacts_to<tick_atom>,  ///< once a second: slow-client check
-                     caf::reacts_to<shutdown_atom>>;  ///< server shutting down: close 1001
+    caf::typed_actor<caf::reacts_to<wake_atom>, caf::reacts_to<replay_atom, ReplayResult>,
+                     caf::reacts_to<text_atom, std::string>, caf::reacts_to<closed_atom>,
+                     caf::reacts_to<pump_atom>, caf::reacts_to<tick_atom>,
+                     caf::reacts_to<shutdown_atom>>;
 
-/// Hands each live block to every session; owned by the service.
+/// How the rest of fanout reaches a session. `wake()` sends at most one wake message until the
+/// session has taken it: under load, wakes coalesce and each one delivers everything that arrived
+/// meanwhile, so actor messages per second stay bounded by what sessions can process (adaptive
+/// batching, no timer, no added latency when idle). The session holds only the flag, so there is
+/// no reference cycle.
+struct SessionHandle {
+  session_actor actor;
+  std::shared_ptr<std::atomic<bool>> wake_pending;
+
+  void wake() const {
+    if (!wake_pending->exchange(true, std::memory_order_acq_rel)) {
+      caf::anon_send(actor, wake_atom::value);
+    }
+  }
+};
+
+/// Wakes every session when a live block reaches the window; owned by the service.
 using broadcaster_actor =
-    caf::typed_actor<caf::reacts_to<join_atom, session_actor>, caf::reacts_to<block_atom, BlockPtr>,
+    caf::typed_actor<caf::reacts_to<join_atom, SessionHandle>, caf::reacts_to<block_atom, BlockPtr>,
                      caf::reacts_to<shutdown_atom>,
                      caf::replies_to<count_atom>::with<std::uint64_t>>;
 
@@ -74,7 +94,8 @@ struct SessionContext {
   SessionConfig config;
 };
 
-session_actor spawn_session(caf::actor_system& system, SessionContext context,
+/// Spawns a session and registers it with the broadcaster.
+SessionHandle spawn_session(caf::actor_system& system, SessionContext context,
                             std::shared_ptr<ClientSink> sink, SubscriberOptions options,
                             std::string client_ip);
 

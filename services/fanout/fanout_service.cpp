@@ -180,18 +180,16 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
     std::string ip = request.client_ip;
     return SubscribeAccept{[actors, session_context, subscriber,
                             ip](const std::shared_ptr<ClientConnection>& connection) {
-      auto session = spawn_session(*actors, session_context,
-                                   std::make_shared<ConnectionSink>(connection), subscriber, ip);
+      const SessionHandle session = spawn_session(
+          *actors, session_context, std::make_shared<ConnectionSink>(connection), subscriber, ip);
       ConnectionHandlers handlers;
       handlers.on_text = [session](std::string text) {
-        caf::anon_send(session, text_atom::value, std::move(text));
+        caf::anon_send(session.actor, text_atom::value, std::move(text));
       };
       handlers.on_closed = [session](const CloseInfo&) {
-        caf::anon_send(session, closed_atom::value);
+        caf::anon_send(session.actor, closed_atom::value);
       };
-      handlers.on_writable = [session](std::uint64_t) {
-        caf::anon_send(session, writable_atom::value);
-      };
+      handlers.on_writable = [session](std::uint64_t) { session.wake(); };
       return handlers;
     }};
   };

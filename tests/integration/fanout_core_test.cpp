@@ -139,7 +139,7 @@ class FanoutCore : public ::testing::Test {
     context.broadcaster = broadcaster_;
     context.config = config;
     sessions_.push_back(
-        fanout::spawn_session(*actors_, context, sink, std::move(options), "127.0.0.1"));
+        fanout::spawn_session(*actors_, context, sink, std::move(options), "127.0.0.1").actor);
     return sink;
   }
 
