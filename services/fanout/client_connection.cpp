@@ -191,7 +191,10 @@ struct ClientConnection::Impl {
       return;
     }
     if (queue.empty()) last_progress = Clock::now();
-    for (auto& frame : frames) queue.push_back(Entry{std::move(frame), EntryKind::kData});
+    for (auto& frame : frames) {
+      // An empty "frame" is not a frame: a zero-byte write could never consume it.
+      if (frame.size != 0) queue.push_back(Entry{std::move(frame), EntryKind::kData});
+    }
     do_write();
   }
 

@@ -632,7 +632,12 @@ void prune(std::vector<std::weak_ptr<T>>& list) {
 }
 
 void ServerCore::track(const std::shared_ptr<HttpSession>& session) {
-  std::lock_guard lock(registry_mutex);
+  std::unique_lock lock(registry_mutex);
+  if (shut_down.load()) {  // accepted while shutdown() was collecting: it will not see this one
+    lock.unlock();
+    session->abort();
+    return;
+  }
   sessions.push_back(session);
   if (sessions.size() + connections.size() >= prune_at) {
     prune(sessions);
@@ -642,7 +647,12 @@ void ServerCore::track(const std::shared_ptr<HttpSession>& session) {
 }
 
 void ServerCore::track(const std::shared_ptr<ClientConnection>& connection) {
-  std::lock_guard lock(registry_mutex);
+  std::unique_lock lock(registry_mutex);
+  if (shut_down.load()) {  // upgraded while shutdown() was collecting: it will not see this one
+    lock.unlock();
+    connection->abort("server shutdown");
+    return;
+  }
   connections.push_back(connection);
   if (sessions.size() + connections.size() >= prune_at) {
     prune(sessions);
