@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # THE run command: installs what is missing, builds the `release` preset and runs the whole
-# pipeline locally (decode, ingest, fanout) until Ctrl-C. Clients connect to
-# ws://localhost:6008/subscribe. Works from any directory; paths below are relative to the
-# repository root.
+# pipeline locally (decode with its embedded RocksDB event log, ingest, fanout) until Ctrl-C, which
+# stops all three. Clients connect to ws://localhost:6008/subscribe (the line "==> connect:" says
+# where, once fanout answers). The upstream is the Bluesky relay unless --ws-url says otherwise (a
+# local PDS, or `jetstream-frames serve` of a capture: README "Run it locally"). Works from any
+# directory; paths below are relative to the repository root.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,10 +23,20 @@ usage: bash scripts/run.sh [options] [-- | extra args...]
   --decode-arg ARG            one more argument for jetstream-decode only (repeatable)
   --fanout-arg ARG            one more argument for jetstream-fanout only (repeatable)
   --no-build                  skip install-deps and the build; run what build/release holds
+  --build-dir DIR             run the services of another build tree (e.g. build/ci); implies
+                              --no-build
   -h, --help                  this text
 
 Any other argument is passed unchanged to every service (they share the v1 flag names).
 The same settings are also exported as JETSTREAM_* environment variables to every service.
+Ports (defaults): fanout :6008 (metrics :6009), ingest frames :6010, control :6011, metrics :6019,
+decode events :6012, replay :6013, metrics :6029; change them per service, e.g.
+  --fanout-arg --listen-addr=127.0.0.1:7008
+
+Examples:
+  bash scripts/run.sh                                   # the Bluesky relay
+  bash scripts/run.sh --ws-url ws://127.0.0.1:2583/xrpc/com.atproto.sync.subscribeRepos \
+      --ingest-arg --stall-timeout=0                    # a local PDS (quiet: no stall reconnects)
 EOF
 }
 
@@ -33,6 +45,7 @@ WS_URL="${JETSTREAM_WS_URL:-wss://bsky.network/xrpc/com.atproto.sync.subscribeRe
 DATA_DIR="${JETSTREAM_DATA_DIR:-./data}"
 DICTIONARY="${JETSTREAM_ZSTD_DICTIONARY_PATH:-}"
 BUILD=1
+BUILD_DIR="${ROOT}/build/release"
 COMMON_ARGS=()
 INGEST_ARGS=()
 DECODE_ARGS=()
@@ -57,6 +70,8 @@ while [[ $# -gt 0 ]]; do
     --decode-arg) need_value "$@"; DECODE_ARGS+=("$2"); shift 2 ;;
     --fanout-arg) need_value "$@"; FANOUT_ARGS+=("$2"); shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --build-dir) need_value "$@"; BUILD_DIR="$(cd "$2" && pwd)"; BUILD=0; shift 2 ;;
+    --build-dir=*) BUILD_DIR="$(cd "${1#*=}" && pwd)"; BUILD=0; shift ;;
     -h | --help) usage; exit 0 ;;
     --) shift; COMMON_ARGS+=("$@"); break ;;
     *) COMMON_ARGS+=("$1"); shift ;;
@@ -74,8 +89,6 @@ if [[ ${BUILD} -eq 1 ]]; then
   cmake --preset release
   cmake --build --preset release -j2
 fi
-
-BUILD_DIR="${ROOT}/build/release"
 
 # find_service <name>: prints the path of the built executable, or nothing.
 find_service() {
@@ -143,12 +156,15 @@ stop_all() {
 trap 'echo; echo "==> interrupted"; stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 
-# start <service> <args...>: runs it in the background, its output prefixed with its name.
+# start <service> <args...>: runs it in the background, its output prefixed with its name. Each
+# service gets its own session (setsid, no fork: $! stays its pid), so a Ctrl-C in the terminal
+# reaches only this script, whose trap then stops the services in order (fanout, ingest, decode);
+# the prefixing sed ignores SIGINT so that the services' shutdown lines still get through.
 start() {
   local service="$1"
   shift
   echo "==> starting ${service}: ${BINARY[${service}]} $*"
-  "${BINARY[${service}]}" "$@" > >(sed -u "s/^/[${service}] /") 2>&1 &
+  setsid "${BINARY[${service}]}" "$@" > >(trap '' INT; exec sed -u "s/^/[${service}] /") 2>&1 &
   PID[${service}]=$!
   STARTED+=("${service}")
 }
@@ -172,12 +188,63 @@ else
   echo "==> jetstream-fanout is not built yet; skipped"
 fi
 
+# flag_value <flag> <default> <args...>: the last value given to --flag (as "--flag V" or
+# "--flag=V") among args, else the default.
+flag_value() {
+  local flag="$1" value="$2"
+  shift 2
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      "${flag}") if [[ $# -ge 2 ]]; then value="$2"; shift; fi ;;
+      "${flag}"=*) value="${1#*=}" ;;
+    esac
+    shift
+  done
+  echo "${value}"
+}
+
+# http_base <listen address>: ":6008", "0.0.0.0:6008", "[::]:6008" -> localhost:6008; a host
+# given is kept.
+http_base() {
+  local addr="$1" host port
+  port="${addr##*:}"
+  host="${addr%:*}"
+  case "${host}" in
+    "" | "0.0.0.0" | "[::]" | "::" | "*") host="localhost" ;;
+  esac
+  echo "${host}:${port}"
+}
+
+listen_of() { # listen_of <service> <flag> <default>: what the service was told (flag > env > default)
+  local service="$1" flag="$2" default="$3" env_name args=()
+  env_name="JETSTREAM_$(tr 'a-z-' 'A-Z_' <<<"${flag#--}")"
+  default="${!env_name:-${default}}"
+  args=("${COMMON_ARGS[@]}")
+  case "${service}" in
+    ingest) args+=("${INGEST_ARGS[@]}") ;;
+    decode) args+=("${DECODE_ARGS[@]}") ;;
+    fanout) args+=("${FANOUT_ARGS[@]}") ;;
+  esac
+  http_base "$(flag_value "${flag}" "${default}" "${args[@]}")"
+}
+
+FANOUT_HTTP="$(listen_of fanout --listen-addr :6008)"
+METRICS="ingest $(listen_of ingest --metrics-listen-addr :6019), decode $(listen_of decode \
+  --metrics-listen-addr :6029), fanout $(listen_of fanout --metrics-listen-addr :6009)"
+
 echo
 echo "==> upstream:  ${WS_URL}"
-echo "==> data dir:  ${DATA_DIR}"
+echo "==> data dir:  ${DATA_DIR} (RocksDB, embedded in decode)"
 echo "==> zstd dict: ${DICTIONARY:-(none: compressed streams unavailable)}"
 if [[ -n "${BINARY[fanout]}" ]]; then
-  echo "==> connect:   ws://localhost:6008/subscribe   (metrics: ingest :6019, decode :6029, fanout :6009)"
+  # Say where to connect once fanout answers (GET / -> "Welcome to Jetstream"), at most 15 s.
+  deadline=$((SECONDS + 15))
+  while [[ ${SECONDS} -lt ${deadline} ]]; do
+    if curl -fsS -m 1 "http://${FANOUT_HTTP}/" >/dev/null 2>&1; then break; fi
+    if ! kill -0 "${PID[fanout]}" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "==> connect:   ws://${FANOUT_HTTP}/subscribe   (metrics: ${METRICS})"
 fi
 echo "==> Ctrl-C stops everything"
 
