@@ -1,5 +1,7 @@
 #include "common/firehose/capture.hpp"
 
+#include <algorithm>
+
 namespace jetstream::firehose {
 namespace {
 
@@ -46,6 +48,14 @@ void write_capture_frame(std::ostream& out, byte_view frame) {
   out.write(prefix, sizeof prefix);
   out.write(reinterpret_cast<const char*>(frame.data()),
             static_cast<std::streamsize>(frame.size()));
+}
+
+bool rewrite_frame_seq(std::vector<std::uint8_t>& frame, std::uint64_t seq) {
+  static constexpr std::uint8_t kSeqKey[] = {0x63, 's', 'e', 'q', 0x1b};  // "seq": uint64 follows
+  const auto at = std::search(frame.begin(), frame.end(), std::begin(kSeqKey), std::end(kSeqKey));
+  if (at == frame.end() || frame.end() - at < 5 + 8) return false;
+  for (int b = 0; b < 8; ++b) *(at + 5 + b) = static_cast<std::uint8_t>(seq >> (8 * (7 - b)));
+  return true;
 }
 
 }  // namespace jetstream::firehose

@@ -36,4 +36,9 @@ std::optional<std::vector<byte_view>> split_capture(byte_view capture);
 
 void write_capture_frame(std::ostream& out, byte_view frame);
 
+/// Rewrites the body `seq` of a frame in place, for synthetic captures (benchmarks, demos): the
+/// value must be encoded as a CBOR uint64 (as relays encode seqs), else nothing changes and the
+/// result is false.
+bool rewrite_frame_seq(std::vector<std::uint8_t>& frame, std::uint64_t seq);
+
 }  // namespace jetstream::firehose

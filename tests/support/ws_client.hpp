@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -86,9 +87,12 @@ class WsTestClient {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
       if (auto message = parse()) return message;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0 || !fill(left)) return std::nullopt;
+      // Always look at the socket once, even when the deadline has passed: data already
+      // received must be returned.
+      const auto left = std::max(std::chrono::milliseconds(0),
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     deadline - std::chrono::steady_clock::now()));
+      if (!fill(left)) return std::nullopt;
     }
   }
 

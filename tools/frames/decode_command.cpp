@@ -135,4 +135,51 @@ int run_split(std::span<const std::string_view> args) {
   return status == CaptureReadStatus::end ? 0 : 1;
 }
 
+int run_repeat(std::span<const std::string_view> args) {
+  if (args.size() != 4 || args[2] != "--frames") {
+    std::fputs("usage: jetstream-frames repeat FILE OUT --frames N\n", stderr);
+    return 2;
+  }
+  std::uint64_t count = 0;
+  try {
+    count = std::stoull(std::string(args[3]));
+  } catch (const std::exception&) {
+    std::fputs("jetstream-frames repeat: --frames needs a number\n", stderr);
+    return 2;
+  }
+  std::ifstream file;
+  std::istream* in = open_input(args[0], file);
+  if (in == nullptr) return 1;
+  std::vector<std::vector<std::uint8_t>> frames;
+  CaptureReader reader(*in);
+  CaptureReadStatus status;
+  while ((status = reader.next()) == CaptureReadStatus::frame) {
+    frames.emplace_back(reader.frame().begin(), reader.frame().end());
+  }
+  if (status != CaptureReadStatus::end || frames.empty()) {
+    std::fputs("jetstream-frames repeat: the input capture is empty or corrupt\n", stderr);
+    return 1;
+  }
+  std::ofstream out{std::string(args[1]), std::ios::binary};
+  if (!out) {
+    std::fputs("jetstream-frames repeat: cannot write the output file\n", stderr);
+    return 1;
+  }
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::vector<std::uint8_t> frame = frames[i % frames.size()];
+    if (!firehose::rewrite_frame_seq(frame, i + 1)) {
+      std::fprintf(stderr, "jetstream-frames repeat: frame %llu has no uint64 seq to rewrite\n",
+                   static_cast<unsigned long long>(i % frames.size()));
+      return 1;
+    }
+    firehose::write_capture_frame(out, frame);
+    if ((i + 1) % 100000 == 0) {
+      std::fprintf(stderr, "%llu frames written\n", static_cast<unsigned long long>(i + 1));
+    }
+  }
+  std::fprintf(stderr, "wrote %llu frames to %.*s\n", static_cast<unsigned long long>(count),
+               static_cast<int>(args[1].size()), args[1].data());
+  return 0;
+}
+
 }  // namespace jetstream::tools

@@ -21,6 +21,10 @@ int run_decode(std::span<const std::string_view> args);
 /// split FILE DIR: writes each frame of a capture to DIR/frame-NNNN.bin (fuzzing seeds).
 int run_split(std::span<const std::string_view> args);
 
+/// repeat FILE OUT --frames N: a capture of N frames cycling through FILE, each frame's body seq
+/// rewritten to 1, 2, 3, … so every frame is new to decode (benchmarks, demos, load tests).
+int run_repeat(std::span<const std::string_view> args);
+
 /// serve FILE [--listen 127.0.0.1:PORT] [--rate N] [--keep-open] [--drop-after K]: plays a
 /// capture to websocket clients as a relay's subscribeRepos would (`?cursor=` honoured); prints
 /// the URL to connect to on stdout; runs until SIGINT/SIGTERM.
