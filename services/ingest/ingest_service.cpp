@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <caf/all.hpp>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <zmq.hpp>
@@ -131,6 +132,10 @@ std::unique_ptr<IngestService> IngestService::start(const IngestOptions& options
   }
   if (options.backoff_initial.count() <= 0 || options.backoff_max < options.backoff_initial) {
     error = "--backoff-initial must be > 0 and <= --backoff-max";
+    return nullptr;
+  }
+  if (!options.ca_file.empty() && !std::ifstream(options.ca_file).good()) {
+    error = "--ca-file " + options.ca_file + ": cannot be read";
     return nullptr;
   }
   if (options.frames_send_hwm < 0 || options.frames_send_hwm > 1'000'000'000) {

@@ -39,7 +39,7 @@ class Recorder {
         deadline_(io),
         signals_(io, SIGINT, SIGTERM),
         client_(io, std::move(options),
-                {[this] { std::cerr << "connected\n"; },
+                {[] { std::cerr << "connected\n"; },
                  [this](std::vector<std::uint8_t>&& frame) { on_frame(frame); },
                  [this](const websocket::ClientError& error) { on_error(error); }}) {}
 
