@@ -144,27 +144,23 @@ else
   if [[ -f tests/fuzz/CMakeLists.txt ]]; then
     step "configure (fuzz preset)"
     cmake --preset fuzz
-    # Only the fuzz targets (and the tool that makes their seeds): the rest of the tree is
-    # already built and tested above, and clang + sanitizers would only double the build time.
+    # Only the fuzz targets: the rest of the tree is already built and tested above, and clang +
+    # sanitizers would only double the build time. The seeds come from the ci build's tool.
     all_targets="$(ninja -C build/fuzz -t targets all)"
     mapfile -t fuzz_targets < <(sed -nE 's/^([A-Za-z0-9_.+-]+_fuzz): .*/\1/p' <<<"${all_targets}" |
       grep -v '^cmake_' | sort -u || true)
-    frames_target=()
-    if grep -qE '^jetstream-frames: ' <<<"${all_targets}"; then
-      frames_target=(jetstream-frames)
-    fi
     if [[ ${#fuzz_targets[@]} -eq 0 ]]; then
       step "fuzz"
       echo "tests/fuzz defines no *_fuzz target yet: nothing to run"
     else
-      step "build (fuzz preset: ${fuzz_targets[*]} ${frames_target[*]})"
-      cmake --build --preset fuzz -j"${JOBS}" --target "${fuzz_targets[@]}" "${frames_target[@]}"
+      step "build (fuzz preset: ${fuzz_targets[*]})"
+      cmake --build --preset fuzz -j"${JOBS}" --target "${fuzz_targets[@]}"
 
       step "fuzz seeds"
       seeds="build/fuzz/seeds"
       rm -rf "${seeds}"
       mkdir -p "${seeds}"
-      frames="build/fuzz/tools/frames/jetstream-frames"
+      frames="build/ci/tools/frames/jetstream-frames"
       corpus="${SHARED_DIR}/corpus/dev.frames"
       usage=""
       if [[ -x "${frames}" ]]; then
