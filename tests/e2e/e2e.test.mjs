@@ -5,7 +5,7 @@
 //   node --test tests/e2e/            (or: ctest --preset ci -L e2e; bash tests/e2e/install.sh first)
 //
 // One scenario run feeds every test below (they only inspect what was collected), so the whole
-// file takes about half a minute. See README.md beside this file.
+// file takes 10–20 s. See README.md beside this file.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';

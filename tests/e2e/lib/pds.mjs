@@ -62,9 +62,13 @@ export async function startPds({ pdsPort, plcPort, log = () => {}, timeoutMs = 6
       log(`[pds] ${line}`);
     }
   });
+  // Whatever way this process ends, the PDS ends with it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
   let exited = null;
   const exitPromise = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
+      process.off('exit', killOnExit);
       exited = { code, signal };
       resolve(exited);
     });
