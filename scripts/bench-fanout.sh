@@ -6,18 +6,21 @@
 # Prints the loadgen summaries and each figure's ratio to the issue's target.
 #
 #   bash scripts/bench-fanout.sh [--build-dir build/release] [--clients 1000] [--seconds 20]
+#                                [--rate FRAMES_PER_S] [--fanout-arg ARG]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build/release
 CLIENTS=1000
 SECONDS_LIVE=20
 RATE=1950  # frames/s; the corpus gives 77 events per 75 frames → ~2,000 events/s
+FANOUT_ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) B="$2"; shift 2 ;;
     --clients) CLIENTS="$2"; shift 2 ;;
     --seconds) SECONDS_LIVE="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
+    --fanout-arg) FANOUT_ARGS+=("$2"); shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +48,7 @@ P=19000
   --metrics-listen-addr 127.0.0.1:$((P+29)) >"$WORK/decode.log" 2>&1 & PIDS+=($!)
 "$B/services/fanout/jetstream-fanout" --listen-addr 127.0.0.1:$((P+8)) --metrics-listen-addr 127.0.0.1:$((P+9)) \
   --events-endpoint tcp://127.0.0.1:$((P+12)) --replay-endpoint tcp://127.0.0.1:$((P+13)) "${DICT[@]}" \
-  --max-sub-rate 0 >"$WORK/fanout.log" 2>&1 & FANOUT=$!; PIDS+=($FANOUT)
+  --max-sub-rate 0 "${FANOUT_ARGS[@]}" >"$WORK/fanout.log" 2>&1 & FANOUT=$!; PIDS+=($FANOUT)
 sleep 1
 "$B/tools/frames/jetstream-frames" serve "$WORK/upstream.frames" --listen 127.0.0.1:$((P+0)) --rate "$RATE" \
   --keep-open >"$WORK/serve.log" 2>&1 & PIDS+=($!)
@@ -53,6 +56,17 @@ sleep 1
   --frames-listen-addr 127.0.0.1:$((P+10)) --control-listen-addr 127.0.0.1:$((P+11)) \
   --metrics-listen-addr 127.0.0.1:$((P+19)) >"$WORK/ingest.log" 2>&1 & PIDS+=($!)
 sleep 2
+
+echo "==> 0. memory: $CLIENTS idle clients (a filter nothing matches) (target <= 64 KiB per idle client)"
+RSS_BEFORE=$(awk '/VmRSS/{print $2}' /proc/$FANOUT/status)
+"$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" \
+  --query wantedCollections=com.example.nothing.matches --clients "$CLIENTS" --connect-rate 2000 \
+  --duration 8s --progress=false >"$WORK/idle.txt" 2>&1 & IDLE=$!
+sleep 5
+RSS_IDLE=$(awk '/VmRSS/{print $2}' /proc/$FANOUT/status)
+wait "$IDLE" || true
+awk -v before="$RSS_BEFORE" -v idle="$RSS_IDLE" -v n="$CLIENTS" 'BEGIN {
+  per = (idle - before) / n; printf "  fanout RSS %d KiB -> %d KiB with %d idle clients: %.1f KiB per idle client (%.2fx of the 64 KiB limit)\n", before, idle, n, per, per / 64 }'
 
 echo "==> 1. latency: $CLIENTS live clients for ${SECONDS_LIVE}s at ~$RATE frames/s upstream (target p99 < 5 ms)"
 "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --clients "$CLIENTS" \

@@ -45,6 +45,8 @@ void register_decode_flags(config::FlagSet& flags, DecodeOptions& o) {
                   "ZeroMQ high-water mark of the frames subscription (messages)");
   flags.add_int64("frames-receive-buffer", &o.frames_receive_buffer,
                   "kernel receive buffer of the frames subscription in bytes (0 = OS default)");
+  flags.add_int64("events-send-hwm", &o.events_send_hwm,
+                  "events PUB high-water mark per fanout, in messages (beyond it fanout repairs)");
   flags.add_duration("heartbeat-interval", &o.heartbeat_interval,
                      "how often a heartbeat goes to fanout");
   flags.add_duration("retention-interval", &o.retention_interval,
@@ -68,6 +70,7 @@ struct WriterDeps {
   zmq::context_t* context;
   std::string events_endpoint;
   std::chrono::microseconds heartbeat_interval;
+  int send_high_water_mark;
   std::atomic<bool>* stopping;
   std::promise<std::string>* bound_endpoint;
 };
@@ -75,8 +78,8 @@ struct WriterDeps {
 event_writer_actor::behavior_type event_writer(
     event_writer_actor::stateful_pointer<WriterState> self, WriterDeps deps) {
   auto& state = self->state;
-  state.publisher =
-      std::make_unique<ZmqEventPublisher>(*deps.context, deps.events_endpoint, 100000);
+  state.publisher = std::make_unique<ZmqEventPublisher>(*deps.context, deps.events_endpoint,
+                                                        deps.send_high_water_mark);
   deps.bound_endpoint->set_value(state.publisher->endpoint());
   state.sequencer = std::make_unique<EventSequencer>(*deps.store, deps.dictionary, *deps.probe,
                                                      *deps.counters, *state.publisher);
@@ -198,9 +201,10 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   try {
     auto bound = s.events_bound.get_future();
     s.writer = s.actors->spawn<caf::detached>(
-        event_writer, WriterDeps{s.store.get(), s.dictionary, s.probe.get(), &s.counters,
-                                 &s.context, options.events_endpoint, options.heartbeat_interval,
-                                 &s.stopping, &s.events_bound});
+        event_writer,
+        WriterDeps{s.store.get(), s.dictionary, s.probe.get(), &s.counters, &s.context,
+                   options.events_endpoint, options.heartbeat_interval,
+                   static_cast<int>(options.events_send_hwm), &s.stopping, &s.events_bound});
     s.events_endpoint = bound.get();
   } catch (const std::exception& e) {
     error = std::string("events endpoint ") + options.events_endpoint + ": " + e.what();

@@ -26,7 +26,10 @@ struct DecodeOptions {
   std::int64_t max_batch_frames = 256;
   std::int64_t max_batches_in_flight = 64;
   std::int64_t frames_receive_hwm = 100000;
-  std::int64_t frames_receive_buffer = 0;  ///< kernel receive buffer (SO_RCVBUF), 0 = OS default
+  std::int64_t frames_receive_buffer = 0;
+  std::int64_t events_send_hwm =
+      100000;  ///< events PUB high-water mark per subscriber (messages)  ///< kernel receive buffer
+               ///< (SO_RCVBUF), 0 = OS default
   std::chrono::microseconds heartbeat_interval = std::chrono::seconds(1);
   std::chrono::microseconds retention_interval = std::chrono::minutes(1);
   bool sync_writes = false;

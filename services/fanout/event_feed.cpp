@@ -58,6 +58,8 @@ FeedStatus EventFeed::status() const {
 void EventFeed::run() {
   zmq::socket_t events(context_, zmq::socket_type::sub);
   events.set(zmq::sockopt::rcvhwm, options_.receive_high_water_mark);
+  if (options_.receive_buffer_bytes > 0)
+    events.set(zmq::sockopt::rcvbuf, options_.receive_buffer_bytes);
   events.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::event_batch));
   events.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::heartbeat));
   events.set(zmq::sockopt::linger, 0);

@@ -62,6 +62,7 @@ struct EventFeedOptions {
   std::uint32_t repair_page_events = 10000;
   std::size_t max_held_events = 200000;  ///< live events held during a repair before re-joining
   int receive_high_water_mark = 100000;
+  int receive_buffer_bytes = 0;  ///< SO_RCVBUF of the events subscription; 0 = OS default
 };
 
 class EventFeed {

@@ -35,6 +35,8 @@ void register_fanout_flags(config::FlagSet& flags, FanoutOptions& o) {
       "events per second delivered to one client IP (all its connections); 0 = no limit");
   flags.add_int64("window-bytes", &o.window_bytes, "memory for the window of recent events");
   flags.add_int64("io-threads", &o.io_threads, "socket threads (0 = one per core)");
+  flags.add_int64("actor-threads", &o.actor_threads,
+                  "threads running the client sessions (CAF scheduler; 0 = one per core)");
   flags.add_duration("ping-interval", &o.ping_interval, "how often clients are pinged");
   flags.add_duration("pong-timeout", &o.pong_timeout,
                      "a client silent this long after a ping is dropped");
@@ -115,7 +117,9 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
 
   s.actor_config = std::make_unique<caf::actor_system_config>();
   const auto cores = std::max(1u, std::thread::hardware_concurrency());
-  s.actor_config->set("scheduler.max-threads", static_cast<std::size_t>(cores));
+  s.actor_config->set("scheduler.max-threads", options.actor_threads > 0
+                                                   ? static_cast<std::size_t>(options.actor_threads)
+                                                   : static_cast<std::size_t>(cores));
   s.actors = std::make_unique<caf::actor_system>(*s.actor_config);
   s.broadcaster = spawn_broadcaster(*s.actors);
 
