@@ -126,7 +126,7 @@ void FrameReceiver::run() {
       }
       if (resume) send_resume(*resume);
     }
-    streaming_.store(tracker.streaming(), std::memory_order_relaxed);
+    streaming_.store(tracker.synced(), std::memory_order_relaxed);
     if (batch) {
       batch->sequence = next_sequence_++;
       counters_.batches_in_flight.fetch_add(1, std::memory_order_acq_rel);

@@ -36,7 +36,7 @@ class FrameReceiver {
 
   void start();
   void stop();
-  /// True once the tracker follows an ingest stream (used by /readyz).
+  /// True once ingest follows decode's cursor, even before a first frame (used by /readyz).
   bool streaming() const { return streaming_.load(std::memory_order_relaxed); }
   std::uint64_t batches_dispatched() const { return next_sequence_ - 1; }
 

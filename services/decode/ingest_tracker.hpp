@@ -37,6 +37,11 @@ class IngestTracker {
   void set_durable_cursor(std::int64_t cursor) { durable_cursor_ = cursor; }
 
   bool streaming() const { return state_ == State::streaming; }
+  /// Ingest follows decode's cursor: streaming, or the resume was accepted and no frame came yet
+  /// (a quiet upstream). What /readyz reports.
+  bool synced() const {
+    return streaming() || (state_ == State::syncing && accepted_at_.has_value());
+  }
   std::uint64_t resumes_requested() const { return resumes_requested_; }
   std::int64_t highest_accepted_seq() const { return highest_accepted_seq_; }
 

@@ -168,6 +168,17 @@ TEST(IngestTracker, AnAcceptedResumeWhoseStartNeverArrivesIsRequestedAgain) {
   EXPECT_NE(again->resume_id, id);
 }
 
+TEST(IngestTracker, IsSyncedOnceIngestAcceptedTheResumeEvenBeforeAnyFrame) {
+  IngestTracker tracker(100, 5000);
+  EXPECT_FALSE(tracker.synced());
+  std::optional<Resume> resume;
+  tracker.on_status(status(0, 0), resume);
+  EXPECT_FALSE(tracker.synced()) << "asked, not yet accepted";
+  std::optional<Resume> none;
+  tracker.on_status(status(resume->resume_id, 0), none);
+  EXPECT_TRUE(tracker.synced()) << "a quiet upstream is not a reason to be unready";
+}
+
 TEST(IngestTracker, AStreamFrameWithoutItsStartRequestsAgain) {
   IngestTracker tracker(100, 5000);
   std::optional<Resume> resume;
