@@ -96,10 +96,12 @@ FrameOutcome V1Encoder::encode(byte_view frame, std::vector<PendingEvent>& out) 
 }
 
 PendingEvent& V1Encoder::start_event(std::vector<PendingEvent>& out, EventKind kind,
-                                     std::int64_t seq, std::string_view did) {
+                                     std::int64_t seq, std::string_view did,
+                                     std::int64_t upstream_time_us) {
   PendingEvent& event = out.emplace_back();
   event.kind = kind;
   event.upstream_seq = seq;
+  event.upstream_time_us = upstream_time_us;
   event.did.assign(did);
   event.json.append(R"({"did":)");
   append_json_string(event.json, did);
@@ -136,7 +138,8 @@ void V1Encoder::encode_commit(std::vector<PendingEvent>& out) {
     drop(DropReason::too_big);
     return;
   }
-  if (!is_rfc3339(commit_.time)) {
+  const auto commit_time_us = parse_rfc3339_us(commit_.time);
+  if (!commit_time_us) {
     drop(DropReason::bad_time);
     return;
   }
@@ -181,7 +184,8 @@ void V1Encoder::encode_commit(std::vector<PendingEvent>& out) {
       }
     }
 
-    PendingEvent& event = start_event(out, EventKind::commit, commit_.seq, commit_.repo);
+    PendingEvent& event =
+        start_event(out, EventKind::commit, commit_.seq, commit_.repo, *commit_time_us);
     event.collection.assign(collection);
     std::string& json = event.json;
     // Go's omitempty: empty rev, collection or rkey are left out.
@@ -232,11 +236,12 @@ void V1Encoder::encode_identity(std::vector<PendingEvent>& out) {
     drop(DropReason::malformed_frame);
     return;
   }
-  if (!is_rfc3339(body.time)) {
+  const auto time_us = parse_rfc3339_us(body.time);
+  if (!time_us) {
     drop(DropReason::bad_time);
     return;
   }
-  PendingEvent& event = start_event(out, EventKind::identity, body.seq, body.did);
+  PendingEvent& event = start_event(out, EventKind::identity, body.seq, body.did, *time_us);
   std::string& json = event.json;
   json.append(R"({"did":)");
   append_json_string(json, body.did);
@@ -257,11 +262,12 @@ void V1Encoder::encode_account(std::vector<PendingEvent>& out) {
     drop(DropReason::malformed_frame);
     return;
   }
-  if (!is_rfc3339(body.time)) {
+  const auto time_us = parse_rfc3339_us(body.time);
+  if (!time_us) {
     drop(DropReason::bad_time);
     return;
   }
-  PendingEvent& event = start_event(out, EventKind::account, body.seq, body.did);
+  PendingEvent& event = start_event(out, EventKind::account, body.seq, body.did, *time_us);
   std::string& json = event.json;
   json.append(body.active ? R"({"active":true,"did":)" : R"({"active":false,"did":)");
   append_json_string(json, body.did);

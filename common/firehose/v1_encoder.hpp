@@ -22,6 +22,7 @@ std::string_view to_string(EventKind kind);
 struct PendingEvent {
   EventKind kind = EventKind::commit;
   std::int64_t upstream_seq = 0;
+  std::int64_t upstream_time_us = 0;  ///< the upstream `time` of its commit/identity/account
   std::string did;
   std::string collection;  ///< empty for identity and account events
   std::string json;        ///< v1 JSON without the time_us digits
@@ -86,7 +87,7 @@ class V1Encoder {
   void encode_account(std::vector<PendingEvent>& out);
   void drop(DropReason reason) { ++stats_.drops[static_cast<std::size_t>(reason)]; }
   PendingEvent& start_event(std::vector<PendingEvent>& out, EventKind kind, std::int64_t seq,
-                            std::string_view did);
+                            std::string_view did, std::int64_t upstream_time_us);
 
   FrameDecoder decoder_;
   codec::CarFile car_;

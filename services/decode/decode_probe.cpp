@@ -114,6 +114,13 @@ DecodeProbe::DecodeProbe(std::shared_ptr<prometheus::Registry> registry,
                         .Help("RocksDB batch write latency")
                         .Register(r)
                         .Add({}, exponential_buckets(0.00005, 2, 16));
+  upstream_lag_ =
+      &prometheus::BuildHistogram()
+           .Name("jetstream_decode_upstream_lag_seconds")
+           .Help("Upstream event time (the firehose `time`) to stored in the log")
+           .Register(r)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+                                                            60, 300, 1800, 3600, 21600, 86400});
   retention_seconds_ = &prometheus::BuildHistogram()
                             .Name("jetstream_decode_retention_run_seconds")
                             .Help("Duration of one retention pass")
@@ -174,6 +181,10 @@ void DecodeProbe::record_stored(std::size_t events, std::int64_t upstream_seq, d
 void DecodeProbe::record_published(std::size_t events, std::size_t bytes) {
   events_published_->Increment(static_cast<double>(events));
   bytes_published_->Increment(static_cast<double>(bytes));
+}
+
+void DecodeProbe::record_upstream_lag(double seconds) {
+  upstream_lag_->Observe(seconds < 0 ? 0 : seconds);
 }
 
 void DecodeProbe::record_store_error() { store_errors_->Increment(); }

@@ -34,6 +34,8 @@ class DecodeProbe {
   void record_stored(std::size_t events, std::int64_t upstream_seq, double write_seconds,
                      double frame_to_store_seconds);
   void record_published(std::size_t events, std::size_t bytes);
+  /// Upstream `time` of an event (its commit, identity or account) to the moment it was stored.
+  void record_upstream_lag(double seconds);
   void record_store_error();
   void set_queue_depth(std::int64_t batches_in_flight);
   void set_log_bounds(std::int64_t oldest_time_us, std::int64_t newest_time_us);
@@ -60,6 +62,7 @@ class DecodeProbe {
   prometheus::Gauge* disk_usage_ = nullptr;
   prometheus::Histogram* processing_seconds_ = nullptr;
   prometheus::Histogram* write_seconds_ = nullptr;
+  prometheus::Histogram* upstream_lag_ = nullptr;
   prometheus::Histogram* retention_seconds_ = nullptr;
   prometheus::Histogram* replay_page_seconds_ = nullptr;
   prometheus::Counter* replay_events_ = nullptr;

@@ -97,6 +97,10 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
                                  ? static_cast<double>(now_() - batch.oldest_receive_time_us) / 1e6
                                  : 0.0;
   probe_.record_stored(count, cursor_, write_seconds, age_seconds < 0 ? 0 : age_seconds);
+  const std::int64_t stored_at = now_();
+  for (const auto& pending : batch.events) {
+    probe_.record_upstream_lag(static_cast<double>(stored_at - pending.upstream_time_us) / 1e6);
+  }
 
   std::size_t bytes = 0;
   for (std::size_t start = 0; start < count; start += kMaxEventsPerMessage) {

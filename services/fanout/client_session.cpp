@@ -128,6 +128,7 @@ bool deliver_queue(session_pointer self) {
   auto& frames = s.frames;
   frames.clear();
   std::uint64_t bytes = 0, filtered = 0, oversize = 0;
+  std::int64_t first_time_us = 0;
   std::uint64_t budget = s.context.limiter->take(s.ip, s.context.config.max_frames_per_send);
   const bool rate_limited = budget < s.context.config.max_frames_per_send;
   std::uint64_t queued = s.sink->queued_bytes();
@@ -156,6 +157,7 @@ bool deliver_queue(session_pointer self) {
         stopped = true;
         break;
       }
+      if (frames.empty()) first_time_us = event.time_us;
       frames.push_back({block, frame.data(), frame.size()});
       bytes += frame.size();
       --budget;
@@ -167,6 +169,7 @@ bool deliver_queue(session_pointer self) {
   if (s.queue.empty() && s.after_queue_position > s.position) s.position = s.after_queue_position;
   if (!frames.empty()) {
     s.context.probe->delivered(frames.size(), bytes);
+    s.context.probe->delivery_lag(static_cast<double>(wall_clock_us() - first_time_us) / 1e6);
     s.sink->send(std::move(frames));
     frames = {};
   }

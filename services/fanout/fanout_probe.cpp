@@ -82,6 +82,13 @@ FanoutProbe::FanoutProbe(std::shared_ptr<prometheus::Registry> registry)
                      .Register(r)
                      .Add({}, prometheus::Histogram::BucketBoundaries{0.1, 1, 10, 60, 600, 3600,
                                                                       21600, 86400});
+  delivery_lag_ = &prometheus::BuildHistogram()
+                       .Name("jetstream_fanout_delivery_lag_seconds")
+                       .Help("Event time_us (sequenced by decode) to queued for a client, per send")
+                       .Register(r)
+                       .Add({}, prometheus::Histogram::BucketBoundaries{
+                                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,
+                                    30, 300, 3600, 86400});
   auto& feed = prometheus::BuildCounter()
                    .Name("jetstream_fanout_feed_repairs_total")
                    .Help("Gaps in decode's live stream filled from the event log")
@@ -121,6 +128,10 @@ void FanoutProbe::subscriber_disconnected(bool compressed, CloseReason reason) {
 void FanoutProbe::delivered(std::uint64_t events, std::uint64_t bytes) {
   events_delivered_->Increment(static_cast<double>(events));
   bytes_delivered_->Increment(static_cast<double>(bytes));
+}
+
+void FanoutProbe::delivery_lag(double seconds) {
+  delivery_lag_->Observe(seconds < 0 ? 0 : seconds);
 }
 
 void FanoutProbe::skipped_filtered(std::uint64_t events) {

@@ -35,6 +35,9 @@ class FanoutProbe final : public FeedObserver {
   void subscriber_connected(bool compressed);
   void subscriber_disconnected(bool compressed, CloseReason reason);
   void delivered(std::uint64_t events, std::uint64_t bytes);
+  /// decode's sequencing time (`time_us`) of the first event of a send to the send: how far
+  /// behind the stream a client is served (sampled once per send).
+  void delivery_lag(double seconds);
   void skipped_filtered(std::uint64_t events);
   void skipped_oversize(std::uint64_t events);
   void replay_started();
@@ -62,6 +65,7 @@ class FanoutProbe final : public FeedObserver {
   prometheus::Gauge* replay_sessions_ = nullptr;
   prometheus::Counter* replay_pages_ = nullptr;
   prometheus::Histogram* replay_lag_ = nullptr;
+  prometheus::Histogram* delivery_lag_ = nullptr;
   prometheus::Counter* gaps_repaired_ = nullptr;
   prometheus::Counter* repaired_events_ = nullptr;
   prometheus::Counter* chain_resets_ = nullptr;

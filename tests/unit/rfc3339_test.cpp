@@ -161,3 +161,20 @@ TEST(Rfc3339, RejectsNonAsciiDigits) {
 
 }  // namespace
 }  // namespace jetstream::firehose
+
+namespace {
+
+using jetstream::firehose::parse_rfc3339_us;
+
+TEST(Rfc3339Instant, ParsesToUnixMicrosecondsWithZonesAndFractions) {
+  EXPECT_EQ(parse_rfc3339_us("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(parse_rfc3339_us("2026-07-04T14:38:08.999Z"), 1783175888999000);
+  EXPECT_EQ(parse_rfc3339_us("2026-07-04T16:38:08.999+02:00"), 1783175888999000);
+  EXPECT_EQ(parse_rfc3339_us("2026-07-04T14:38:08.123456789Z"), 1783175888123456);
+  EXPECT_EQ(parse_rfc3339_us("2000-02-29T00:00:00Z"), 951782400000000);
+  EXPECT_EQ(parse_rfc3339_us("1969-12-31T23:59:59Z"), -1000000);
+  EXPECT_FALSE(parse_rfc3339_us("2026-02-30T00:00:00Z"));
+  EXPECT_FALSE(parse_rfc3339_us("yesterday"));
+}
+
+}  // namespace
