@@ -132,6 +132,18 @@ P99_RECEIVE_TO_STORED = ("histogram_quantile(0.99, sum by (le) "
                          f"(rate(consumer_event_processing_duration_seconds_bucket[{RI}])))")
 
 
+def quantile(q: float, histogram: str, by: str = "") -> str:
+    """The q-quantile of a histogram family over all its series (or per `by` label)."""
+    labels = f"{by}, le" if by else "le"
+    return f"histogram_quantile({q}, sum by ({labels}) (rate({histogram}_bucket[{RI}])))"
+
+
+# The lag chain: the upstream event's own `time` -> stored in decode's log (decode), then decode's
+# sequencing time `time_us` -> queued to a client (fanout, sampled once per send).
+UPSTREAM_TO_STORED = "jetstream_decode_upstream_lag_seconds"
+STORED_TO_DELIVERED = "jetstream_fanout_delivery_lag_seconds"
+
+
 def ingest() -> Board:
     b = Board("jetstream-ingest", "Jetstream / ingest",
               "jetstream-ingest: the upstream websocket (subscribeRepos) and the frames it publishes to decode.")
@@ -211,6 +223,13 @@ def decode() -> Board:
     ], unit="s", w=8)
     b.timeseries("Age of the newest stored event", [
         ('time() - max(jetstream_decode_log_time_us{end="newest"}) / 1e6', "newest")], unit="s", w=8)
+    b.timeseries("Upstream event time → stored", [
+        (quantile(0.5, UPSTREAM_TO_STORED), "p50"),
+        (quantile(0.99, UPSTREAM_TO_STORED), "p99"),
+    ], unit="s", w=12,
+        description="jetstream_decode_upstream_lag_seconds: from the firehose event's own `time` (commit, "
+                    "identity, account) to stored in the event log. Includes the relay's and ingest's delay "
+                    "and clock skew with upstream; large while decode catches up on a backlog after downtime.")
     b.timeseries("Batches in flight", [("max(jetstream_decode_batches_in_flight)", "received, not stored")],
                  unit="none", w=12)
     b.row("Event log (RocksDB)")
@@ -270,14 +289,22 @@ def fanout() -> Board:
         (f"sum by (reason) (rate(jetstream_fanout_events_skipped_total[{RI}]))", "{{reason}}")], stack=True,
         description="filtered: not wanted by a subscriber's filters; oversize: above its maxMessageSizeBytes.")
     b.row("Lag")
-    b.timeseries("Behind decode's newest stored event", [(LAG_STORED_TO_FANOUT, "{{instance}}")], unit="s", w=8,
+    b.timeseries("Stored (time_us) → delivered", [
+        (quantile(0.5, STORED_TO_DELIVERED), "p50"),
+        (quantile(0.99, STORED_TO_DELIVERED), "p99"),
+        (quantile(0.99, STORED_TO_DELIVERED, by="instance"), "p99 {{instance}}"),
+    ], unit="s", w=12,
+        description="jetstream_fanout_delivery_lag_seconds: from an event's time_us (sequenced and stored by "
+                    "decode) to queued to a client, sampled once per send with the send's oldest event. "
+                    "Sends to clients being replayed from an old cursor count too (see replaying clients).")
+    b.timeseries("Behind decode's newest stored event", [(LAG_STORED_TO_FANOUT, "{{instance}}")], unit="s", w=12,
                  description="decode's newest stored time_us minus the newest time_us this replica holds.")
     b.timeseries("Age of the newest event held", [
-        ("time() - max by (instance) (jetstream_fanout_head_time_us) / 1e6", "{{instance}}")], unit="s", w=8)
+        ("time() - max by (instance) (jetstream_fanout_head_time_us) / 1e6", "{{instance}}")], unit="s", w=12)
     b.timeseries("Replaying clients behind live", [
         (f"histogram_quantile(0.5, sum by (le) (rate(jetstream_fanout_replay_lag_seconds_bucket[{RI}])))", "p50"),
         (f"histogram_quantile(0.99, sum by (le) (rate(jetstream_fanout_replay_lag_seconds_bucket[{RI}])))", "p99"),
-    ], unit="s", w=8)
+    ], unit="s", w=12)
     b.row("Replay and live feed")
     b.timeseries("Replay sessions by replica", [("sum by (instance) (jetstream_fanout_replay_sessions)",
                                                  "{{instance}}")], w=8)
@@ -312,13 +339,22 @@ def overview() -> Board:
         (f"sum(rate(jetstream_events_delivered_total[{RI}]))", "events delivered to clients (all fanouts)"),
     ], w=24)
     b.row("Lag: upstream → stored → delivered")
-    b.timeseries("Lag", [
+    b.timeseries("Lag: upstream time → stored → delivered", [
+        (quantile(0.5, UPSTREAM_TO_STORED), "upstream time → stored, p50 (decode)"),
+        (quantile(0.99, UPSTREAM_TO_STORED), "upstream time → stored, p99 (decode)"),
+        (quantile(0.5, STORED_TO_DELIVERED), "stored → delivered, p50 (all fanouts)"),
+        (quantile(0.99, STORED_TO_DELIVERED), "stored → delivered, p99 (all fanouts)"),
+    ], unit="s", w=12,
+        description="The two hops of an event's lag: the firehose `time` → stored in decode's log "
+                    "(jetstream_decode_upstream_lag_seconds), then decode's time_us → queued to a client "
+                    "(jetstream_fanout_delivery_lag_seconds, per send; replayed clients included).")
+    b.timeseries("Lag signals", [
         ("max(jetstream_ingest_seconds_since_last_frame)", "since the last upstream frame (ingest)"),
         (P99_RECEIVE_TO_STORED, "ingest receive → stored, p99 (decode)"),
         (f"max({LAG_STORED_TO_FANOUT})", "stored → fanout, worst replica"),
         (f"histogram_quantile(0.99, sum by (le) (rate(jetstream_fanout_replay_lag_seconds_bucket[{RI}])))",
          "replaying clients behind live, p99"),
-    ], unit="s", w=24)
+    ], unit="s", w=12)
     b.row("Losses and churn")
     b.timeseries("decode drops by reason", [
         (f"sum by (reason) (rate(jetstream_decode_drops_total[{RI}]))", "{{reason}}")], w=8, stack=True)

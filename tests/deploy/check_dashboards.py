@@ -8,8 +8,8 @@
   - every metric name in every expression is exported by the code (probes, common/metrics) or
     by Prometheus itself (`up`); no `vector(...)` fallback that would fake data;
   - every expression parses: they are fed to `promtool check rules` as recording rules;
-  - the topics the issue asks for are covered: throughput, lag (receive -> stored ->
-    delivered), drops by reason, reconnects, subscribers, replay sessions, slow-client closes,
+  - the topics the issue asks for are covered: throughput, lag (upstream time -> stored ->
+    delivered, p50/p99; receive -> stored; stored -> fanout), drops by reason, reconnects, subscribers, replay sessions, slow-client closes,
     RocksDB size and oldest event, process CPU and memory of each service.
 
 usage: check_dashboards.py
@@ -40,6 +40,12 @@ TOPICS = {
     "lag: since last upstream frame": ("overview", r"jetstream_ingest_seconds_since_last_frame"),
     "lag: receive -> stored": ("overview", r"consumer_event_processing_duration_seconds_bucket"),
     "lag: stored -> fanout": ("overview", r"jetstream_decode_log_time_us\{end=\"newest\"\}.*jetstream_fanout_head_time_us"),
+    "lag: upstream time -> stored (overview)": ("overview", r"histogram_quantile\(0\.99, .*rate\(jetstream_decode_upstream_lag_seconds_bucket"),
+    "lag: stored -> delivered (overview)": ("overview", r"histogram_quantile\(0\.99, .*rate\(jetstream_fanout_delivery_lag_seconds_bucket"),
+    "lag: upstream time -> stored p50": ("decode", r"histogram_quantile\(0\.5, .*rate\(jetstream_decode_upstream_lag_seconds_bucket"),
+    "lag: upstream time -> stored p99": ("decode", r"histogram_quantile\(0\.99, .*rate\(jetstream_decode_upstream_lag_seconds_bucket"),
+    "lag: stored -> delivered p50": ("fanout", r"histogram_quantile\(0\.5, .*rate\(jetstream_fanout_delivery_lag_seconds_bucket"),
+    "lag: stored -> delivered p99": ("fanout", r"histogram_quantile\(0\.99, .*rate\(jetstream_fanout_delivery_lag_seconds_bucket"),
     "drops by reason": ("decode", r"sum by \(reason\) \(rate\(jetstream_decode_drops_total"),
     "reconnects by reason": ("ingest", r"by \(reason\) \(increase\(jetstream_ingest_upstream_reconnects_total"),
     "subscribers": ("fanout", r"jetstream_subscribers_connected"),
