@@ -34,9 +34,10 @@ void register_fanout_flags(config::FlagSet& flags, FanoutOptions& o) {
       "max-sub-rate", &o.max_sub_rate,
       "events per second delivered to one client IP (all its connections); 0 = no limit");
   flags.add_int64("window-bytes", &o.window_bytes, "memory for the window of recent events");
-  flags.add_int64("io-threads", &o.io_threads, "socket threads (0 = one per core)");
-  flags.add_int64("actor-threads", &o.actor_threads,
-                  "threads running the client sessions (CAF scheduler; 0 = one per core)");
+  flags.add_int64("io-threads", &o.io_threads, "socket threads (0 = half the cores, at least 1)");
+  flags.add_int64(
+      "actor-threads", &o.actor_threads,
+      "threads running the client sessions (0 = the cores left by the socket threads, at least 1)");
   flags.add_duration("ping-interval", &o.ping_interval, "how often clients are pinged");
   flags.add_duration("pong-timeout", &o.pong_timeout,
                      "a client silent this long after a ping is dropped");
@@ -117,9 +118,15 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
 
   s.actor_config = std::make_unique<caf::actor_system_config>();
   const auto cores = std::max(1u, std::thread::hardware_concurrency());
-  s.actor_config->set("scheduler.max-threads", options.actor_threads > 0
-                                                   ? static_cast<std::size_t>(options.actor_threads)
-                                                   : static_cast<std::size_t>(cores));
+  // By default the cores are split between socket threads and session threads (on 2 cores,
+  // one each: fewer threads spinning and switching than two each; see README "Benchmarks").
+  const std::size_t io_threads = options.io_threads > 0
+                                     ? static_cast<std::size_t>(options.io_threads)
+                                     : std::max<std::size_t>(1, cores / 2);
+  const std::size_t actor_threads = options.actor_threads > 0
+                                        ? static_cast<std::size_t>(options.actor_threads)
+                                        : std::max<std::size_t>(1, cores - io_threads);
+  s.actor_config->set("scheduler.max-threads", actor_threads);
   s.actors = std::make_unique<caf::actor_system>(*s.actor_config);
   s.broadcaster = spawn_broadcaster(*s.actors);
 
@@ -160,8 +167,7 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
 
   HttpServerOptions http_options;
   http_options.listen = *listen;
-  http_options.threads =
-      options.io_threads > 0 ? static_cast<std::size_t>(options.io_threads) : cores;
+  http_options.threads = io_threads;
   http_options.connection.ping_interval =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.ping_interval);
   http_options.connection.pong_timeout =

@@ -20,8 +20,8 @@ struct FanoutOptions {
   std::string zstd_dictionary_path;  ///< present = compressed streams may be requested
   double max_sub_rate = 5000;        ///< events/s per client IP; 0 = unlimited
   std::int64_t window_bytes = std::int64_t{256} << 20;
-  std::int64_t io_threads = 0;     ///< 0 = one per core
-  std::int64_t actor_threads = 0;  ///< CAF scheduler threads for the sessions; 0 = one per core
+  std::int64_t io_threads = 0;     ///< 0 = half the cores, at least one
+  std::int64_t actor_threads = 0;  ///< CAF threads for the sessions; 0 = the remaining cores
   std::chrono::microseconds ping_interval = std::chrono::seconds(30);
   std::chrono::microseconds pong_timeout = std::chrono::seconds(30);
   std::chrono::microseconds slow_client_timeout = std::chrono::seconds(60);
