@@ -1,8 +1,6 @@
 #include "services/decode/decode_service.hpp"
 
 #include <prometheus/registry.h>
-#include <pthread.h>
-#include <signal.h>
 
 #include <filesystem>
 #include <future>
@@ -12,6 +10,7 @@
 #include "common/log/log.hpp"
 #include "common/metrics/metrics_server.hpp"
 #include "common/metrics/process_metrics.hpp"
+#include "common/runtime/service_main.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
 #include "services/decode/decode_probe.hpp"
 #include "services/decode/event_sequencer.hpp"
@@ -291,29 +290,14 @@ int run_decode(int argc, char** argv) {
                         "Decodes firehose frames from ingest into v1 events, stores them in the "
                         "event log and publishes them to fanout; serves replay.");
   register_decode_flags(flags, options);
-  const auto outcome = flags.parse(argc, argv);
-  if (const auto exit_code = flags.report(outcome, std::cout, std::cerr)) return *exit_code;
-  log::set_service("decode");
-  if (const auto level = log::parse_level(options.log_level)) log::set_level(*level);
-
-  // Signals go to the main thread's sigwait only: every thread started below inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  std::string error;
-  auto service = DecodeService::start(options, error);
-  if (!service) {
-    log::error("decode failed to start", {{"error", error}});
-    return 1;
-  }
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  log::info("stopping", {{"signal", signal_number}});
-  service->stop();
-  return 0;
+  std::unique_ptr<DecodeService> service;
+  return runtime::run_service(
+      argc, argv, flags, "decode", options.log_level,
+      [&](std::string& error) {
+        service = DecodeService::start(options, error);
+        return service != nullptr;
+      },
+      [&] { service->stop(); });
 }
 
 }  // namespace jetstream::decode

@@ -1,8 +1,6 @@
 #include "services/fanout/fanout_service.hpp"
 
 #include <prometheus/registry.h>
-#include <pthread.h>
-#include <signal.h>
 
 #include <iostream>
 #include <thread>
@@ -10,6 +8,7 @@
 #include "common/log/log.hpp"
 #include "common/metrics/metrics_server.hpp"
 #include "common/metrics/process_metrics.hpp"
+#include "common/runtime/service_main.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
 #include "services/fanout/client_connection.hpp"
 #include "services/fanout/client_session.hpp"
@@ -274,29 +273,14 @@ int run_fanout(int argc, char** argv) {
   config::FlagSet flags("jetstream-fanout",
                         "Serves the Jetstream v1 /subscribe websocket API from decode's events.");
   register_fanout_flags(flags, options);
-  const auto outcome = flags.parse(argc, argv);
-  if (const auto exit_code = flags.report(outcome, std::cout, std::cerr)) return *exit_code;
-  log::set_service("fanout");
-  if (const auto level = log::parse_level(options.log_level)) log::set_level(*level);
-
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-
-  std::string error;
-  auto service = FanoutService::start(options, error);
-  if (!service) {
-    log::error("fanout failed to start", {{"error", error}});
-    return 1;
-  }
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  log::info("stopping", {{"signal", signal_number}});
-  service->stop();
-  return 0;
+  std::unique_ptr<FanoutService> service;
+  return runtime::run_service(
+      argc, argv, flags, "fanout", options.log_level,
+      [&](std::string& error) {
+        service = FanoutService::start(options, error);
+        return service != nullptr;
+      },
+      [&] { service->stop(); });
 }
 
 }  // namespace jetstream::fanout

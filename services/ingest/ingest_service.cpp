@@ -1,7 +1,6 @@
 #include "services/ingest/ingest_service.hpp"
 
 #include <prometheus/registry.h>
-#include <signal.h>
 
 #include <caf/all.hpp>
 #include <fstream>
@@ -13,6 +12,7 @@
 #include "common/log/log.hpp"
 #include "common/metrics/metrics_server.hpp"
 #include "common/metrics/process_metrics.hpp"
+#include "common/runtime/service_main.hpp"
 #include "common/websocket/url.hpp"
 #include "proto/wire.hpp"
 #include "services/ingest/control_receiver.hpp"
@@ -264,30 +264,14 @@ int run_ingest(int argc, char** argv) {
                         "Reads the upstream firehose (subscribeRepos) from where decode says and "
                         "publishes every frame untouched, in an envelope, for decode.");
   register_ingest_flags(flags, options);
-  const auto outcome = flags.parse(argc, argv);
-  if (const auto exit_code = flags.report(outcome, std::cout, std::cerr)) return *exit_code;
-  log::set_service("ingest");
-  if (const auto level = log::parse_level(options.log_level)) log::set_level(*level);
-
-  // Signals go to the main thread's sigwait only: every thread started below inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  std::string error;
-  auto service = IngestService::start(options, error);
-  if (!service) {
-    log::error("ingest failed to start", {{"error", error}});
-    return 1;
-  }
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  log::info("stopping", {{"signal", signal_number}});
-  service->stop();
-  log::info("stopped");
-  return 0;
+  std::unique_ptr<IngestService> service;
+  return runtime::run_service(
+      argc, argv, flags, "ingest", options.log_level,
+      [&](std::string& error) {
+        service = IngestService::start(options, error);
+        return service != nullptr;
+      },
+      [&] { service->stop(); });
 }
 
 }  // namespace jetstream::ingest

@@ -1,0 +1,22 @@
+// The life of a service process, shared by jetstream-ingest, -decode and -fanout: parse flags
+// (help → exit 0, a bad flag → message and exit 2), set up logging, route SIGINT/SIGTERM to one
+// waiting thread, start, wait for the signal, stop cleanly.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "common/config/flags.hpp"
+
+namespace jetstream::runtime {
+
+/// `start` builds the service (returning false with `error` set when it cannot) and `stop` ends
+/// it. `log_level` is read after the flags are parsed (pass the option it is parsed into).
+/// Returns the process exit code: 0 after a clean stop, 1 when the service failed to start,
+/// 2 for bad flags.
+int run_service(int argc, char** argv, config::FlagSet& flags, std::string_view service_name,
+                const std::string& log_level, const std::function<bool(std::string& error)>& start,
+                const std::function<void()>& stop);
+
+}  // namespace jetstream::runtime
