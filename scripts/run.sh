@@ -12,7 +12,7 @@ cd "${ROOT}"
 
 usage() {
   cat <<'EOF'
-usage: bash scripts/run.sh [options] [-- | extra args...]
+usage: bash scripts/run.sh [options]
 
   --ws-url URL                upstream firehose (default $JETSTREAM_WS_URL or
                               wss://bsky.network/xrpc/com.atproto.sync.subscribeRepos); given to ingest
@@ -27,7 +27,7 @@ usage: bash scripts/run.sh [options] [-- | extra args...]
                               --no-build
   -h, --help                  this text
 
-Any other argument is passed unchanged to every service (they share the v1 flag names).
+Any other argument is an error: each service refuses flags it does not have.
 The same settings are also exported as JETSTREAM_* environment variables to every service.
 Ports (defaults): fanout :6008 (metrics :6009), ingest frames :6010, control :6011, metrics :6019,
 decode events :6012, replay :6013, metrics :6029; change them per service, e.g.
@@ -73,8 +73,12 @@ while [[ $# -gt 0 ]]; do
     --build-dir) need_value "$@"; BUILD_DIR="$(cd "$2" && pwd)"; BUILD=0; shift 2 ;;
     --build-dir=*) BUILD_DIR="$(cd "${1#*=}" && pwd)"; BUILD=0; shift ;;
     -h | --help) usage; exit 0 ;;
-    --) shift; COMMON_ARGS+=("$@"); break ;;
-    *) COMMON_ARGS+=("$1"); shift ;;
+    *)
+      # Each service has its own flags and refuses unknown ones: there is no flag all three take.
+      echo "run.sh: unknown option '$1'; a service's own flags go through --ingest-arg," \
+        "--decode-arg or --fanout-arg (see --help)" >&2
+      exit 2
+      ;;
   esac
 done
 
