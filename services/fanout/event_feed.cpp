@@ -90,7 +90,7 @@ void EventFeed::run() {
       }
       const auto topic = proto::decode_topic(bytes_of(parts[0]));
       if (topic && topic.value() == proto::MessageType::event_batch) {
-        on_events(bytes_of(parts[1]));
+        on_events(bytes_of(parts[1]), /*fresh=*/true);
       } else if (topic && topic.value() == proto::MessageType::heartbeat) {
         on_heartbeat(bytes_of(parts[1]));
       } else {
@@ -178,13 +178,13 @@ void EventFeed::append(std::span<const proto::EventView> events) {
   on_block_(block);
 }
 
-void EventFeed::on_events(std::span<const std::uint8_t> body) {
+void EventFeed::on_events(std::span<const std::uint8_t> body, bool fresh) {
   auto batch = proto::decode_event_batch(body);
   if (!batch) {
     observer_.on_proto_rejected("event_batch", proto::to_string(batch.error()));
     return;  // treated as lost: the next batch or heartbeat reveals the gap
   }
-  observer_.on_batch_received(batch.value().size(), body.size());
+  if (fresh) observer_.on_batch_received(batch.value().size(), body.size());  // counted once
   if (repairing_) {
     held_.emplace_back(body.begin(), body.end());
     held_events_ += batch.value().size();
@@ -197,7 +197,7 @@ void EventFeed::on_events(std::span<const std::uint8_t> body) {
       std::deque<std::vector<std::uint8_t>> held;
       held.swap(held_);
       held_events_ = 0;
-      for (const auto& bytes : held) on_events(bytes);
+      for (const auto& bytes : held) on_events(bytes, /*fresh=*/false);
     }
     return;
   }
@@ -325,7 +325,7 @@ void EventFeed::on_page(std::span<const std::uint8_t> body) {
   held.swap(held_);
   held_events_ = 0;
   for (std::size_t i = 0; i < held.size(); ++i) {
-    on_events(held[i]);
+    on_events(held[i], /*fresh=*/false);
     if (repairing_) {
       // Another gap: keep the rest for after that repair.
       for (std::size_t j = i + 1; j < held.size(); ++j) held_.push_back(std::move(held[j]));

@@ -94,7 +94,8 @@ class EventFeed {
   };
 
   void run();
-  void on_events(std::span<const std::uint8_t> body);
+  /// `fresh`: just received (not a batch held during a repair and processed again).
+  void on_events(std::span<const std::uint8_t> body, bool fresh);
   void on_heartbeat(std::span<const std::uint8_t> body);
   void on_page(std::span<const std::uint8_t> body);
   void apply_live(std::vector<proto::EventView>& events);
