@@ -198,7 +198,7 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
       handlers.on_closed = [session](const CloseInfo&) {
         caf::anon_send(session.actor, closed_atom::value);
       };
-      handlers.on_writable = [session](std::uint64_t) { session.wake(); };
+      handlers.on_writable = [session](std::uint64_t) { session.writable(); };
       return handlers;
     }};
   };
