@@ -73,7 +73,7 @@ struct SessionState {
   std::deque<std::pair<BlockPtr, std::size_t>> queue;  ///< blocks (and next index) to deliver
   std::vector<BlockPtr> scratch;
   std::vector<OutboundFrame> frames;
-  std::uint64_t last_queued = 0;
+  std::uint64_t last_written = 0;  ///< the connection's bytes written at the last tick
   std::chrono::steady_clock::time_point last_progress = std::chrono::steady_clock::now();
   int empty_replays = 0;
 };
@@ -307,9 +307,6 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
           st.live_pending = false;
           st.position = st.context.window->oldest_position();
         }
-        const auto queued = st.sink->queued_bytes();
-        if (queued < st.last_queued) st.last_progress = std::chrono::steady_clock::now();
-        st.last_queued = queued;
         pump(self);
       },
       [self](replay_atom, ReplayResult& result) { on_replay(self, result); },
@@ -340,8 +337,11 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
         auto& st = self->state;
         const auto queued = st.sink->queued_bytes();
         const auto tick_time = std::chrono::steady_clock::now();
-        if (queued == 0 || queued < st.last_queued) st.last_progress = tick_time;
-        st.last_queued = queued;
+        // Progress is bytes leaving for the client, not the queue shrinking: a reader that keeps up
+        // with a full queue (refilled as fast as it drains) is not slow.
+        const auto written = st.sink->written_bytes();
+        if (queued == 0 || written != st.last_written) st.last_progress = tick_time;
+        st.last_written = written;
         if (queued > 0 && tick_time - st.last_progress > st.context.config.slow_client_timeout) {
           finish(self, 1008, "client too slow: no progress reading events", CloseReason::too_slow);
           return;

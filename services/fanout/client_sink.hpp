@@ -24,6 +24,8 @@ class ClientSink {
   virtual void close(std::uint16_t code, std::string reason) = 0;
   /// Bytes accepted by send() and not yet written to the socket.
   virtual std::uint64_t queued_bytes() const = 0;
+  /// Bytes written to the socket so far (progress for the slow-client rule).
+  virtual std::uint64_t written_bytes() const = 0;
 };
 
 }  // namespace jetstream::fanout

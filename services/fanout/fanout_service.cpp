@@ -61,6 +61,7 @@ class ConnectionSink final : public ClientSink {
     connection_->close(code, std::move(reason));
   }
   std::uint64_t queued_bytes() const override { return connection_->queued_bytes(); }
+  std::uint64_t written_bytes() const override { return connection_->stats().bytes_written; }
 
  private:
   std::shared_ptr<ClientConnection> connection_;

@@ -44,7 +44,11 @@ class RecordingSink final : public fanout::ClientSink {
     for (const auto& frame : frames) {
       const auto json = frame_payload(frame.data, frame.size);
       received_.push_back({time_us_of(json), std::string(json)});
-      if (stalled_) stalled_bytes_ += frame.size;
+      if (stalled_) {
+        stalled_bytes_ += frame.size;
+      } else {
+        written_bytes_ += frame.size;
+      }
     }
   }
   void close(std::uint16_t code, std::string reason) override {
@@ -55,6 +59,10 @@ class RecordingSink final : public fanout::ClientSink {
   std::uint64_t queued_bytes() const override {
     std::lock_guard lock(mutex_);
     return stalled_bytes_;
+  }
+  std::uint64_t written_bytes() const override {
+    std::lock_guard lock(mutex_);
+    return written_bytes_;
   }
   void stall() {
     std::lock_guard lock(mutex_);
@@ -75,6 +83,7 @@ class RecordingSink final : public fanout::ClientSink {
   std::vector<std::pair<std::int64_t, std::string>> received_;
   bool stalled_ = false;
   std::uint64_t stalled_bytes_ = 0;
+  std::uint64_t written_bytes_ = 0;
   std::optional<std::uint16_t> close_code_;
   std::string close_reason_;
 };

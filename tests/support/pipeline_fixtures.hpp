@@ -133,13 +133,18 @@ class FakeIngest {
           streaming_ = true;
           stream_start_ = true;
           publish_status();
+          // Like the real ingest, which closes the old upstream connection and opens a new one
+          // before the new stream's first frame: frames of the old stream stop at once and the
+          // new stream starts a little later, not in the same instant.
+          next_frame_at_ = std::chrono::steady_clock::now() + 20ms;
         }
       }
       if (std::chrono::steady_clock::now() >= next_status) {
         publish_status();
         next_status = std::chrono::steady_clock::now() + 50ms;
       }
-      if (streaming_ && position_ < frames_.size()) {
+      if (streaming_ && position_ < frames_.size() &&
+          std::chrono::steady_clock::now() >= next_frame_at_) {
         proto::FrameHeader header;
         header.epoch = epoch_;
         header.ingest_seq = ++ingest_seq_;
@@ -179,6 +184,7 @@ class FakeIngest {
   std::uint64_t accepted_ = 0;
   bool streaming_ = false;
   bool stream_start_ = false;
+  std::chrono::steady_clock::time_point next_frame_at_{};
   std::size_t position_ = 0;
 };
 
