@@ -111,6 +111,22 @@ TEST_F(Pipeline, AnUpstreamThatKeepsDroppingTheConnectionLosesNothing) {
             7);
 }
 
+TEST_F(Pipeline, ZeroMqDropsBetweenIngestAndDecodeAreRepairedByResume) {
+  StackUnderTest stack("hwm");
+  auto o = options(0);
+  // Ten-message high-water marks and a tiny kernel buffer between ingest and decode, and a decode
+  // that stores two frames at a time with an fsync each: the full-speed upstream overflows them.
+  // (With two-message marks the repair still converges, but at a frame or two per resume.)
+  o.ingest_args = {"--frames-send-hwm", "10", "--status-interval", "50ms"};
+  o.decode_args = {"--frames-receive-hwm", "10", "--frames-receive-buffer", "4096",
+                   "--max-batch-frames",   "2",  "--max-batches-in-flight", "1",
+                   "--sync-writes"};
+  ASSERT_TRUE(stack.start(o));
+  expect_log_is_the_corpus(stack);
+  EXPECT_GE(StackUnderTest::metric(stack.decode_metrics_port, "jetstream_decode_resumes_total"), 2)
+      << "nothing was dropped: the repair was not exercised";
+}
+
 TEST_F(Pipeline, MalformedFramesFromUpstreamAreCountedAndSkipped) {
   StackUnderTest stack("garbage");
   // The corpus with garbage between its frames: random bytes, a truncated frame, an unknown type.

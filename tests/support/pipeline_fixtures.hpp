@@ -282,6 +282,8 @@ class StackUnderTest {
     bool dictionary = true;
     std::vector<std::string> fanout_args;
     std::vector<std::string> serve_args;
+    std::vector<std::string> decode_args;
+    std::vector<std::string> ingest_args;
   };
 
   explicit StackUnderTest(const std::string& name)
@@ -343,6 +345,7 @@ class StackUnderTest {
       }
     }
     fanout_args.insert(fanout_args.end(), options.fanout_args.begin(), options.fanout_args.end());
+    decode_args.insert(decode_args.end(), options.decode_args.begin(), options.decode_args.end());
     ingest_args_ = {"--ws-url",
                     "ws://" + local(upstream_port) + "/xrpc/com.atproto.sync.subscribeRepos",
                     "--frames-listen-addr",
@@ -355,6 +358,7 @@ class StackUnderTest {
                     "50ms",
                     "--backoff-max",
                     "500ms"};
+    ingest_args_.insert(ingest_args_.end(), options.ingest_args.begin(), options.ingest_args.end());
     // decode and fanout first: ingest connects upstream only once decode tells it where to start,
     // and fanout joins decode's stream at its first heartbeat.
     return decode.start(bin("services/decode/jetstream-decode"), decode_args,
