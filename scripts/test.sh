@@ -138,7 +138,7 @@ if [[ "${QUICK}" == "1" ]]; then
   echo "JETSTREAM_TEST_QUICK=1: skipping the sanitizer (dev) and fuzz stages"
 else
   configure_and_build dev
-  step "test (dev preset: ASan + UBSan, labels unit|golden|integration: the real service binaries under the sanitizers)"
+  step "test (dev preset: ASan + UBSan, labels unit|golden)"
   run_ctest dev --preset dev -j"${JOBS}"
 
   if [[ -f tests/fuzz/CMakeLists.txt ]]; then

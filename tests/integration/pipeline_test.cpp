@@ -112,6 +112,12 @@ TEST_F(Pipeline, AnUpstreamThatKeepsDroppingTheConnectionLosesNothing) {
 }
 
 TEST_F(Pipeline, ZeroMqDropsBetweenIngestAndDecodeAreRepairedByResume) {
+#if defined(__SANITIZE_ADDRESS__)
+  // Forcing drops depends on upstream outrunning decode; under the sanitizers every process is
+  // several times slower and decode keeps up. The ci stage runs this test; the sanitizer stage
+  // covers drops with DecodeIntegration's scripted ingest, which forces them deterministically.
+  GTEST_SKIP() << "drop forcing is timing-dependent under sanitizers (run in the ci stage)";
+#endif
   StackUnderTest stack("hwm");
   auto o = options(0);
   // Ten-message high-water marks and a tiny kernel buffer between ingest and decode, and a decode
