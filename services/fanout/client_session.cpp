@@ -54,7 +54,7 @@ broadcaster_actor::behavior_type broadcaster(
 
 struct SessionState {
   SessionContext context;
-  std::shared_ptr<SessionSignals> signals;
+  std::shared_ptr<std::atomic<bool>> wake_pending;
   std::shared_ptr<ClientSink> sink;
   SubscriberOptions options;
   EventFilter filter;
@@ -167,22 +167,11 @@ bool deliver_queue(session_pointer self) {
     s.queue.pop_front();
   }
   if (s.queue.empty() && s.after_queue_position > s.position) s.position = s.after_queue_position;
-  if (stopped && !(budget == 0 && rate_limited)) {
-    // Stopped on the connection's bound (or one send's worth): the next completed write resumes
-    // the session. Set before sending, so that write cannot complete unnoticed.
-    s.signals->wants_writable.store(true, std::memory_order_release);
-  }
   if (!frames.empty()) {
     s.context.probe->delivered(frames.size(), bytes);
     s.context.probe->delivery_lag(static_cast<double>(wall_clock_us() - first_time_us) / 1e6);
     s.sink->send(std::move(frames));
     frames = {};
-  }
-  if (s.signals->wants_writable.load(std::memory_order_acquire) &&
-      s.sink->queued_bytes() < s.context.config.high_water_bytes &&
-      s.signals->wants_writable.exchange(false, std::memory_order_acq_rel)) {
-    // The write we were waiting for completed before the flag was set: resume now.
-    self->send(self, pump_atom::value);
   }
   if (filtered != 0) s.context.probe->skipped_filtered(filtered);
   if (oversize != 0) s.context.probe->skipped_oversize(oversize);
@@ -269,10 +258,10 @@ void on_replay(session_pointer self, ReplayResult& result) {
 session_actor::behavior_type session(session_pointer self, SessionContext context,
                                      std::shared_ptr<ClientSink> sink, SubscriberOptions options,
                                      std::string client_ip,
-                                     std::shared_ptr<SessionSignals> signals) {
+                                     std::shared_ptr<std::atomic<bool>> wake_pending) {
   auto& s = self->state;
   s.context = std::move(context);
-  s.signals = std::move(signals);
+  s.wake_pending = std::move(wake_pending);
   s.sink = std::move(sink);
   s.filter = EventFilter(options);
   s.ip = std::move(client_ip);
@@ -301,7 +290,7 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
       [self](wake_atom) {
         auto& st = self->state;
         // Cleared before pumping: a block appended while pumping wakes the session again.
-        st.signals->wake_pending.store(false, std::memory_order_release);
+        st.wake_pending->store(false, std::memory_order_release);
         if (st.live_pending && st.context.feed->status().joined) {
           // Connected before fanout joined decode's stream: start where the window starts.
           st.live_pending = false;
@@ -361,10 +350,10 @@ SessionHandle spawn_session(caf::actor_system& system, SessionContext context,
                             std::shared_ptr<ClientSink> sink, SubscriberOptions options,
                             std::string client_ip) {
   SessionHandle handle;
-  handle.signals = std::make_shared<SessionSignals>();
+  handle.wake_pending = std::make_shared<std::atomic<bool>>(false);
   auto broadcaster = context.broadcaster;
   handle.actor = system.spawn(session, std::move(context), std::move(sink), std::move(options),
-                              std::move(client_ip), handle.signals);
+                              std::move(client_ip), handle.wake_pending);
   caf::anon_send(broadcaster, join_atom::value, handle);
   return handle;
 }

@@ -55,27 +55,16 @@ using session_actor =
 /// How the rest of fanout reaches a session. `wake()` sends at most one wake message until the
 /// session has taken it: under load, wakes coalesce and each one delivers everything that arrived
 /// meanwhile, so actor messages per second stay bounded by what sessions can process (adaptive
-/// batching, no timer, no added latency when idle). The session holds only the signals, so there
-/// is no reference cycle.
-struct SessionSignals {
-  std::atomic<bool> wake_pending{false};    ///< a wake message is queued and not yet taken
-  std::atomic<bool> wants_writable{false};  ///< the session stopped on its connection's bound
-};
-
+/// batching, no timer, no added latency when idle). The session holds only the flag, so there is
+/// no reference cycle.
 struct SessionHandle {
   session_actor actor;
-  std::shared_ptr<SessionSignals> signals;
+  std::shared_ptr<std::atomic<bool>> wake_pending;
 
   void wake() const {
-    if (!signals->wake_pending.exchange(true, std::memory_order_acq_rel)) {
+    if (!wake_pending->exchange(true, std::memory_order_acq_rel)) {
       caf::anon_send(actor, wake_atom::value);
     }
-  }
-  /// The connection wrote queued bytes: wake the session only if it is waiting for room (a
-  /// session that is caught up has nothing to add, and a message per write would double the
-  /// actor traffic of live delivery).
-  void writable() const {
-    if (signals->wants_writable.exchange(false, std::memory_order_acq_rel)) wake();
   }
 };
 

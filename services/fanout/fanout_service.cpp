@@ -199,7 +199,7 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
       handlers.on_closed = [session](const CloseInfo&) {
         caf::anon_send(session.actor, closed_atom::value);
       };
-      handlers.on_writable = [session](std::uint64_t) { session.writable(); };
+      handlers.on_writable = [session](std::uint64_t) { session.wake(); };
       return handlers;
     }};
   };
