@@ -26,6 +26,7 @@
 #include "common/firehose/capture.hpp"
 #include "proto/replay.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/pipeline_fixtures.hpp"
 #include "tests/support/shared_data.hpp"
 
 namespace {
@@ -61,36 +62,6 @@ double scrape(std::uint16_t port, const std::string& name) {
   return std::stod(response.substr(at + name.size() + 2));
 }
 
-/// The corpus repeated `count` frames long, each frame's body `seq` rewritten to 1, 2, 3, ….
-bool write_capture(const std::filesystem::path& out, std::size_t count, std::size_t& events) {
-  const auto corpus = support::shared_file("corpus/dev.frames");
-  if (!corpus) return false;
-  const auto bytes = support::read_binary_file(*corpus);
-  const auto frames = jetstream::firehose::split_capture(bytes);
-  if (!frames || frames->empty()) return false;
-  std::ofstream file(out, std::ios::binary);
-  static constexpr std::uint8_t kSeqKey[] = {0x63, 's', 'e', 'q', 0x1b};  // "seq": uint64
-  events = 0;
-  for (std::size_t i = 0; i < count; ++i) {
-    const auto frame = (*frames)[i % frames->size()];
-    std::vector<std::uint8_t> copy(frame.begin(), frame.end());
-    const auto at = std::search(copy.begin(), copy.end(), std::begin(kSeqKey), std::end(kSeqKey));
-    if (at == copy.end()) return false;
-    std::uint64_t seq = i + 1;
-    for (int b = 7; b >= 0; --b) {
-      *(at + 5 + (7 - b)) = static_cast<std::uint8_t>(seq >> (8 * b));
-    }
-    jetstream::firehose::write_capture_frame(file, copy);
-  }
-  // 75 corpus frames give 77 events.
-  events = count / frames->size() * 77 + 0;
-  return true;
-}
-
-std::string binary(const char* relative) {
-  return (std::filesystem::path(JETSTREAM_BINARY_DIR) / relative).string();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,8 +74,9 @@ int main(int argc, char** argv) {
                    ("jetstream-pipeline-bench-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  std::size_t expected_events = 0;
-  if (!write_capture(dir / "bench.frames", frame_count, expected_events)) {
+  const auto capture_events = support::write_repeated_capture(dir / "bench.frames", frame_count);
+  const std::size_t expected_events = capture_events.value_or(0);
+  if (!capture_events) {
     std::fprintf(stderr, "pipeline_bench: ../shared/corpus/dev.frames missing or unreadable\n");
     return 1;
   }
@@ -117,7 +89,7 @@ int main(int argc, char** argv) {
   const auto ingest_metrics = support::free_loopback_port();
 
   support::ChildProcess serve, ingest, decode;
-  serve.start(binary("tools/frames/jetstream-frames"),
+  serve.start(support::StackUnderTest::binary("tools/frames/jetstream-frames"),
               {"serve", (dir / "bench.frames").string(), "--listen",
                "127.0.0.1:" + std::to_string(upstream_port), "--keep-open"},
               (dir / "serve.log").string());
@@ -137,10 +109,10 @@ int main(int argc, char** argv) {
     decode_args.push_back("--zstd-dictionary-path");
     decode_args.push_back(dictionary->string());
   }
-  decode.start(binary("services/decode/jetstream-decode"), decode_args,
+  decode.start(support::StackUnderTest::binary("services/decode/jetstream-decode"), decode_args,
                (dir / "decode.log").string());
   ingest.start(
-      binary("services/ingest/jetstream-ingest"),
+      support::StackUnderTest::binary("services/ingest/jetstream-ingest"),
       {"--ws-url",
        "ws://127.0.0.1:" + std::to_string(upstream_port) + "/xrpc/com.atproto.sync.subscribeRepos",
        "--frames-listen-addr", "127.0.0.1:" + std::to_string(frames_port), "--control-listen-addr",

@@ -253,14 +253,10 @@ inline std::optional<std::size_t> write_repeated_capture(const std::filesystem::
   const auto frames = jetstream::firehose::split_capture(bytes);
   if (!frames || frames->empty()) return std::nullopt;
   std::ofstream file(out, std::ios::binary);
-  static constexpr std::uint8_t kSeqKey[] = {0x63, 's', 'e', 'q', 0x1b};  // "seq": uint64
   for (std::size_t i = 0; i < count; ++i) {
     const auto frame = (*frames)[i % frames->size()];
     std::vector<std::uint8_t> copy(frame.begin(), frame.end());
-    const auto at = std::search(copy.begin(), copy.end(), std::begin(kSeqKey), std::end(kSeqKey));
-    if (at == copy.end()) return std::nullopt;
-    const std::uint64_t seq = i + 1;
-    for (int b = 0; b < 8; ++b) *(at + 5 + b) = static_cast<std::uint8_t>(seq >> (8 * (7 - b)));
+    if (!jetstream::firehose::rewrite_frame_seq(copy, i + 1)) return std::nullopt;
     jetstream::firehose::write_capture_frame(file, copy);
   }
   // The corpus yields 77 events from its 75 frames; count the events of the partial last pass.
