@@ -230,17 +230,22 @@ void V1Encoder::encode_commit(std::vector<PendingEvent>& out) {
   }
 }
 
+std::optional<std::int64_t> V1Encoder::admit_identity_event(bool unreadable, std::string_view did,
+                                                            std::string_view time) {
+  if (unreadable || !plausible_identifier(did)) {
+    drop(DropReason::malformed_frame);
+    return std::nullopt;
+  }
+  const auto time_us = parse_rfc3339_us(time);
+  if (!time_us) drop(DropReason::bad_time);
+  return time_us;
+}
+
 void V1Encoder::encode_identity(std::vector<PendingEvent>& out) {
   IdentityBody body;
-  if (decoder_.read_identity(body) || !plausible_identifier(body.did)) {
-    drop(DropReason::malformed_frame);
-    return;
-  }
-  const auto time_us = parse_rfc3339_us(body.time);
-  if (!time_us) {
-    drop(DropReason::bad_time);
-    return;
-  }
+  const auto time_us =
+      admit_identity_event(decoder_.read_identity(body).has_value(), body.did, body.time);
+  if (!time_us) return;
   PendingEvent& event = start_event(out, EventKind::identity, body.seq, body.did, *time_us);
   std::string& json = event.json;
   json.append(R"({"did":)");
@@ -258,15 +263,9 @@ void V1Encoder::encode_identity(std::vector<PendingEvent>& out) {
 
 void V1Encoder::encode_account(std::vector<PendingEvent>& out) {
   AccountBody body;
-  if (decoder_.read_account(body) || !plausible_identifier(body.did)) {
-    drop(DropReason::malformed_frame);
-    return;
-  }
-  const auto time_us = parse_rfc3339_us(body.time);
-  if (!time_us) {
-    drop(DropReason::bad_time);
-    return;
-  }
+  const auto time_us =
+      admit_identity_event(decoder_.read_account(body).has_value(), body.did, body.time);
+  if (!time_us) return;
   PendingEvent& event = start_event(out, EventKind::account, body.seq, body.did, *time_us);
   std::string& json = event.json;
   json.append(body.active ? R"({"active":true,"did":)" : R"({"active":false,"did":)");

@@ -85,6 +85,10 @@ class V1Encoder {
   void encode_commit(std::vector<PendingEvent>& out);
   void encode_identity(std::vector<PendingEvent>& out);
   void encode_account(std::vector<PendingEvent>& out);
+  /// The checks identity and account events share: a readable body, a plausible DID, an RFC 3339
+  /// time. Returns the time in µs, or nullopt after counting the drop.
+  std::optional<std::int64_t> admit_identity_event(bool unreadable, std::string_view did,
+                                                   std::string_view time);
   void drop(DropReason reason) { ++stats_.drops[static_cast<std::size_t>(reason)]; }
   PendingEvent& start_event(std::vector<PendingEvent>& out, EventKind kind, std::int64_t seq,
                             std::string_view did, std::int64_t upstream_time_us);
