@@ -10,6 +10,7 @@
 #include "common/log/log.hpp"
 #include "common/metrics/metrics_server.hpp"
 #include "common/metrics/process_metrics.hpp"
+#include "common/runtime/actor_scheduler.hpp"
 #include "common/runtime/service_main.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
 #include "services/decode/decode_probe.hpp"
@@ -192,9 +193,8 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
     return nullptr;
   }
 
-  s.actor_config = std::make_unique<caf::actor_system_config>();
   const auto cores = std::max(1u, std::thread::hardware_concurrency());
-  s.actor_config->set("scheduler.max-threads", static_cast<std::size_t>(cores));
+  s.actor_config = runtime::actor_system_config(cores);
   s.actors = std::make_unique<caf::actor_system>(*s.actor_config);
 
   try {

@@ -8,6 +8,7 @@
 #include "common/log/log.hpp"
 #include "common/metrics/metrics_server.hpp"
 #include "common/metrics/process_metrics.hpp"
+#include "common/runtime/actor_scheduler.hpp"
 #include "common/runtime/service_main.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
 #include "services/fanout/client_connection.hpp"
@@ -116,7 +117,6 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   s.window = std::make_unique<EventWindow>(static_cast<std::size_t>(options.window_bytes));
   s.limiter = std::make_unique<IpRateLimiter>(options.max_sub_rate);
 
-  s.actor_config = std::make_unique<caf::actor_system_config>();
   const auto cores = std::max(1u, std::thread::hardware_concurrency());
   // By default the cores are split between socket threads and session threads (on 2 cores,
   // one each: fewer threads spinning and switching than two each; see README "Benchmarks").
@@ -126,7 +126,7 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   const std::size_t actor_threads = options.actor_threads > 0
                                         ? static_cast<std::size_t>(options.actor_threads)
                                         : std::max<std::size_t>(1, cores - io_threads);
-  s.actor_config->set("scheduler.max-threads", actor_threads);
+  s.actor_config = runtime::actor_system_config(actor_threads);
   s.actors = std::make_unique<caf::actor_system>(*s.actor_config);
   s.broadcaster = spawn_broadcaster(*s.actors);
 

@@ -12,6 +12,7 @@
 #include "common/log/log.hpp"
 #include "common/metrics/metrics_server.hpp"
 #include "common/metrics/process_metrics.hpp"
+#include "common/runtime/actor_scheduler.hpp"
 #include "common/runtime/service_main.hpp"
 #include "common/websocket/url.hpp"
 #include "proto/wire.hpp"
@@ -159,8 +160,7 @@ std::unique_ptr<IngestService> IngestService::start(const IngestOptions& options
     return nullptr;
   }
 
-  s.actor_config = std::make_unique<caf::actor_system_config>();
-  s.actor_config->set("scheduler.max-threads", std::size_t{1});
+  s.actor_config = runtime::actor_system_config(1);
   s.actors = std::make_unique<caf::actor_system>(*s.actor_config);
 
   LinkOptions link_options;
