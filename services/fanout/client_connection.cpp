@@ -223,6 +223,16 @@ struct ClientConnection::Impl {
   /// Drops queued data not yet started (a closing connection sends its close frame next).
   void discard_unsent() {
     const std::size_t keep = front_offset > 0 ? 1 : 0;
+    if (keep != 0 && !queue.front().frame.owner) {
+      // The frame being written borrows its bytes' owner from a later frame (see SharedFrame)
+      // that is about to be dropped: take that owner over.
+      for (std::size_t i = 1; i < queue.size(); ++i) {
+        if (queue[i].frame.owner) {
+          queue.front().frame.owner = queue[i].frame.owner;
+          break;
+        }
+      }
+    }
     std::uint64_t dropped = 0;
     std::deque<Entry> kept;
     for (std::size_t i = 0; i < queue.size(); ++i) {

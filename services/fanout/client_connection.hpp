@@ -31,6 +31,11 @@ namespace jetstream::fanout {
 /// A cheap reference to immutable frame bytes (header + payload) shared by many clients.
 /// `owner` keeps the bytes alive; one owner may hold a whole batch of frames laid out in one
 /// allocation, each frame of the batch being a `SharedFrame` pointing into it.
+///
+/// Within one `send()` batch, a data frame may have no owner: it then borrows the owner of the
+/// next frame of the batch that has one (frames are written in order, so that owner outlives
+/// it). A client taking a run of events from one block thus costs one reference count, not one
+/// per event.
 struct SharedFrame {
   std::shared_ptr<const void> owner;
   const std::uint8_t* data = nullptr;

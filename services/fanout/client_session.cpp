@@ -54,7 +54,7 @@ broadcaster_actor::behavior_type broadcaster(
 
 struct SessionState {
   SessionContext context;
-  std::shared_ptr<std::atomic<bool>> wake_pending;
+  std::shared_ptr<SessionSignals> signals;
   std::shared_ptr<ClientSink> sink;
   SubscriberOptions options;
   EventFilter filter;
@@ -121,9 +121,16 @@ void request_replay(session_pointer self) {
   });
 }
 
-/// Delivers from `queue` while the connection and the rate limit allow. Returns false when it
-/// had to stop before the queue was empty.
-bool deliver_queue(session_pointer self) {
+/// Why deliver_queue stopped.
+enum class Delivery : std::uint8_t {
+  kQueueEmpty,   ///< everything queued was delivered (or skipped)
+  kRoomLeft,     ///< stopped at the byte bound, but the connection has already written enough
+  kWaitForRoom,  ///< the connection holds too many unsent bytes: a write will wake the session
+  kRateLimited,  ///< the per-IP budget ran out: a pump is scheduled
+};
+
+/// Delivers from `queue` while the connection and the rate limit allow.
+Delivery deliver_queue(session_pointer self) {
   auto& s = self->state;
   auto& frames = s.frames;
   frames.clear();
@@ -137,6 +144,7 @@ bool deliver_queue(session_pointer self) {
     auto& [block, index] = s.queue.front();
     const auto events = block->events();
     if (index == 0) index = block->first_after(s.position);
+    const std::size_t run_start = frames.size();
     for (; index < events.size(); ++index) {
       const BlockEvent& event = events[index];
       if (event.time_us <= s.position) continue;
@@ -158,11 +166,13 @@ bool deliver_queue(session_pointer self) {
         break;
       }
       if (frames.empty()) first_time_us = event.time_us;
-      frames.push_back({block, frame.data(), frame.size()});
+      frames.push_back({nullptr, frame.data(), frame.size()});  // owned below
       bytes += frame.size();
       --budget;
       s.position = event.time_us;
     }
+    // The run's last frame holds the block for the frames before it (see SharedFrame).
+    if (frames.size() > run_start) frames.back().owner = block;
     if (stopped) break;
     s.queue.pop_front();
   }
@@ -176,11 +186,24 @@ bool deliver_queue(session_pointer self) {
   if (filtered != 0) s.context.probe->skipped_filtered(filtered);
   if (oversize != 0) s.context.probe->skipped_oversize(oversize);
   s.context.limiter->give_back(s.ip, budget);
-  if (stopped && budget == 0 && rate_limited && !s.pump_scheduled) {
-    s.pump_scheduled = true;  // rate-limited: try again shortly
-    self->delayed_send(self, std::chrono::milliseconds(20), pump_atom::value);
+  if (!stopped) return Delivery::kQueueEmpty;
+  if (budget == 0 && rate_limited) {
+    if (!s.pump_scheduled) {
+      s.pump_scheduled = true;  // rate-limited: try again shortly
+      self->delayed_send(self, std::chrono::milliseconds(20), pump_atom::value);
+    }
+    return Delivery::kRateLimited;
   }
-  return !stopped;
+  // Stopped at the byte bound. Ask the connection to report room, then look again: a write that
+  // ended between the look and the request would otherwise wake nobody (see SessionHandle::room).
+  if (s.sink->queued_bytes() < s.context.config.low_water_bytes) return Delivery::kRoomLeft;
+  s.signals->waiting_for_room.store(true, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (s.sink->queued_bytes() < s.context.config.low_water_bytes) {
+    s.signals->waiting_for_room.store(false, std::memory_order_relaxed);
+    return Delivery::kRoomLeft;
+  }
+  return Delivery::kWaitForRoom;
 }
 
 void pump(session_pointer self) {
@@ -188,7 +211,8 @@ void pump(session_pointer self) {
   for (int round = 0; round < 64 && !s.closed; ++round) {
     if (s.hello_pending || s.live_pending || s.replay_outstanding) return;
     if (!s.queue.empty()) {
-      if (!deliver_queue(self)) return;
+      const Delivery delivery = deliver_queue(self);
+      if (delivery == Delivery::kWaitForRoom || delivery == Delivery::kRateLimited) return;
       continue;
     }
     if (s.replay_more) {
@@ -218,6 +242,11 @@ void pump(session_pointer self) {
         request_replay(self);
         return;
     }
+  }
+  // Rounds used up with work left: yield to the other sessions and continue after them.
+  if (!s.closed && !s.pump_scheduled) {
+    s.pump_scheduled = true;
+    self->send(self, pump_atom::value);
   }
 }
 
@@ -258,10 +287,10 @@ void on_replay(session_pointer self, ReplayResult& result) {
 session_actor::behavior_type session(session_pointer self, SessionContext context,
                                      std::shared_ptr<ClientSink> sink, SubscriberOptions options,
                                      std::string client_ip,
-                                     std::shared_ptr<std::atomic<bool>> wake_pending) {
+                                     std::shared_ptr<SessionSignals> signals) {
   auto& s = self->state;
   s.context = std::move(context);
-  s.wake_pending = std::move(wake_pending);
+  s.signals = std::move(signals);
   s.sink = std::move(sink);
   s.filter = EventFilter(options);
   s.ip = std::move(client_ip);
@@ -290,7 +319,7 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
       [self](wake_atom) {
         auto& st = self->state;
         // Cleared before pumping: a block appended while pumping wakes the session again.
-        st.wake_pending->store(false, std::memory_order_release);
+        st.signals->wake_pending.store(false, std::memory_order_release);
         if (st.live_pending && st.context.feed->status().joined) {
           // Connected before fanout joined decode's stream: start where the window starts.
           st.live_pending = false;
@@ -350,10 +379,11 @@ SessionHandle spawn_session(caf::actor_system& system, SessionContext context,
                             std::shared_ptr<ClientSink> sink, SubscriberOptions options,
                             std::string client_ip) {
   SessionHandle handle;
-  handle.wake_pending = std::make_shared<std::atomic<bool>>(false);
+  handle.signals = std::make_shared<SessionSignals>();
+  handle.low_water_bytes = context.config.low_water_bytes;
   auto broadcaster = context.broadcaster;
   handle.actor = system.spawn(session, std::move(context), std::move(sink), std::move(options),
-                              std::move(client_ip), handle.wake_pending);
+                              std::move(client_ip), handle.signals);
   caf::anon_send(broadcaster, join_atom::value, handle);
   return handle;
 }

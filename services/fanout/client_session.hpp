@@ -52,18 +52,42 @@ using session_actor =
                      caf::reacts_to<pump_atom>, caf::reacts_to<tick_atom>,
                      caf::reacts_to<shutdown_atom>>;
 
+/// The flags a session shares with whoever wakes it (no reference back to the session, so no
+/// cycle).
+struct SessionSignals {
+  /// A wake message is on its way and not yet taken.
+  std::atomic<bool> wake_pending{false};
+  /// The session stopped because its connection holds too many unsent bytes; the connection's
+  /// next write below the low-water mark must wake it.
+  std::atomic<bool> waiting_for_room{false};
+};
+
 /// How the rest of fanout reaches a session. `wake()` sends at most one wake message until the
 /// session has taken it: under load, wakes coalesce and each one delivers everything that arrived
 /// meanwhile, so actor messages per second stay bounded by what sessions can process (adaptive
-/// batching, no timer, no added latency when idle). The session holds only the flag, so there is
-/// no reference cycle.
+/// batching, no timer, no added latency when idle). `room()` is the connection's report after a
+/// write: it wakes the session only when the session waits for room, so a live client costs one
+/// actor message per batch, not two.
 struct SessionHandle {
   session_actor actor;
-  std::shared_ptr<std::atomic<bool>> wake_pending;
+  std::shared_ptr<SessionSignals> signals;
+  std::uint64_t low_water_bytes = 0;
 
   void wake() const {
-    if (!wake_pending->exchange(true, std::memory_order_acq_rel)) {
+    if (!signals->wake_pending.exchange(true, std::memory_order_acq_rel)) {
       caf::anon_send(actor, wake_atom::value);
+    }
+  }
+
+  /// `queued_bytes`: what the connection still holds after its write (already subtracted).
+  void room(std::uint64_t queued_bytes) const {
+    if (queued_bytes >= low_water_bytes) return;
+    // Pairs with the fence in the session between raising `waiting_for_room` and reading the
+    // queued bytes: either the session sees the room, or this sees the flag.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (signals->waiting_for_room.load(std::memory_order_relaxed) &&
+        signals->waiting_for_room.exchange(false, std::memory_order_acq_rel)) {
+      wake();
     }
   }
 };
@@ -78,6 +102,7 @@ broadcaster_actor spawn_broadcaster(caf::actor_system& system);
 
 struct SessionConfig {
   std::uint64_t high_water_bytes = 1u << 20;  ///< stop queueing above this many unsent bytes
+  std::uint64_t low_water_bytes = 1u << 19;   ///< resume once the unsent bytes fall below this
   std::size_t max_frames_per_send = 512;
   std::uint32_t replay_page_events = 2000;
   std::uint32_t replay_page_bytes = 4u << 20;

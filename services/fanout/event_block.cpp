@@ -31,26 +31,31 @@ std::shared_ptr<const EventBlock> EventBlock::build(std::span<const proto::Event
   struct Offsets {
     std::size_t did, collection, text, text_size, binary, binary_size;
   };
-  std::vector<Offsets> offsets;
-  offsets.reserve(events.size());
+  std::vector<Offsets> offsets(events.size());
   std::string& arena = block->arena_;
-  for (const auto& event : events) {
-    Offsets o{};
-    o.did = arena.size();
-    arena.append(event.did);
-    o.collection = arena.size();
-    arena.append(event.collection);
-    o.text = arena.size();
-    append_server_frame_header(arena, 0x1, event.json.size());
-    arena.append(event.json);
-    o.text_size = arena.size() - o.text;
-    o.binary = arena.size();
-    if (!event.zstd.empty()) {
-      append_server_frame_header(arena, 0x2, event.zstd.size());
-      arena.append(reinterpret_cast<const char*>(event.zstd.data()), event.zstd.size());
+  // Text frames back to back, then binary frames back to back, then the strings: a client
+  // taking consecutive events gets them as one contiguous range (one iovec per run, not one per
+  // event), whichever encoding it asked for.
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    offsets[i].text = arena.size();
+    append_server_frame_header(arena, 0x1, events[i].json.size());
+    arena.append(events[i].json);
+    offsets[i].text_size = arena.size() - offsets[i].text;
+  }
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const auto& zstd = events[i].zstd;
+    offsets[i].binary = arena.size();
+    if (!zstd.empty()) {
+      append_server_frame_header(arena, 0x2, zstd.size());
+      arena.append(reinterpret_cast<const char*>(zstd.data()), zstd.size());
     }
-    o.binary_size = arena.size() - o.binary;
-    offsets.push_back(o);
+    offsets[i].binary_size = arena.size() - offsets[i].binary;
+  }
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    offsets[i].did = arena.size();
+    arena.append(events[i].did);
+    offsets[i].collection = arena.size();
+    arena.append(events[i].collection);
   }
   // The arena no longer grows: views into it are stable from here on.
   const auto* base = reinterpret_cast<const std::uint8_t*>(arena.data());

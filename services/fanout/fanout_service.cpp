@@ -162,6 +162,8 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   session_context.limiter = s.limiter.get();
   session_context.broadcaster = s.broadcaster;
   session_context.config.high_water_bytes = static_cast<std::uint64_t>(options.client_buffer_bytes);
+  // Refill a backed-up client in half-buffer steps, not after every write.
+  session_context.config.low_water_bytes = session_context.config.high_water_bytes / 2;
   session_context.config.slow_client_timeout =
       std::chrono::duration_cast<std::chrono::seconds>(options.slow_client_timeout);
 
@@ -199,7 +201,7 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
       handlers.on_closed = [session](const CloseInfo&) {
         caf::anon_send(session.actor, closed_atom::value);
       };
-      handlers.on_writable = [session](std::uint64_t) { session.wake(); };
+      handlers.on_writable = [session](std::uint64_t queued) { session.room(queued); };
       return handlers;
     }};
   };

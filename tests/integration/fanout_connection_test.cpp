@@ -635,6 +635,31 @@ TEST_F(FanoutConnectionTest, TenThousandFramesArriveByteExactAndInOrder) {
   EXPECT_LT(connection->stats().writes, 10'000u);  // gathered, not one write per frame
 }
 
+// Frames of one batch may borrow their owner from a later frame (SharedFrame). A client close
+// while such a frame is half written drops the later frames: the half-written one must keep
+// the bytes alive to finish (16 MiB are unmapped when freed, so a dangling read would crash).
+TEST_F(FanoutConnectionTest, ClientCloseDuringAHalfWrittenBorrowingFrameKeepsItsBytesAlive) {
+  start();
+  auto client = open(0, 4096);
+  ASSERT_TRUE(client);
+  const auto connection = hub_.connection(0);
+  std::string big(16u << 20, 'd');
+  std::vector<SharedFrame> frames = batch_of({big, "small"}, nullptr);
+  frames[0].owner.reset();  // borrows from frames[1], the only reference left
+  connection->send(std::move(frames));
+  ASSERT_TRUE(eventually([&] { return connection->stats().bytes_written > 0; }));
+  client->send_frame(0x88, close_payload(1000, "bye"));
+  std::this_thread::sleep_for(100ms);  // the close is read while the big frame is unfinished
+  const auto first = client->read_frame();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->opcode, 0x1);
+  EXPECT_TRUE(first->payload == big) << "the half-written frame's bytes changed";
+  const auto echo = client->read_frame();
+  ASSERT_TRUE(echo);
+  EXPECT_EQ(echo->opcode, 0x8) << "the dropped small frame must not be sent";
+  EXPECT_EQ(echo->payload, close_payload(1000, ""));
+}
+
 TEST_F(FanoutConnectionTest, TextMessagesReachOnTextIncludingFragmentedAndPipelinedOnes) {
   start();
   RawClient client(port());
