@@ -45,16 +45,16 @@ P=19000
 "$B/services/decode/jetstream-decode" --data-dir "$WORK/data" "${DICT[@]}" \
   --frames-endpoint tcp://127.0.0.1:$((P+10)) --control-endpoint tcp://127.0.0.1:$((P+11)) \
   --events-endpoint tcp://127.0.0.1:$((P+12)) --replay-endpoint tcp://127.0.0.1:$((P+13)) \
-  --metrics-listen-addr 127.0.0.1:$((P+29)) >"$WORK/decode.log" 2>&1 & PIDS+=($!)
+  --metrics-listen-addr 127.0.0.1:$((P+29)) >"$WORK/decode.log" 2>&1 & DECODE=$!; PIDS+=($DECODE)
 "$B/services/fanout/jetstream-fanout" --listen-addr 127.0.0.1:$((P+8)) --metrics-listen-addr 127.0.0.1:$((P+9)) \
   --events-endpoint tcp://127.0.0.1:$((P+12)) --replay-endpoint tcp://127.0.0.1:$((P+13)) "${DICT[@]}" \
   --max-sub-rate 0 "${FANOUT_ARGS[@]}" >"$WORK/fanout.log" 2>&1 & FANOUT=$!; PIDS+=($FANOUT)
 sleep 1
 "$B/tools/frames/jetstream-frames" serve "$WORK/upstream.frames" --listen 127.0.0.1:$((P+0)) --rate "$RATE" \
-  --keep-open >"$WORK/serve.log" 2>&1 & PIDS+=($!)
+  --keep-open >"$WORK/serve.log" 2>&1 & SERVE=$!; PIDS+=($SERVE)
 "$B/services/ingest/jetstream-ingest" --ws-url ws://127.0.0.1:$((P+0))/xrpc/com.atproto.sync.subscribeRepos \
   --frames-listen-addr 127.0.0.1:$((P+10)) --control-listen-addr 127.0.0.1:$((P+11)) \
-  --metrics-listen-addr 127.0.0.1:$((P+19)) >"$WORK/ingest.log" 2>&1 & PIDS+=($!)
+  --metrics-listen-addr 127.0.0.1:$((P+19)) >"$WORK/ingest.log" 2>&1 & INGEST=$!; PIDS+=($INGEST)
 sleep 2
 
 echo "==> 0. memory: $CLIENTS idle clients (a filter nothing matches) (target <= 64 KiB per idle client)"
@@ -68,9 +68,60 @@ wait "$IDLE" || true
 awk -v before="$RSS_BEFORE" -v idle="$RSS_IDLE" -v n="$CLIENTS" 'BEGIN {
   per = (idle - before) / n; printf "  fanout RSS %d KiB -> %d KiB with %d idle clients: %.1f KiB per idle client (%.2fx of the 64 KiB limit)\n", before, idle, n, per, per / 64 }'
 
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+# Quantiles of fanout's delivery-lag histogram between two scrapes (linear within a bucket).
+lag_quantiles() {
+  awk '
+    FNR == 1 { file++ }
+    /^jetstream_fanout_delivery_lag_seconds_bucket/ {
+      match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+      if (file == 1) { before[le] = $NF } else { after[le] = $NF; order[++n] = le }
+    }
+    END {
+      total = after["+Inf"] - before["+Inf"]
+      if (total <= 0) { print "no writes recorded"; exit }
+      split("0.5 0.99", qs, " ")
+      for (k = 1; k <= 2; k++) {
+        want = qs[k] * total; lower = 0; prev = 0
+        for (i = 1; i <= n; i++) {
+          count = after[order[i]] - before[order[i]]
+          if (count >= want) {
+            upper = order[i] == "+Inf" ? lower : order[i]
+            frac = count > prev ? (want - prev) / (count - prev) : 1
+            printf "p%s %.1f ms, ", qs[k] * 100, (lower + (upper - lower) * frac) * 1000
+            break
+          }
+          lower = order[i]; prev = count
+        }
+      }
+      printf "%.1f%% of writes within 5 ms\n", 100 * (after["0.005"] - before["0.005"]) / total
+    }' "$1" "$2"
+}
 echo "==> 1. latency: $CLIENTS live clients for ${SECONDS_LIVE}s at ~$RATE frames/s upstream (target p99 < 5 ms)"
+declare -A CPU_BEFORE
+for name in FANOUT DECODE INGEST SERVE; do CPU_BEFORE[$name]=$(cpu_seconds "${!name}"); done
+curl -s "127.0.0.1:$((P+9))/metrics" >"$WORK/fanout-before.prom"
+LIVE_START=$(date +%s.%N)
 "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --clients "$CLIENTS" \
   --connect-rate 1000 --duration "${SECONDS_LIVE}s" --server-pid "$FANOUT" | tee "$WORK/latency.txt" || true
+LIVE_SECONDS=$(awk -v a="$LIVE_START" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+curl -s "127.0.0.1:$((P+9))/metrics" >"$WORK/fanout-after.prom"
+# Where the time goes: fanout's own part (decode's time_us to the batch handed to the client's
+# connection; the socket write and the client's read come after), and how busy the machine was —
+# the load generator and the rest of the pipeline share the same cores as fanout.
+echo "  fanout lag    $(lag_quantiles "$WORK/fanout-before.prom" "$WORK/fanout-after.prom")"
+LOADGEN_CPU=$(awk '/^  cpu +loadgen/ { print $3 }' "$WORK/latency.txt")
+printf '  machine       %d cores; busy: ' "$(nproc)"
+TOTAL=0
+for name in FANOUT DECODE INGEST SERVE; do
+  used=$(awk -v a="${CPU_BEFORE[$name]}" -v b="$(cpu_seconds "${!name}")" -v s="$LIVE_SECONDS" \
+    'BEGIN { printf "%.2f", (b - a) / s }')
+  printf '%s %s + ' "${name,,}" "$used"
+  TOTAL=$(awk -v t="$TOTAL" -v u="$used" 'BEGIN { print t + u }')
+done
+awk -v t="$TOTAL" -v l="${LOADGEN_CPU:-0}" -v s="$LIVE_SECONDS" -v n="$(nproc)" \
+  'BEGIN { u = l / s; printf "loadgen %.2f = %.2f cores (%.0f%% of the machine)\n", u, t + u, 100 * (t + u) / n }'
 
 echo "==> 2. throughput: $CLIENTS clients replay the stored log from cursor=0 (target >= 2,000,000 deliveries/s per core)"
 STORED=$(curl -s "127.0.0.1:$((P+29))/metrics" | awk '/^jetstream_decode_events_stored_total /{print int($2)}')
