@@ -175,7 +175,9 @@ int run(const Options& options, std::ostream& out, std::ostream& err,
   }
 
   RunFigures figures;
-  figures.url = WsUrl{url->host, url->port, target}.to_string();
+  websocket::WebSocketUrl shown = *url;
+  shown.target = target;
+  figures.url = shown.to_string();
   figures.clients = clients;
   figures.server_pid = options.server_pid;
 

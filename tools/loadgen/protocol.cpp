@@ -57,64 +57,11 @@ bool parse_digits(std::string_view text, std::int64_t& out) {
 
 }  // namespace
 
-std::string WsUrl::host_header() const {
-  std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  if (port != 80) out += ":" + std::to_string(port);
-  return out;
-}
-
-std::string WsUrl::to_string() const { return "ws://" + host_header() + target; }
-
-std::optional<WsUrl> parse_ws_url(std::string_view text, std::string* error) {
-  auto failed = [&](std::string why) -> std::optional<WsUrl> {
-    if (error != nullptr) *error = std::move(why);
+std::optional<websocket::WebSocketUrl> parse_ws_url(std::string_view text, std::string* error) {
+  auto url = websocket::parse_url(text, error);
+  if (url && url->tls) {
+    if (error != nullptr) *error = "wss:// is not supported (plain ws:// only)";
     return std::nullopt;
-  };
-  const auto scheme_end = text.find("://");
-  if (scheme_end == std::string_view::npos)
-    return failed("not a URL (expected ws://host:port/path)");
-  const std::string_view scheme = text.substr(0, scheme_end);
-  if (iequals(scheme, "wss")) return failed("wss:// is not supported (plain ws:// only)");
-  if (!iequals(scheme, "ws")) return failed("scheme must be ws://");
-  std::string_view rest = text.substr(scheme_end + 3);
-  const auto path_start = rest.find_first_of("/?#");
-  std::string_view authority = rest.substr(0, path_start);
-  std::string_view target =
-      path_start == std::string_view::npos ? std::string_view{} : rest.substr(path_start);
-  if (const auto hash = target.find('#'); hash != std::string_view::npos) {
-    target = target.substr(0, hash);
-  }
-  if (authority.find('@') != std::string_view::npos) return failed("userinfo is not accepted");
-  WsUrl url;
-  std::string_view port_text;
-  if (!authority.empty() && authority.front() == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) return failed("unterminated IPv6 address");
-    url.host = std::string(authority.substr(1, close - 1));
-    const std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return failed("garbage after IPv6 address");
-      port_text = after.substr(1);
-    }
-  } else {
-    const auto colon = authority.rfind(':');
-    url.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
-  }
-  if (url.host.empty()) return failed("missing host");
-  if (!port_text.empty()) {
-    std::int64_t port = 0;
-    if (!parse_digits(port_text, port) || port < 1 || port > 65535) {
-      return failed("invalid port: " + std::string(port_text));
-    }
-    url.port = static_cast<std::uint16_t>(port);
-  }
-  if (target.empty()) {
-    url.target = "/";
-  } else if (target.front() == '?') {
-    url.target = "/" + std::string(target);
-  } else {
-    url.target = std::string(target);
   }
   return url;
 }

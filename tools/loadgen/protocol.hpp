@@ -11,23 +11,14 @@
 #include <string>
 #include <string_view>
 
+#include "common/websocket/url.hpp"
+
 namespace jetstream::loadgen {
 
-/// A `ws://host[:port][/path][?query]` URL (no TLS: the load generator is for loopback and a LAN).
-struct WsUrl {
-  std::string host;  ///< hostname, IPv4 address, or IPv6 address without brackets
-  std::uint16_t port = 80;
-  std::string target = "/";  ///< path and `?query`, as on the request line
-
-  /// `host[:port]` for the Host header (brackets around IPv6, port omitted when 80).
-  std::string host_header() const;
-  /// `ws://host[:port]target`.
-  std::string to_string() const;
-};
-
-/// Parses a `ws://` URL (scheme case-insensitive). nullopt with the reason in `error` otherwise,
-/// including for `wss://`, which this tool does not speak.
-std::optional<WsUrl> parse_ws_url(std::string_view text, std::string* error = nullptr);
+/// A `ws://` URL as common/websocket parses it; nullopt with the reason in `error` for anything
+/// else, including `wss://`, which this tool does not speak (it is for loopback and a LAN).
+std::optional<websocket::WebSocketUrl> parse_ws_url(std::string_view text,
+                                                    std::string* error = nullptr);
 
 /// `target` with `query` appended after `?` (or `&` when it already has a query). An empty query
 /// leaves it unchanged; a leading `?` or `&` on `query` is dropped.
