@@ -33,6 +33,9 @@ void register_fanout_flags(config::FlagSet& flags, FanoutOptions& o) {
   flags.add_double(
       "max-sub-rate", &o.max_sub_rate,
       "events per second delivered to one client IP (all its connections); 0 = no limit");
+  flags.add_string("trusted-proxies", &o.trusted_proxies,
+                   "peers whose X-Forwarded-For / X-Real-IP name the client IP: * = any (v1), "
+                   "empty = none, or comma-separated addresses and CIDR blocks");
   flags.add_int64("window-bytes", &o.window_bytes, "memory for the window of recent events");
   flags.add_int64("io-threads", &o.io_threads, "socket threads (0 = half the cores, at least 1)");
   flags.add_int64(
@@ -109,6 +112,12 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   const auto listen = config::parse_listen_address(options.listen_addr, &error);
   const auto metrics_listen = config::parse_listen_address(options.metrics_listen_addr, &error);
   if (!listen || !metrics_listen) return nullptr;
+  std::string proxies_error;
+  const auto trusted_proxies = TrustedProxies::parse(options.trusted_proxies, &proxies_error);
+  if (!trusted_proxies) {
+    error = "--trusted-proxies: " + proxies_error;
+    return nullptr;
+  }
 
   s.registry = std::make_shared<prometheus::Registry>();
   metrics::register_process_metrics(*s.registry);
@@ -170,6 +179,7 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   HttpServerOptions http_options;
   http_options.listen = *listen;
   http_options.threads = io_threads;
+  http_options.trusted_proxies = *trusted_proxies;
   http_options.connection.ping_interval =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.ping_interval);
   http_options.connection.pong_timeout =

@@ -17,8 +17,9 @@ struct FanoutOptions {
   std::string metrics_listen_addr = ":6009";
   std::string events_endpoint = "tcp://127.0.0.1:6012";
   std::string replay_endpoint = "tcp://127.0.0.1:6013";
-  std::string zstd_dictionary_path;  ///< present = compressed streams may be requested
-  double max_sub_rate = 5000;        ///< events/s per client IP; 0 = unlimited
+  std::string zstd_dictionary_path;   ///< present = compressed streams may be requested
+  double max_sub_rate = 5000;         ///< events/s per client IP; 0 = unlimited
+  std::string trusted_proxies = "*";  ///< peers whose X-Forwarded-For/X-Real-IP are believed
   std::int64_t window_bytes = std::int64_t{256} << 20;
   std::int64_t io_threads = 0;     ///< 0 = half the cores, at least one
   std::int64_t actor_threads = 0;  ///< CAF threads for the sessions; 0 = the remaining cores

@@ -45,7 +45,6 @@ namespace {
 
 constexpr std::string_view kWelcome = "Welcome to Jetstream";
 constexpr std::string_view kTextPlain = "text/plain; charset=UTF-8";
-constexpr std::size_t kMaxClientIpBytes = 64;
 constexpr std::size_t kMaxUserAgentBytes = 256;
 /// After a response that ends the connection: how long unread client bytes are drained before
 /// the socket is closed (closing with unread bytes would reset the connection and could destroy
@@ -92,13 +91,6 @@ bool any_header_has_token(const Request& request, http::field name, std::string_
 std::string_view to_view(beast::string_view s) { return {s.data(), s.size()}; }
 
 /// An address as v1's RealIP gives it: brackets stripped, bounded.
-std::string clean_ip(std::string_view ip) {
-  ip = trim(ip);
-  if (!ip.empty() && ip.front() == '[') ip.remove_prefix(1);
-  if (!ip.empty() && ip.back() == ']') ip.remove_suffix(1);
-  return std::string(ip.substr(0, kMaxClientIpBytes));
-}
-
 std::string peer_address(const tcp::socket& socket) {
   boost::system::error_code ec;
   const auto endpoint = socket.remote_endpoint(ec);
@@ -376,14 +368,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   std::string client_ip(const Request& request) const {
-    const auto forwarded = to_view(request["X-Forwarded-For"]);
-    if (!forwarded.empty()) {
-      const std::size_t comma = forwarded.find(',');
-      return clean_ip(comma == std::string_view::npos ? forwarded : forwarded.substr(0, comma));
-    }
-    const auto real_ip = to_view(request["X-Real-IP"]);
-    if (!real_ip.empty()) return clean_ip(real_ip);
-    return clean_ip(peer_ip_);
+    return select_client_ip(peer_ip_, to_view(request["X-Forwarded-For"]),
+                            to_view(request["X-Real-IP"]), server_->options.trusted_proxies);
   }
 
   void subscribe(Request& request, std::string_view target, std::size_t question, bool keep_alive) {

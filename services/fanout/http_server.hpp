@@ -18,6 +18,7 @@
 
 #include "common/config/listen_address.hpp"
 #include "services/fanout/client_connection.hpp"
+#include "services/fanout/trusted_proxies.hpp"
 
 namespace jetstream::fanout {
 
@@ -29,8 +30,8 @@ struct SubscribeRequest {
   std::string query;
   /// The first `Socket-Encoding` header value (empty when absent).
   std::string socket_encoding;
-  /// First entry of `X-Forwarded-For`, else `X-Real-IP`, else the peer address (v1's RealIP),
-  /// without brackets or port; at most 64 bytes.
+  /// The client's address as `select_client_ip` finds it (trusted_proxies.hpp): the peer, or
+  /// from `X-Forwarded-For` / `X-Real-IP` when the peer is a trusted proxy; at most 64 bytes.
   std::string client_ip;
   /// `User-Agent`, for logs only (at most 256 bytes).
   std::string user_agent;
@@ -68,6 +69,8 @@ struct HttpServerOptions {
   std::size_t max_header_bytes = 8 * 1024;
   /// Longest request body; longer gets 413.
   std::size_t max_body_bytes = 4 * 1024;
+  /// Peers whose forwarding headers are believed (default: everyone, as v1).
+  TrustedProxies trusted_proxies;
 };
 
 /// Counters, readable from any thread.

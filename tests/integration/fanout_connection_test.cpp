@@ -371,11 +371,13 @@ class Hub {
 
 class FanoutConnectionTest : public ::testing::Test {
  protected:
-  void start(ConnectionOptions connection = {}, std::size_t threads = 2) {
+  void start(ConnectionOptions connection = {}, std::size_t threads = 2,
+             TrustedProxies trusted_proxies = {}) {
     HttpServerOptions options;
     options.listen = config::ListenAddress{"127.0.0.1", 0};
     options.threads = threads;
     options.connection = connection;
+    options.trusted_proxies = std::move(trusted_proxies);
     server_ = std::make_unique<HttpServer>(options, hub_.handler());
   }
   void TearDown() override {
@@ -603,6 +605,23 @@ TEST_F(FanoutConnectionTest, ClientIpFallsBackToXRealIpThenThePeer) {
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_EQ(requests[0].client_ip, "2001:db8::1");
   EXPECT_EQ(requests[1].client_ip, "127.0.0.1");
+}
+
+TEST_F(FanoutConnectionTest, ForwardingHeadersCountOnlyFromTrustedProxies) {
+  const auto subscribe_with = [&](std::string_view headers) {
+    RawClient client(port());
+    client.send_all(upgrade_request("/subscribe", kRfcKey, headers));
+    ASSERT_TRUE(client.read_http(true));
+  };
+  start({}, 2, *TrustedProxies::parse("10.0.0.0/8"));  // the loopback peer is not a proxy
+  subscribe_with("X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 7.7.7.7\r\n");
+  server_->shutdown();
+  start({}, 2, *TrustedProxies::parse("127.0.0.0/8, 10.0.0.0/8"));
+  subscribe_with("X-Forwarded-For: 6.6.6.6, 203.0.113.9, 10.0.0.7\r\n");
+  const auto requests = hub_.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].client_ip, "127.0.0.1") << "headers from an untrusted peer were believed";
+  EXPECT_EQ(requests[1].client_ip, "203.0.113.9") << "the forged first entry was believed";
 }
 
 // --- Delivery ------------------------------------------------------------------------------
