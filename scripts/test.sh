@@ -6,7 +6,7 @@
 #   2. scripts/check-format.sh
 #   3. `ci` preset (RelWithDebInfo, -Werror): build, then every test (unit, golden, integration,
 #      fault, e2e)
-#   4. `dev` preset (ASan + UBSan): build, then the unit and golden tests
+#   4. `dev` preset (ASan + UBSan): build, then the unit, golden and integration tests
 #   5. `fuzz` preset (clang-14, libFuzzer), only when tests/fuzz/CMakeLists.txt exists: build the
 #      *_fuzz targets and run each one for a bounded time
 #
@@ -138,7 +138,7 @@ if [[ "${QUICK}" == "1" ]]; then
   echo "JETSTREAM_TEST_QUICK=1: skipping the sanitizer (dev) and fuzz stages"
 else
   configure_and_build dev
-  step "test (dev preset: ASan + UBSan, labels unit|golden)"
+  step "test (dev preset: ASan + UBSan, labels unit|golden|integration)"
   run_ctest dev --preset dev -j"${JOBS}"
 
   if [[ -f tests/fuzz/CMakeLists.txt ]]; then
