@@ -196,10 +196,10 @@ Delivery deliver_queue(session_pointer self) {
   }
   // Stopped at the byte bound. Ask the connection to report room, then look again: a write that
   // ended between the look and the request would otherwise wake nobody (see SessionHandle::room).
-  if (s.sink->queued_bytes() < s.context.config.low_water_bytes) return Delivery::kRoomLeft;
+  if (s.sink->queued_bytes() < s.context.config.low_water_bytes()) return Delivery::kRoomLeft;
   s.signals->waiting_for_room.store(true, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (s.sink->queued_bytes() < s.context.config.low_water_bytes) {
+  if (s.sink->queued_bytes() < s.context.config.low_water_bytes()) {
     s.signals->waiting_for_room.store(false, std::memory_order_relaxed);
     return Delivery::kRoomLeft;
   }
@@ -312,7 +312,7 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
     s.position = *s.options.cursor <= 0 ? 0 : *s.options.cursor - 1;
     s.first_replay_clamps = true;
   }
-  self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+  self->delayed_send(self, s.context.config.tick_interval, tick_atom::value);
   self->send(self, pump_atom::value);
 
   return {
@@ -364,7 +364,7 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
           finish(self, 1008, "client too slow: no progress reading events", CloseReason::too_slow);
           return;
         }
-        self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+        self->delayed_send(self, st.context.config.tick_interval, tick_atom::value);
         pump(self);
       },
       [self](shutdown_atom) { finish(self, 1001, "server shutting down", CloseReason::shutdown); },
@@ -380,7 +380,7 @@ SessionHandle spawn_session(caf::actor_system& system, SessionContext context,
                             std::string client_ip) {
   SessionHandle handle;
   handle.signals = std::make_shared<SessionSignals>();
-  handle.low_water_bytes = context.config.low_water_bytes;
+  handle.low_water_bytes = context.config.low_water_bytes();
   auto broadcaster = context.broadcaster;
   handle.actor = system.spawn(session, std::move(context), std::move(sink), std::move(options),
                               std::move(client_ip), handle.signals);

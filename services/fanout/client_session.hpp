@@ -8,6 +8,7 @@
 // strand. Frames are shared references into blocks: no per-client encoding or compression.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
@@ -102,11 +103,15 @@ broadcaster_actor spawn_broadcaster(caf::actor_system& system);
 
 struct SessionConfig {
   std::uint64_t high_water_bytes = 1u << 20;  ///< stop queueing above this many unsent bytes
-  std::uint64_t low_water_bytes = 1u << 19;   ///< resume once the unsent bytes fall below this
+  /// A session stopped at the high-water mark resumes once its connection holds less than this:
+  /// half of it (at least one byte), so a backed-up client is refilled in large steps.
+  std::uint64_t low_water_bytes() const { return std::max<std::uint64_t>(1, high_water_bytes / 2); }
   std::size_t max_frames_per_send = 512;
   std::uint32_t replay_page_events = 2000;
   std::uint32_t replay_page_bytes = 4u << 20;
   std::chrono::seconds slow_client_timeout{60};  ///< no write progress while data waits → close
+  /// How often a session checks for slowness (and pumps, in case something was missed).
+  std::chrono::milliseconds tick_interval{1000};
 };
 
 /// Services every session shares; they outlive every session.

@@ -171,8 +171,6 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   session_context.limiter = s.limiter.get();
   session_context.broadcaster = s.broadcaster;
   session_context.config.high_water_bytes = static_cast<std::uint64_t>(options.client_buffer_bytes);
-  // Refill a backed-up client in half-buffer steps, not after every write.
-  session_context.config.low_water_bytes = session_context.config.high_water_bytes / 2;
   session_context.config.slow_client_timeout =
       std::chrono::duration_cast<std::chrono::seconds>(options.slow_client_timeout);
 

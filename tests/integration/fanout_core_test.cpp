@@ -69,6 +69,19 @@ class RecordingSink final : public fanout::ClientSink {
     stalled_ = true;
     stalled_bytes_ = 1;
   }
+  /// From now on, bytes stay queued until drain().
+  void hold() {
+    std::lock_guard lock(mutex_);
+    stalled_ = true;
+  }
+  /// "Writes" everything queued; returns how much that was.
+  std::uint64_t drain() {
+    std::lock_guard lock(mutex_);
+    const std::uint64_t drained = stalled_bytes_;
+    written_bytes_ += drained;
+    stalled_bytes_ = 0;
+    return drained;
+  }
   std::vector<std::pair<std::int64_t, std::string>> received() const {
     std::lock_guard lock(mutex_);
     return received_;
@@ -151,8 +164,8 @@ class FanoutCore : public ::testing::Test {
     context.limiter = &limiter_;
     context.broadcaster = broadcaster_;
     context.config = config;
-    sessions_.push_back(
-        fanout::spawn_session(*actors_, context, sink, std::move(options), "127.0.0.1").actor);
+    last_handle_ = fanout::spawn_session(*actors_, context, sink, std::move(options), "127.0.0.1");
+    sessions_.push_back(last_handle_.actor);
     return sink;
   }
 
@@ -198,6 +211,7 @@ class FanoutCore : public ::testing::Test {
   std::unique_ptr<fanout::EventFeed> feed_;
   fanout::IpRateLimiter limiter_{0};
   std::vector<fanout::session_actor> sessions_;
+  fanout::SessionHandle last_handle_;  ///< of the last connect()
 };
 
 const auto kAll = [](const support::OwnedEvent&) { return true; };
@@ -316,6 +330,47 @@ TEST_F(FanoutCore, AReaderThatStopsReadingIsClosedAfterTheSlowClientTimeout) {
   sink->stall();  // its connection never drains again
   ASSERT_TRUE(support::eventually([&] { return sink->close_code().has_value(); }, 10s));
   EXPECT_EQ(*sink->close_code(), 1008);
+}
+
+// A session that stops because its connection holds too many unsent bytes must be woken by the
+// connection's report of room (SessionHandle::room), not by a timer: with the periodic tick
+// pushed out to a minute, every refill below comes from room() alone, and a lost wake would
+// leave the client waiting.
+TEST_F(FanoutCore, ASessionStoppedAtItsByteBoundResumesWhenItsConnectionReportsRoom) {
+  start_pipeline(64u << 20, 0us);
+  const auto log = wait_for_full_log();
+  fanout::SessionConfig config;
+  config.high_water_bytes = 16u << 10;
+  config.tick_interval = 60s;
+  config.slow_client_timeout = 600s;
+  fanout::SubscriberOptions options;
+  options.cursor = 0;
+  auto sink = connect(options, config);
+  sink->hold();
+  const fanout::SessionHandle handle = last_handle_;
+  std::size_t refills = 0;
+  while (sink->received().size() < log.size()) {
+    // The session fills its connection up to the bound, then waits.
+    std::size_t before = 0;
+    ASSERT_TRUE(support::eventually(
+        [&] {
+          const std::size_t now = sink->received().size();
+          const bool settled = now > 0 && now == before && sink->queued_bytes() > 0;
+          before = now;
+          return settled || now == log.size();
+        },
+        10s));
+    if (before == log.size()) break;
+    std::this_thread::sleep_for(50ms);
+    ASSERT_EQ(sink->received().size(), before) << "the session went on without room";
+    ASSERT_GT(sink->drain(), 0u);
+    handle.room(0);
+    ASSERT_TRUE(support::eventually([&] { return sink->received().size() > before; }, 10s))
+        << "room() did not wake the session after " << refills << " refills";
+    ++refills;
+  }
+  EXPECT_GT(refills, 10u) << "the bound never stopped the session";
+  expect_exactly(*sink, log, 0, kAll);
 }
 
 }  // namespace
