@@ -40,10 +40,20 @@ EventWindow::Coverage EventWindow::after(std::int64_t position, std::size_t max_
   std::shared_lock lock(mutex_);
   if (position >= head_) return Coverage::caught_up;
   if (blocks_.empty() || position < blocks_.front()->first_prev_time_us()) return Coverage::too_old;
-  // First block whose last event is after the position (blocks are in time_us order).
-  const auto first =
-      std::partition_point(blocks_.begin(), blocks_.end(),
-                           [position](const BlockPtr& b) { return b->last_time_us() <= position; });
+  // First block whose last event is after the position (blocks are in time_us order). Live
+  // sessions ask for the newest few blocks, so look back from the head before searching the
+  // whole window (hundreds of thousands of blocks, each step a cache miss).
+  auto first = blocks_.end();
+  for (int steps = 0; first != blocks_.begin() && (*(first - 1))->last_time_us() > position;
+       ++steps) {
+    if (steps == 16) {
+      first = std::partition_point(blocks_.begin(), first, [position](const BlockPtr& b) {
+        return b->last_time_us() <= position;
+      });
+      break;
+    }
+    --first;
+  }
   for (auto it = first; it != blocks_.end() && out.size() < max_blocks; ++it) out.push_back(*it);
   return Coverage::covered;
 }
