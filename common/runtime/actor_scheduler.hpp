@@ -17,7 +17,8 @@ namespace jetstream::runtime {
 /// that middle phase forever: ~10,000 context switches per second per thread, CPU the fanout's
 /// socket writes then lack (measured: the decode process at 2,000 events/s used a quarter of a
 /// core doing mostly that). Here a worker spins briefly (a burst of messages is served without
-/// a sleep) and then blocks until work is enqueued for it.
+/// a sleep) and then waits on its condition variable, which an enqueue signals (it still wakes
+/// every 10 ms to try stealing work from the other workers).
 std::unique_ptr<caf::actor_system_config> actor_system_config(std::size_t threads);
 
 }  // namespace jetstream::runtime

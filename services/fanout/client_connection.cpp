@@ -165,6 +165,9 @@ struct ClientConnection::Impl {
     const auto now = Clock::now();
     last_received = now;
     do_write();
+    // Writes done before start (the owner may send at once) could not be reported: tell the
+    // owner how much is queued now, so one waiting for room is not left waiting.
+    if (phase == Phase::kOpen && handlers.on_writable) handlers.on_writable(outer->queued_bytes());
     if (!early_input.empty()) {
       const std::string input = std::move(early_input);
       early_input.clear();
@@ -224,10 +227,11 @@ struct ClientConnection::Impl {
   void discard_unsent() {
     const std::size_t keep = front_offset > 0 ? 1 : 0;
     if (keep != 0 && !queue.front().frame.owner) {
-      // The frame being written borrows its bytes' owner from a later frame (see SharedFrame)
-      // that is about to be dropped: take that owner over.
+      // The frame being written borrows its bytes' owner from a later data frame of its batch
+      // (see SharedFrame) that is about to be dropped: take that owner over. Control frames
+      // (a pong or ping queued right behind it) own only their own bytes.
       for (std::size_t i = 1; i < queue.size(); ++i) {
-        if (queue[i].frame.owner) {
+        if (queue[i].kind == EntryKind::kData && queue[i].frame.owner) {
           queue.front().frame.owner = queue[i].frame.owner;
           break;
         }

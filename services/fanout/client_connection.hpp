@@ -35,7 +35,8 @@ namespace jetstream::fanout {
 /// Within one `send()` batch, a data frame may have no owner: it then borrows the owner of the
 /// next frame of the batch that has one (frames are written in order, so that owner outlives
 /// it). A client taking a run of events from one block thus costs one reference count, not one
-/// per event.
+/// per event. A frame that carries an owner for others must not be empty (empty frames are
+/// dropped unsent).
 struct SharedFrame {
   std::shared_ptr<const void> owner;
   const std::uint8_t* data = nullptr;

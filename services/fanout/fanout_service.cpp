@@ -97,8 +97,29 @@ struct FanoutService::Impl {
 FanoutService::FanoutService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FanoutService::~FanoutService() { stop(); }
 
+std::optional<std::string> validate_fanout_options(const FanoutOptions& o) {
+  if (o.window_bytes < 1) return "--window-bytes must be at least 1";
+  if (o.client_buffer_bytes < 1) return "--client-buffer-bytes must be at least 1";
+  if (o.max_sub_rate < 0) return "--max-sub-rate must not be negative (0 = no limit)";
+  if (o.io_threads < 0 || o.actor_threads < 0) {
+    return "--io-threads and --actor-threads must not be negative (0 = automatic)";
+  }
+  if (o.ping_interval.count() <= 0 || o.pong_timeout.count() <= 0) {
+    return "--ping-interval and --pong-timeout must be positive";
+  }
+  if (o.slow_client_timeout < std::chrono::seconds(1)) {
+    return "--slow-client-timeout must be at least 1s";
+  }
+  if (o.shutdown_grace.count() < 0) return "--shutdown-grace must not be negative";
+  return std::nullopt;
+}
+
 std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options,
                                                     std::string& error) {
+  if (auto invalid = validate_fanout_options(options)) {
+    error = std::move(*invalid);
+    return nullptr;
+  }
   auto impl = std::make_unique<Impl>();
   Impl& s = *impl;
   s.options = options;

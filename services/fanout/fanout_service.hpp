@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/config/flags.hpp"
@@ -32,6 +33,10 @@ struct FanoutOptions {
 };
 
 void register_fanout_flags(config::FlagSet& flags, FanoutOptions& options);
+
+/// Why `options` cannot run (a value out of range, named by its flag), or nullopt.
+/// FanoutService::start checks it first.
+std::optional<std::string> validate_fanout_options(const FanoutOptions& options);
 
 class FanoutService {
  public:

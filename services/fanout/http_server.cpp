@@ -368,8 +368,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   std::string client_ip(const Request& request) const {
-    return select_client_ip(peer_ip_, to_view(request["X-Forwarded-For"]),
-                            to_view(request["X-Real-IP"]), server_->options.trusted_proxies);
+    // Every X-Forwarded-For line, in order: a proxy may add its own line (HAProxy does) rather
+    // than extend the client's, and only the last hops are trustworthy.
+    std::string forwarded_for;
+    const auto lines = request.equal_range("X-Forwarded-For");
+    for (auto it = lines.first; it != lines.second; ++it) {
+      if (!forwarded_for.empty()) forwarded_for += ',';
+      forwarded_for += to_view(it->value());
+    }
+    return select_client_ip(peer_ip_, forwarded_for, to_view(request["X-Real-IP"]),
+                            server_->options.trusted_proxies);
   }
 
   void subscribe(Request& request, std::string_view target, std::size_t question, bool keep_alive) {

@@ -618,10 +618,13 @@ TEST_F(FanoutConnectionTest, ForwardingHeadersCountOnlyFromTrustedProxies) {
   server_->shutdown();
   start({}, 2, *TrustedProxies::parse("127.0.0.0/8, 10.0.0.0/8"));
   subscribe_with("X-Forwarded-For: 6.6.6.6, 203.0.113.9, 10.0.0.7\r\n");
+  // A proxy that adds its own line after the client's forged one (as HAProxy does).
+  subscribe_with("X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 198.51.100.4\r\n");
   const auto requests = hub_.requests();
-  ASSERT_EQ(requests.size(), 2u);
+  ASSERT_EQ(requests.size(), 3u);
   EXPECT_EQ(requests[0].client_ip, "127.0.0.1") << "headers from an untrusted peer were believed";
   EXPECT_EQ(requests[1].client_ip, "203.0.113.9") << "the forged first entry was believed";
+  EXPECT_EQ(requests[2].client_ip, "198.51.100.4") << "only the first header line was read";
 }
 
 // --- Delivery ------------------------------------------------------------------------------
@@ -667,12 +670,19 @@ TEST_F(FanoutConnectionTest, ClientCloseDuringAHalfWrittenBorrowingFrameKeepsIts
   frames[0].owner.reset();  // borrows from frames[1], the only reference left
   connection->send(std::move(frames));
   ASSERT_TRUE(eventually([&] { return connection->stats().bytes_written > 0; }));
+  // A ping first: its pong is queued right behind the half-written frame and owns only itself.
+  client->send_frame(0x89, "between");
+  std::this_thread::sleep_for(100ms);
   client->send_frame(0x88, close_payload(1000, "bye"));
   std::this_thread::sleep_for(100ms);  // the close is read while the big frame is unfinished
   const auto first = client->read_frame();
   ASSERT_TRUE(first);
   EXPECT_EQ(first->opcode, 0x1);
   EXPECT_TRUE(first->payload == big) << "the half-written frame's bytes changed";
+  const auto pong = client->read_frame();
+  ASSERT_TRUE(pong);
+  EXPECT_EQ(pong->opcode, 0xA);
+  EXPECT_EQ(pong->payload, "between");
   const auto echo = client->read_frame();
   ASSERT_TRUE(echo);
   EXPECT_EQ(echo->opcode, 0x8) << "the dropped small frame must not be sent";
