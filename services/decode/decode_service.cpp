@@ -149,8 +149,33 @@ DecodeService::DecodeService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 
 DecodeService::~DecodeService() { stop(); }
 
+std::optional<std::string> validate_decode_options(const DecodeOptions& o) {
+  constexpr std::int64_t kMaxSocketSetting = 1'000'000'000;  // ZeroMQ takes an int
+  if (o.event_ttl.count() <= 0) return "--event-ttl must be positive";
+  if (o.workers < 0) return "--workers must not be negative (0 = one per core)";
+  if (o.replay_readers < 1) return "--replay-readers must be at least 1";
+  if (o.max_batch_frames < 1) return "--max-batch-frames must be at least 1";
+  if (o.max_batches_in_flight < 1) return "--max-batches-in-flight must be at least 1";
+  if (o.frames_receive_hwm < 0 || o.frames_receive_hwm > kMaxSocketSetting) {
+    return "--frames-receive-hwm must be between 0 (no limit) and 1000000000";
+  }
+  if (o.frames_receive_buffer < 0 || o.frames_receive_buffer > kMaxSocketSetting) {
+    return "--frames-receive-buffer must be between 0 (OS default) and 1000000000";
+  }
+  if (o.events_send_hwm < 0 || o.events_send_hwm > kMaxSocketSetting) {
+    return "--events-send-hwm must be between 0 (no limit) and 1000000000";
+  }
+  if (o.heartbeat_interval.count() <= 0) return "--heartbeat-interval must be positive";
+  if (o.retention_interval.count() <= 0) return "--retention-interval must be positive";
+  return std::nullopt;
+}
+
 std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options,
                                                     std::string& error) {
+  if (auto invalid = validate_decode_options(options)) {
+    error = std::move(*invalid);
+    return nullptr;
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   Impl& s = *impl;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/config/flags.hpp"
@@ -26,10 +27,8 @@ struct DecodeOptions {
   std::int64_t max_batch_frames = 256;
   std::int64_t max_batches_in_flight = 64;
   std::int64_t frames_receive_hwm = 100000;
-  std::int64_t frames_receive_buffer = 0;
-  std::int64_t events_send_hwm =
-      100000;  ///< events PUB high-water mark per subscriber (messages)  ///< kernel receive buffer
-               ///< (SO_RCVBUF), 0 = OS default
+  std::int64_t frames_receive_buffer = 0;  ///< kernel receive buffer (SO_RCVBUF), 0 = OS default
+  std::int64_t events_send_hwm = 100000;   ///< events PUB high-water mark per subscriber (messages)
   std::chrono::microseconds heartbeat_interval = std::chrono::seconds(1);
   std::chrono::microseconds retention_interval = std::chrono::minutes(1);
   bool sync_writes = false;
@@ -38,6 +37,10 @@ struct DecodeOptions {
 
 /// Declares every flag of jetstream-decode (with its JETSTREAM_* environment variable).
 void register_decode_flags(config::FlagSet& flags, DecodeOptions& options);
+
+/// Why `options` cannot run (a value out of range, named by its flag), or nullopt.
+/// DecodeService::start checks it first.
+std::optional<std::string> validate_decode_options(const DecodeOptions& options);
 
 class DecodeService {
  public:

@@ -19,6 +19,7 @@
 #include "proto/proto.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/pipeline_fixtures.hpp"
+#include "tests/support/refused_flags.hpp"
 #include "tests/support/replay_client.hpp"
 #include "tests/support/shared_data.hpp"
 
@@ -245,6 +246,28 @@ TEST_F(DecodeIntegration, ASmallReceiveHighWaterMarkForcesDropsThatAreRepaired) 
   std::this_thread::sleep_for(300ms);
   expect_log_equals_corpus(client.read_all({}), expected_);
   EXPECT_GE(ingest.resumes.load(), 2) << "nothing was dropped: the repair was not exercised";
+}
+
+// Out-of-range settings are refused at start with the flag's name (a zero batch size or reader
+// count would otherwise stall decode without a word).
+TEST(DecodeFlags, OutOfRangeValuesAreRefusedAtStartWithTheFlagNamed) {
+  const auto data = std::filesystem::temp_directory_path() /
+                    ("jetstream-decode-flags-" + std::to_string(::getpid()));
+  support::expect_refused_at_start(
+      support::StackUnderTest::binary("services/decode/jetstream-decode"),
+      {"--data-dir", data.string(), "--events-endpoint", "tcp://127.0.0.1:0", "--replay-endpoint",
+       "tcp://127.0.0.1:0", "--metrics-listen-addr", "127.0.0.1:0"},
+      {
+          {{"--max-batch-frames", "0"}, "--max-batch-frames"},
+          {{"--max-batches-in-flight", "-1"}, "--max-batches-in-flight"},
+          {{"--replay-readers", "0"}, "--replay-readers"},
+          {{"--workers", "-3"}, "--workers"},
+          {{"--events-send-hwm", "5000000000"}, "--events-send-hwm"},
+          {{"--frames-receive-hwm", "-1"}, "--frames-receive-hwm"},
+          {{"--event-ttl", "0s"}, "--event-ttl"},
+          {{"--heartbeat-interval", "0s"}, "--heartbeat-interval"},
+      });
+  std::filesystem::remove_all(data);
 }
 
 }  // namespace

@@ -2,16 +2,10 @@
 // jetstream-ingest, jetstream-decode and jetstream-fanout — driven through fanout's public API
 // exactly as v1 clients use it.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <filesystem>
-#include <string>
-#include <utility>
-#include <vector>
 
 #include "common/zstd/zstd_dictionary.hpp"
 #include "tests/support/pipeline_fixtures.hpp"
+#include "tests/support/refused_flags.hpp"
 #include "tests/support/replay_client.hpp"
 #include "tests/support/ws_client.hpp"
 
@@ -227,33 +221,18 @@ TEST_F(Fanout, AReaderThatStopsReadingIsClosedAsTooSlowAndOthersAreUnaffected) {
 // Out-of-range settings are refused at start with the flag's name, before anything listens
 // (a zero client buffer, for instance, would leave every session unable to send).
 TEST(FanoutFlags, OutOfRangeValuesAreRefusedAtStartWithTheFlagNamed) {
-  const std::string fanout = StackUnderTest::binary("services/fanout/jetstream-fanout");
-  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{"--client-buffer-bytes", "0"}, "--client-buffer-bytes"},
-      {{"--window-bytes", "-5"}, "--window-bytes"},
-      {{"--max-sub-rate", "-1"}, "--max-sub-rate"},
-      {{"--io-threads", "-2"}, "--io-threads"},
-      {{"--ping-interval", "0s"}, "--ping-interval"},
-      {{"--slow-client-timeout", "10ms"}, "--slow-client-timeout"},
-      {{"--trusted-proxies", "10.0.0.0/33"}, "--trusted-proxies"},
-  };
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("jetstream-fanout-flags-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  int index = 0;
-  for (const auto& [args, flag] : cases) {
-    std::vector<std::string> argv = {"--listen-addr", "127.0.0.1:0", "--metrics-listen-addr",
-                                     "127.0.0.1:0"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    support::ChildProcess process;
-    const auto log = (dir / ("case" + std::to_string(index++) + ".log")).string();
-    ASSERT_TRUE(process.start(fanout, argv, log));
-    const auto status = process.stop(0, 10s);  // signal 0: just wait for it to exit
-    ASSERT_TRUE(status.has_value()) << flag << ": still running";
-    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << flag << ": " << process.log();
-    EXPECT_NE(process.log().find(flag), std::string::npos) << process.log();
-  }
-  std::filesystem::remove_all(dir);
+  support::expect_refused_at_start(
+      StackUnderTest::binary("services/fanout/jetstream-fanout"),
+      {"--listen-addr", "127.0.0.1:0", "--metrics-listen-addr", "127.0.0.1:0"},
+      {
+          {{"--client-buffer-bytes", "0"}, "--client-buffer-bytes"},
+          {{"--window-bytes", "-5"}, "--window-bytes"},
+          {{"--max-sub-rate", "-1"}, "--max-sub-rate"},
+          {{"--io-threads", "-2"}, "--io-threads"},
+          {{"--ping-interval", "0s"}, "--ping-interval"},
+          {{"--slow-client-timeout", "10ms"}, "--slow-client-timeout"},
+          {{"--trusted-proxies", "10.0.0.0/33"}, "--trusted-proxies"},
+      });
 }
 
 TEST_F(Fanout, ShutdownClosesEveryClientWith1001) {
