@@ -147,6 +147,15 @@ std::unique_ptr<IngestService> IngestService::start(const IngestOptions& options
     error = "--status-interval must be > 0";
     return nullptr;
   }
+  if (options.connect_timeout.count() <= 0 || options.handshake_timeout.count() <= 0) {
+    error = "--connect-timeout and --handshake-timeout must be > 0";
+    return nullptr;
+  }
+  if (options.ping_interval.count() < 0 || options.idle_timeout.count() < 0 ||
+      options.stall_timeout.count() < 0) {
+    error = "--ping-interval, --idle-timeout and --stall-timeout must not be negative (0 = off)";
+    return nullptr;
+  }
 
   s.registry = std::make_shared<prometheus::Registry>();
   metrics::register_process_metrics(*s.registry);

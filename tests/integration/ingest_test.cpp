@@ -26,6 +26,7 @@
 #include "common/websocket/frame_server.hpp"
 #include "proto/proto.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/refused_flags.hpp"
 #include "tests/support/shared_data.hpp"
 #include "tests/support/tls_certificate.hpp"
 
@@ -554,6 +555,22 @@ TEST_F(IngestBinary, KillNineAndRestartShowsANewEpochWithSeqsFromOne) {
   expect_envelopes(frames, expected, status->epoch, 1, 2);
   ASSERT_FALSE(frames.empty());
   EXPECT_TRUE(frames.front().header.stream_start);
+}
+
+// Out-of-range settings are refused at start with the flag's name.
+TEST(IngestFlags, OutOfRangeValuesAreRefusedAtStartWithTheFlagNamed) {
+  support::expect_refused_at_start(
+      JETSTREAM_INGEST_BINARY,
+      {"--ws-url", "ws://127.0.0.1:1/xrpc/com.atproto.sync.subscribeRepos", "--frames-listen-addr",
+       "127.0.0.1:0", "--control-listen-addr", "127.0.0.1:0", "--metrics-listen-addr",
+       "127.0.0.1:0"},
+      {
+          {{"--connect-timeout", "0s"}, "--connect-timeout"},
+          {{"--handshake-timeout", "0s"}, "--handshake-timeout"},
+          {{"--status-interval", "0s"}, "--status-interval"},
+          {{"--frames-send-hwm", "-1"}, "--frames-send-hwm"},
+          {{"--backoff-initial", "5s", "--backoff-max", "1s"}, "--backoff-initial"},
+      });
 }
 
 }  // namespace
