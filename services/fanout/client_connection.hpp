@@ -83,8 +83,9 @@ struct ConnectionHandlers {
   /// After a clean close the socket may linger up to `close_timeout` (our FIN sent, waiting for
   /// the client's) so the close frame is not destroyed by a reset; nothing is sent any more.
   std::function<void(const CloseInfo& info)> on_closed;
-  /// After each write pass that sent bytes queued by `send()`, with the bytes still queued;
-  /// lets the owner refill a slow client (e.g. from the event log) without polling.
+  /// Once when the connection starts, then after each write pass that sent bytes queued by
+  /// `send()`, with the bytes still queued; lets the owner refill a slow client (e.g. from the
+  /// event log) without polling.
   std::function<void(std::uint64_t queued_bytes)> on_writable;
 };
 
