@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -18,5 +19,21 @@ namespace jetstream::runtime {
 int run_service(int argc, char** argv, config::FlagSet& flags, std::string_view service_name,
                 const std::string& log_level, const std::function<bool(std::string& error)>& start,
                 const std::function<void()>& stop);
+
+/// The usual case: `Service::start(options, error)` returns a `std::unique_ptr<Service>` (null
+/// with `error` set when it cannot start) and `stop()` ends it; `options.log_level` holds the
+/// parsed --log-level.
+template <class Service, class Options>
+int run_service(int argc, char** argv, config::FlagSet& flags, std::string_view service_name,
+                const Options& options) {
+  std::unique_ptr<Service> service;
+  return run_service(
+      argc, argv, flags, service_name, options.log_level,
+      [&](std::string& error) {
+        service = Service::start(options, error);
+        return service != nullptr;
+      },
+      [&] { service->stop(); });
+}
 
 }  // namespace jetstream::runtime

@@ -4,15 +4,12 @@
 #include <cctype>
 #include <charconv>
 
+#include "common/config/ascii_text.hpp"
+
 namespace jetstream::websocket {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
+using config::iequals_ascii;
 
 bool fail(std::string* error, std::string_view why) {
   if (error != nullptr) *error = std::string(why);
@@ -44,9 +41,9 @@ std::optional<WebSocketUrl> parse_url(std::string_view text, std::string* error)
     return std::nullopt;
   }
   const std::string_view scheme = text.substr(0, scheme_end);
-  if (iequals(scheme, "wss")) {
+  if (iequals_ascii(scheme, "wss")) {
     url.tls = true;
-  } else if (!iequals(scheme, "ws")) {
+  } else if (!iequals_ascii(scheme, "ws")) {
     fail(error, "unsupported scheme (want ws:// or wss://)");
     return std::nullopt;
   }

@@ -315,14 +315,7 @@ int run_decode(int argc, char** argv) {
                         "Decodes firehose frames from ingest into v1 events, stores them in the "
                         "event log and publishes them to fanout; serves replay.");
   register_decode_flags(flags, options);
-  std::unique_ptr<DecodeService> service;
-  return runtime::run_service(
-      argc, argv, flags, "decode", options.log_level,
-      [&](std::string& error) {
-        service = DecodeService::start(options, error);
-        return service != nullptr;
-      },
-      [&] { service->stop(); });
+  return runtime::run_service<DecodeService>(argc, argv, flags, "decode", options);
 }
 
 }  // namespace jetstream::decode

@@ -111,6 +111,10 @@ std::optional<std::string> validate_fanout_options(const FanoutOptions& o) {
     return "--slow-client-timeout must be at least 1s";
   }
   if (o.shutdown_grace.count() < 0) return "--shutdown-grace must not be negative";
+  std::string proxies_error;
+  if (!TrustedProxies::parse(o.trusted_proxies, &proxies_error)) {
+    return "--trusted-proxies: " + proxies_error;
+  }
   return std::nullopt;
 }
 
@@ -133,12 +137,6 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   const auto listen = config::parse_listen_address(options.listen_addr, &error);
   const auto metrics_listen = config::parse_listen_address(options.metrics_listen_addr, &error);
   if (!listen || !metrics_listen) return nullptr;
-  std::string proxies_error;
-  const auto trusted_proxies = TrustedProxies::parse(options.trusted_proxies, &proxies_error);
-  if (!trusted_proxies) {
-    error = "--trusted-proxies: " + proxies_error;
-    return nullptr;
-  }
 
   s.registry = std::make_shared<prometheus::Registry>();
   metrics::register_process_metrics(*s.registry);
@@ -198,7 +196,7 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   HttpServerOptions http_options;
   http_options.listen = *listen;
   http_options.threads = io_threads;
-  http_options.trusted_proxies = *trusted_proxies;
+  http_options.trusted_proxies = *TrustedProxies::parse(options.trusted_proxies);  // validated
   http_options.connection.ping_interval =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.ping_interval);
   http_options.connection.pong_timeout =
@@ -305,14 +303,7 @@ int run_fanout(int argc, char** argv) {
   config::FlagSet flags("jetstream-fanout",
                         "Serves the Jetstream v1 /subscribe websocket API from decode's events.");
   register_fanout_flags(flags, options);
-  std::unique_ptr<FanoutService> service;
-  return runtime::run_service(
-      argc, argv, flags, "fanout", options.log_level,
-      [&](std::string& error) {
-        service = FanoutService::start(options, error);
-        return service != nullptr;
-      },
-      [&] { service->stop(); });
+  return runtime::run_service<FanoutService>(argc, argv, flags, "fanout", options);
 }
 
 }  // namespace jetstream::fanout

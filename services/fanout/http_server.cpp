@@ -20,7 +20,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <cctype>
 #include <ctime>
 #include <mutex>
 #include <optional>
@@ -31,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/config/ascii_text.hpp"
 #include "common/log/log.hpp"
 #include "services/fanout/ws_frame.hpp"
 
@@ -53,24 +53,14 @@ constexpr std::chrono::seconds kLingerTimeout{1};
 /// Pause before accepting again after an accept error such as EMFILE.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
+using config::iequals_ascii;
+using config::trim_ows;
 
 /// Whether the comma-separated list `value` holds `token` (case-insensitive).
 bool has_token(std::string_view value, std::string_view token) {
   while (!value.empty()) {
     const std::size_t comma = value.find(',');
-    if (iequals(trim(value.substr(0, comma)), token)) return true;
+    if (iequals_ascii(trim_ows(value.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
   }
@@ -90,7 +80,6 @@ bool any_header_has_token(const Request& request, http::field name, std::string_
 
 std::string_view to_view(beast::string_view s) { return {s.data(), s.size()}; }
 
-/// An address as v1's RealIP gives it: brackets stripped, bounded.
 std::string peer_address(const tcp::socket& socket) {
   boost::system::error_code ec;
   const auto endpoint = socket.remote_endpoint(ec);
@@ -199,7 +188,7 @@ std::optional<std::string> websocket_key(const Request& request) {
   if (!any_header_has_token(request, http::field::connection, "upgrade")) return std::nullopt;
   if (!any_header_has_token(request, http::field::upgrade, "websocket")) return std::nullopt;
   if (to_view(request[http::field::sec_websocket_version]) != "13") return std::nullopt;
-  const auto key = trim(to_view(request[http::field::sec_websocket_key]));
+  const auto key = trim_ows(to_view(request[http::field::sec_websocket_key]));
   if (!is_valid_websocket_key(key)) return std::nullopt;
   return std::string(key);
 }
@@ -333,7 +322,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       Response response;
       response.status = 204;
       response.headers.emplace_back("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
-      const auto asked = trim(to_view(request[http::field::access_control_request_headers]));
+      const auto asked = trim_ows(to_view(request[http::field::access_control_request_headers]));
       if (!asked.empty() && is_safe_header_value(asked)) {
         response.headers.emplace_back("Access-Control-Allow-Headers", std::string(asked));
       }

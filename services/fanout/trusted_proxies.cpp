@@ -5,19 +5,17 @@
 #include <charconv>
 #include <cstring>
 
+#include "common/config/ascii_text.hpp"
+
 namespace jetstream::fanout {
 namespace {
 
 constexpr std::size_t kMaxClientIpBytes = 64;
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using config::trim_ows;
 
 std::string_view strip_brackets(std::string_view ip) {
-  ip = trim(ip);
+  ip = trim_ows(ip);
   if (!ip.empty() && ip.front() == '[') ip.remove_prefix(1);
   if (!ip.empty() && ip.back() == ']') ip.remove_suffix(1);
   return ip;
@@ -60,12 +58,12 @@ std::optional<TrustedProxies> TrustedProxies::parse(std::string_view spec, std::
     return std::nullopt;
   };
   TrustedProxies trusted;
-  spec = trim(spec);
+  spec = trim_ows(spec);
   if (spec == "*") return trusted;
   trusted.everyone_ = false;
   while (!spec.empty()) {
     const std::size_t comma = spec.find(',');
-    const std::string_view item = trim(spec.substr(0, comma));
+    const std::string_view item = trim_ows(spec.substr(0, comma));
     spec = comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1);
     if (item.empty()) continue;
     const std::size_t slash = item.find('/');
@@ -112,14 +110,14 @@ bool TrustedProxies::trusts(std::string_view text) const {
 std::string select_client_ip(std::string_view peer, std::string_view forwarded_for,
                              std::string_view real_ip, const TrustedProxies& trusted) {
   if (!trusted.trusts(peer)) return clean(peer);
-  forwarded_for = trim(forwarded_for);
+  forwarded_for = trim_ows(forwarded_for);
   if (!forwarded_for.empty()) {
     std::string_view rest = forwarded_for;
     std::string_view leftmost;
     while (!rest.empty()) {
       const std::size_t comma = rest.rfind(',');
       const std::string_view entry =
-          trim(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+          trim_ows(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(0, comma);
       if (entry.empty()) continue;
       if (!trusted.trusts(entry)) return clean(entry);
@@ -127,7 +125,7 @@ std::string select_client_ip(std::string_view peer, std::string_view forwarded_f
     }
     if (!leftmost.empty()) return clean(leftmost);  // every hop trusted: the leftmost
   }
-  if (!trim(real_ip).empty()) return clean(real_ip);
+  if (!trim_ows(real_ip).empty()) return clean(real_ip);
   return clean(peer);
 }
 

@@ -108,8 +108,32 @@ struct IngestService::Impl {
   }
 };
 
+std::optional<std::string> validate_ingest_options(const IngestOptions& o) {
+  if (o.backoff_initial.count() <= 0 || o.backoff_max < o.backoff_initial) {
+    return "--backoff-initial must be > 0 and <= --backoff-max";
+  }
+  if (!o.ca_file.empty() && !std::ifstream(o.ca_file).good()) {
+    return "--ca-file " + o.ca_file + ": cannot be read";
+  }
+  if (o.frames_send_hwm < 0 || o.frames_send_hwm > 1'000'000'000) {
+    return "--frames-send-hwm must be between 0 (no limit) and 1000000000";
+  }
+  if (o.status_interval.count() <= 0) return "--status-interval must be > 0";
+  if (o.connect_timeout.count() <= 0 || o.handshake_timeout.count() <= 0) {
+    return "--connect-timeout and --handshake-timeout must be > 0";
+  }
+  if (o.ping_interval.count() < 0 || o.idle_timeout.count() < 0 || o.stall_timeout.count() < 0) {
+    return "--ping-interval, --idle-timeout and --stall-timeout must not be negative (0 = off)";
+  }
+  return std::nullopt;
+}
+
 std::unique_ptr<IngestService> IngestService::start(const IngestOptions& options,
                                                     std::string& error) {
+  if (auto invalid = validate_ingest_options(options)) {
+    error = std::move(*invalid);
+    return nullptr;
+  }
   auto impl = std::make_unique<Impl>();
   Impl& s = *impl;
   s.options = options;
@@ -131,32 +155,6 @@ std::unique_ptr<IngestService> IngestService::start(const IngestOptions& options
     error = "--control-listen-addr: " + error;
     return nullptr;
   }
-  if (options.backoff_initial.count() <= 0 || options.backoff_max < options.backoff_initial) {
-    error = "--backoff-initial must be > 0 and <= --backoff-max";
-    return nullptr;
-  }
-  if (!options.ca_file.empty() && !std::ifstream(options.ca_file).good()) {
-    error = "--ca-file " + options.ca_file + ": cannot be read";
-    return nullptr;
-  }
-  if (options.frames_send_hwm < 0 || options.frames_send_hwm > 1'000'000'000) {
-    error = "--frames-send-hwm must be between 0 (no limit) and 1000000000";
-    return nullptr;
-  }
-  if (options.status_interval.count() <= 0) {
-    error = "--status-interval must be > 0";
-    return nullptr;
-  }
-  if (options.connect_timeout.count() <= 0 || options.handshake_timeout.count() <= 0) {
-    error = "--connect-timeout and --handshake-timeout must be > 0";
-    return nullptr;
-  }
-  if (options.ping_interval.count() < 0 || options.idle_timeout.count() < 0 ||
-      options.stall_timeout.count() < 0) {
-    error = "--ping-interval, --idle-timeout and --stall-timeout must not be negative (0 = off)";
-    return nullptr;
-  }
-
   s.registry = std::make_shared<prometheus::Registry>();
   metrics::register_process_metrics(*s.registry);
   metrics::register_build_info(*s.registry, "ingest");
@@ -273,14 +271,7 @@ int run_ingest(int argc, char** argv) {
                         "Reads the upstream firehose (subscribeRepos) from where decode says and "
                         "publishes every frame untouched, in an envelope, for decode.");
   register_ingest_flags(flags, options);
-  std::unique_ptr<IngestService> service;
-  return runtime::run_service(
-      argc, argv, flags, "ingest", options.log_level,
-      [&](std::string& error) {
-        service = IngestService::start(options, error);
-        return service != nullptr;
-      },
-      [&] { service->stop(); });
+  return runtime::run_service<IngestService>(argc, argv, flags, "ingest", options);
 }
 
 }  // namespace jetstream::ingest

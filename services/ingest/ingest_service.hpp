@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/config/listen_address.hpp"
@@ -36,6 +37,10 @@ struct IngestOptions {
 };
 
 void register_ingest_flags(config::FlagSet& flags, IngestOptions& options);
+
+/// Why `options` cannot run (a value out of range, named by its flag), or nullopt.
+/// IngestService::start checks it first.
+std::optional<std::string> validate_ingest_options(const IngestOptions& options);
 
 /// A running ingest: sockets bound, threads and the supervisor actor started, waiting for
 /// decode's first resume.

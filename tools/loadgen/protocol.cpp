@@ -8,33 +8,22 @@
 #include <cstring>
 #include <limits>
 
+#include "common/config/ascii_text.hpp"
+
 namespace jetstream::loadgen {
 namespace {
 
 constexpr std::string_view kWebSocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
+using config::iequals_ascii;
+using config::trim_ows;
 
 bool icontains(std::string_view haystack, std::string_view needle) {
   if (needle.size() > haystack.size()) return false;
   for (std::size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
-    if (iequals(haystack.substr(i, needle.size()), needle)) return true;
+    if (iequals_ascii(haystack.substr(i, needle.size()), needle)) return true;
   }
   return false;
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
 }
 
 /// Printable ASCII only, at most `limit` bytes: server text goes into a report line.
@@ -158,13 +147,13 @@ UpgradeCheck check_upgrade_response(std::string_view data, std::string_view expe
     headers = end == std::string_view::npos ? std::string_view{} : headers.substr(end + 2);
     const auto colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    const std::string_view name = trim(line.substr(0, colon));
-    const std::string_view value = trim(line.substr(colon + 1));
-    if (iequals(name, "upgrade")) upgrade = value;
-    if (iequals(name, "connection")) connection = value;
-    if (iequals(name, "sec-websocket-accept")) accept = value;
-    if (iequals(name, "sec-websocket-extensions")) extensions = value;
-    if (iequals(name, "content-length")) {
+    const std::string_view name = trim_ows(line.substr(0, colon));
+    const std::string_view value = trim_ows(line.substr(colon + 1));
+    if (iequals_ascii(name, "upgrade")) upgrade = value;
+    if (iequals_ascii(name, "connection")) connection = value;
+    if (iequals_ascii(name, "sec-websocket-accept")) accept = value;
+    if (iequals_ascii(name, "sec-websocket-extensions")) extensions = value;
+    if (iequals_ascii(name, "content-length")) {
       std::int64_t length = 0;
       if (parse_digits(value, length)) content_length = length;
     }
