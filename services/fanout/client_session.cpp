@@ -194,9 +194,8 @@ Delivery deliver_queue(session_pointer self) {
     }
     return Delivery::kRateLimited;
   }
-  // Stopped at the byte bound. Ask the connection to report room, then look again: a write that
-  // ended between the look and the request would otherwise wake nobody (see SessionHandle::room).
-  if (s.sink->queued_bytes() < s.context.config.low_water_bytes()) return Delivery::kRoomLeft;
+  // Stopped at the byte bound. Ask the connection to report room, then look: a write that ended
+  // before the request would otherwise wake nobody (see SessionHandle::room).
   s.signals->waiting_for_room.store(true, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (s.sink->queued_bytes() < s.context.config.low_water_bytes()) {

@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "services/fanout/client_session.hpp"
@@ -101,6 +102,8 @@ class RecordingSink final : public fanout::ClientSink {
   std::string close_reason_;
 };
 
+const auto kAll = [](const support::OwnedEvent&) { return true; };
+
 class FanoutCore : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -185,6 +188,20 @@ class FanoutCore : public ::testing::Test {
     return log;
   }
 
+  /// Waits until the sink has the log's last event, gives duplicates a moment to show up, then
+  /// expects exactly the log from `from` on (from the first event received when `from` is null).
+  static void expect_caught_up_exactly(const RecordingSink& sink,
+                                       const std::vector<support::OwnedEvent>& log,
+                                       std::optional<std::int64_t> from) {
+    ASSERT_TRUE(support::eventually(
+        [&] {
+          return !sink.received().empty() && sink.received().back().first == log.back().time_us;
+        },
+        30s));
+    std::this_thread::sleep_for(300ms);  // duplicates, if any, would arrive now
+    expect_exactly(sink, log, from.value_or(sink.received().front().first), kAll);
+  }
+
   /// The sink got exactly the log's events with time_us >= `from` that `keep` accepts, in order.
   static void expect_exactly(const RecordingSink& sink, const std::vector<support::OwnedEvent>& log,
                              std::int64_t from,
@@ -215,8 +232,6 @@ class FanoutCore : public ::testing::Test {
   std::vector<fanout::session_actor> sessions_;
   fanout::SessionHandle last_handle_;  ///< of the last connect()
 };
-
-const auto kAll = [](const support::OwnedEvent&) { return true; };
 
 TEST_F(FanoutCore, CursorClientsJoinTheLiveStreamWithNoGapNoDuplicateInOrder) {
   start_pipeline(64u << 20, 1ms);
@@ -264,13 +279,7 @@ TEST_F(FanoutCore, AClientBehindASmallWindowContinuesFromTheLogThenGoesLive) {
   small_pages.replay_page_events = 50;  // many pages: the hand-off happens under load
   auto sink = connect(options, small_pages);
   const auto log = wait_for_full_log();
-  ASSERT_TRUE(support::eventually(
-      [&] {
-        return !sink->received().empty() && sink->received().back().first == log.back().time_us;
-      },
-      30s));
-  std::this_thread::sleep_for(300ms);
-  expect_exactly(*sink, log, early[5].time_us, kAll);
+  expect_caught_up_exactly(*sink, log, early[5].time_us);
 }
 
 TEST_F(FanoutCore, LiveStreamGapsFromZeroMqDropsAreFilledFromTheLogBeforeDelivery) {
@@ -279,13 +288,7 @@ TEST_F(FanoutCore, LiveStreamGapsFromZeroMqDropsAreFilledFromTheLogBeforeDeliver
   start_pipeline(64u << 20, 0us, 1, 4096, {"--events-send-hwm", "1", "--max-batch-frames", "4"});
   auto live = connect({});
   const auto log = wait_for_full_log();
-  ASSERT_TRUE(support::eventually(
-      [&] {
-        return !live->received().empty() && live->received().back().first == log.back().time_us;
-      },
-      30s));
-  std::this_thread::sleep_for(300ms);
-  expect_exactly(*live, log, live->received().front().first, kAll);
+  expect_caught_up_exactly(*live, log, std::nullopt);
   const auto repairs = registry_->Collect();
   double repaired = 0;
   for (const auto& family : repairs) {
