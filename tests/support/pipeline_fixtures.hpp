@@ -64,6 +64,10 @@ class FakeIngest {
         pace_(pace),
         publisher_(context, zmq::socket_type::pub),
         control_(context, zmq::socket_type::pull) {
+    // Nothing is worth waiting for at teardown: with the default infinite linger, frames still
+    // queued for a decode that is gone keep the context's termination (and the test) waiting.
+    publisher_.set(zmq::sockopt::linger, 0);
+    control_.set(zmq::sockopt::linger, 0);
     publisher_.set(zmq::sockopt::sndhwm, send_hwm);
     if (send_buffer > 0) publisher_.set(zmq::sockopt::sndbuf, send_buffer);
     publisher_.bind("tcp://127.0.0.1:*");
