@@ -19,6 +19,8 @@ PACKAGES=(
   curl ca-certificates python3
   # deployment checks (tests/deploy): promtool and a Prometheus server, YAML parsing
   prometheus python3-yaml
+  # load beside the suite (tests must not depend on an idle machine: scripts/test-under-load.sh)
+  stress-ng
 )
 
 is_installed() {

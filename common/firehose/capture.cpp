@@ -1,6 +1,10 @@
 #include "common/firehose/capture.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 namespace jetstream::firehose {
 namespace {
@@ -12,17 +16,54 @@ std::uint32_t load_le32(const std::uint8_t* p) {
 
 }  // namespace
 
+CaptureReader::CaptureReader(std::istream& in) : in_(&in), buffer_(kCaptureBlockBytes) {}
+
+CaptureReader::CaptureReader(int fd) : fd_(fd), buffer_(kCaptureBlockBytes) {}
+
+std::size_t CaptureReader::read_some(std::uint8_t* into, std::size_t capacity) {
+  if (in_ != nullptr) {
+    in_->read(reinterpret_cast<char*>(into), static_cast<std::streamsize>(capacity));
+    return static_cast<std::size_t>(in_->gcount());
+  }
+  for (;;) {
+    const ssize_t got = ::read(fd_, into, capacity);
+    if (got >= 0) return static_cast<std::size_t>(got);
+    if (errno != EINTR) return 0;  // an unreadable input ends like a short one: truncated or end
+  }
+}
+
+bool CaptureReader::fill(std::size_t need) {
+  if (end_ - begin_ >= need) return true;
+  if (at_end_) return false;
+  // Keep the unread tail, moved to the front, and read after it.
+  std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+  end_ -= begin_;
+  begin_ = 0;
+  if (buffer_.size() < need) buffer_.resize(need);  // a frame larger than a block
+  while (end_ < need) {
+    const std::size_t got = read_some(buffer_.data() + end_, buffer_.size() - end_);
+    if (got == 0) {
+      at_end_ = true;
+      return false;
+    }
+    end_ += got;
+  }
+  return true;
+}
+
+bool CaptureReader::has_buffered_frame() const {
+  const std::size_t unread = end_ - begin_;
+  return unread >= 4 && unread - 4 >= load_le32(buffer_.data() + begin_);
+}
+
 CaptureReadStatus CaptureReader::next() {
-  std::uint8_t prefix[4];
-  in_.read(reinterpret_cast<char*>(prefix), sizeof prefix);
-  const auto got = in_.gcount();
-  if (got == 0) return CaptureReadStatus::end;
-  if (got != sizeof prefix) return CaptureReadStatus::truncated;
-  const std::uint32_t length = load_le32(prefix);
+  frame_ = {};
+  if (!fill(4)) return end_ == begin_ ? CaptureReadStatus::end : CaptureReadStatus::truncated;
+  const std::uint32_t length = load_le32(buffer_.data() + begin_);
   if (length > kMaxCaptureFrameBytes) return CaptureReadStatus::oversize;
-  buffer_.resize(length);
-  in_.read(reinterpret_cast<char*>(buffer_.data()), length);
-  if (static_cast<std::uint32_t>(in_.gcount()) != length) return CaptureReadStatus::truncated;
+  if (!fill(std::size_t{4} + length)) return CaptureReadStatus::truncated;
+  frame_ = {buffer_.data() + begin_ + 4, length};
+  begin_ += std::size_t{4} + length;
   return CaptureReadStatus::frame;
 }
 

@@ -36,7 +36,7 @@ proto::ReplayRequest to_replay_filters(const SubscriberFilters& filters) {
   proto::ReplayRequest request;
   request.collections = filters.collections;
   request.collection_prefixes = filters.collection_prefixes;
-  request.dids = filters.dids;
+  request.dids = filters.dids.to_vector();
   return request;
 }
 

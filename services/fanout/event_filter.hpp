@@ -70,7 +70,7 @@ class EventFilter {
     std::unordered_set<std::string, Hash, std::equal_to<>> hashed_;  // filled when larger
   };
 
-  StringSet dids_;
+  DidSet dids_;  // shared with the subscriber's options, not copied
   StringSet collections_;
   std::vector<std::string> collection_prefixes_;
   std::uint32_t max_message_size_bytes_ = 0;

@@ -82,8 +82,7 @@ class FilterBuilder {
   }
 
   void reset_dids() {
-    filters_.dids.clear();
-    seen_dids_.clear();
+    dids_.clear();
     invalid_did_ = false;
     too_many_dids_ = false;
   }
@@ -115,15 +114,12 @@ class FilterBuilder {
       return;
     }
     if (too_many_dids_) return;
-    // Build the key once: a heterogeneous find would hash twice on the insert path.
-    std::string did(value);
-    if (seen_dids_.contains(did)) return;
-    if (seen_dids_.size() >= kMaxWantedDids) {
-      too_many_dids_ = true;
+    if (dids_.size() >= kMaxWantedDids) {
+      // One more distinct DID is too many; a repeated one is not.
+      if (!dids_.contains(value)) too_many_dids_ = true;
       return;
     }
-    filters_.dids.push_back(did);
-    seen_dids_.insert(std::move(did));
+    dids_.add(value);
   }
 
   /// The 400 text of the first problem, or empty (and `out` filled) when the filters are valid.
@@ -137,6 +133,7 @@ class FilterBuilder {
     if (invalid_did_) return std::string(kInvalidOptionsText);
     if (too_many_dids_) return std::string(kTooManyDidsText);
     if (too_many_collections_) return std::string(kTooManyCollectionsText);
+    filters_.dids = dids_.build();
     out = std::move(filters_);
     return {};
   }
@@ -144,7 +141,7 @@ class FilterBuilder {
  private:
   SubscriberFilters filters_;
   std::unordered_set<std::string> seen_patterns_;
-  std::unordered_set<std::string> seen_dids_;
+  DidSet::Builder dids_;
   std::optional<std::string> invalid_collection_;
   bool too_many_collections_ = false;
   bool invalid_did_ = false;

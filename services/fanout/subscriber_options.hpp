@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "services/fanout/did_set.hpp"
+
 namespace jetstream::fanout {
 
 // ---- Limits.
@@ -101,8 +103,8 @@ struct SubscriberFilters {
   /// Collection prefixes with the `*` removed and the `.` kept: `app.bsky.*` is `app.bsky.`, so
   /// `app.bsky.feed.post.*` does not match `app.bsky.feed.post` itself.
   std::vector<std::string> collection_prefixes;
-  /// Wanted DIDs.
-  std::vector<std::string> dids;
+  /// Wanted DIDs (shared with every subscriber that sent the same list).
+  DidSet dids;
 
   [[nodiscard]] bool wants_all_collections() const noexcept {
     return collections.empty() && collection_prefixes.empty();

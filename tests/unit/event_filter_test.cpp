@@ -107,7 +107,9 @@ TEST(EventFilter, DidAndCollectionFiltersCombineWithAnd) {
 
 TEST(EventFilter, LargeSetsUseTheHashPathWithTheSameAnswers) {
   SubscriberFilters filters;
-  for (int i = 0; i < 1000; ++i) filters.dids.push_back("did:plc:u" + std::to_string(i));
+  std::vector<std::string> dids;
+  for (int i = 0; i < 1000; ++i) dids.push_back("did:plc:u" + std::to_string(i));
+  filters.dids = DidSet(dids);
   for (int i = 0; i < 90; ++i) filters.collections.push_back("com.example.c" + std::to_string(i));
   filters.collection_prefixes = {"app.bsky."};
   const EventFilter filter(filters);

@@ -322,7 +322,7 @@ TEST(SubscribeCollections, KeysAreCaseSensitive) {
 TEST(SubscribeDids, KeepsDistinctDidsInFirstSeenOrder) {
   const SubscriberOptions options =
       parse_ok("wantedDids=did:plc:b&wantedDids=did%3Aplc%3Aa&wantedDids=did:plc:b");
-  EXPECT_EQ(options.filters.dids, strings({"did:plc:b", "did:plc:a"}));
+  EXPECT_EQ(options.filters.dids.to_vector(), strings({"did:plc:b", "did:plc:a"}));
 }
 
 TEST(SubscribeDids, InvalidDidGetsTheBareText) {
@@ -415,7 +415,7 @@ TEST(SubscribeRequest, IgnoresUnknownParametersAndReadsEverythingTogether) {
       "&maxMessageSizeBytes=4096&compress=true&requireHello=true&maxSize=1&bar");
   SubscriberOptions expected;
   expected.filters.collections = {"app.bsky.feed.post"};
-  expected.filters.dids = {"did:plc:abc"};
+  expected.filters.dids = DidSet({"did:plc:abc"});
   expected.cursor = 123;
   expected.max_message_size_bytes = 4096;
   expected.compress = true;
@@ -457,7 +457,7 @@ TEST(OptionsUpdate, ValidUpdateCarriesFiltersAndMaxSize) {
                 R"("maxMessageSizeBytes":1000}})");
   EXPECT_EQ(update.filters.collections, strings({"app.bsky.feed.post"}));
   EXPECT_EQ(update.filters.collection_prefixes, strings({"app.bsky.graph."}));
-  EXPECT_EQ(update.filters.dids, strings({"did:plc:abc"}));
+  EXPECT_EQ(update.filters.dids.to_vector(), strings({"did:plc:abc"}));
   EXPECT_EQ(update.max_message_size_bytes, 1000u);
 }
 
@@ -479,7 +479,7 @@ TEST(OptionsUpdate, KeysMatchCaseInsensitivelyLikeGoEncodingJson) {
       update_ok(R"({"TYPE":"options_update","PayLoad":{"WANTEDCOLLECTIONS":["a.b.c"],)"
                 R"("wanteddids":["did:plc:x"],"MaxMessageSizeBYTES":7}})");
   EXPECT_EQ(update.filters.collections, strings({"a.b.c"}));
-  EXPECT_EQ(update.filters.dids, strings({"did:plc:x"}));
+  EXPECT_EQ(update.filters.dids.to_vector(), strings({"did:plc:x"}));
   EXPECT_EQ(update.max_message_size_bytes, 7u);
 }
 
@@ -487,7 +487,7 @@ TEST(OptionsUpdate, KeysMatchThroughGoUnicodeFoldingOfLongSAndEscapes) {
   // U+017F folds to `s` in Go's key matching; `\u0065` is just an `e`.
   const OptionsUpdate update = update_ok(
       "{\"typ\\u0065\":\"options_update\",\"payload\":{\"wantedDid\xC5\xBF\":[\"did:plc:x\"]}}");
-  EXPECT_EQ(update.filters.dids, strings({"did:plc:x"}));
+  EXPECT_EQ(update.filters.dids.to_vector(), strings({"did:plc:x"}));
 }
 
 TEST(OptionsUpdate, TheTypeValueIsCaseSensitive) {

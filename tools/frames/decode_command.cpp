@@ -1,5 +1,10 @@
 // `jetstream-frames decode` and `jetstream-frames split`.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -62,23 +67,52 @@ void print_summary(const firehose::DecodeStats& stats, std::uint64_t frames) {
 
 }  // namespace
 
+/// Decoded lines are written in large blocks, not one fwrite per event.
+constexpr std::size_t kOutputBlockBytes = 1u << 20;
+
+bool write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t wrote = ::write(fd, bytes.data(), bytes.size());
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) return false;
+    bytes.remove_prefix(static_cast<std::size_t>(wrote));
+  }
+  return true;
+}
+
 int run_decode(std::span<const std::string_view> args) {
   if (args.size() != 1) {
     std::fputs("usage: jetstream-frames decode FILE|-\n", stderr);
     return 2;
   }
-  std::ifstream file;
-  std::istream* in = open_input(args[0], file);
-  if (in == nullptr) return 1;
+  int fd = STDIN_FILENO;
+  if (args[0] != "-") {
+    fd = ::open(std::string(args[0]).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      std::fprintf(stderr, "jetstream-frames: cannot open %.*s: %s\n",
+                   static_cast<int>(args[0].size()), args[0].data(), std::strerror(errno));
+      return 1;
+    }
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  }
 
-  CaptureReader reader(*in);
+  CaptureReader reader(fd);
   firehose::V1Encoder encoder;
   std::vector<firehose::PendingEvent> events;
-  std::string line;
+  std::string output;
+  output.reserve(kOutputBlockBytes + (64u << 10));
+  int output_errno = 0;  // set by the first write that failed
+  const auto flush = [&] {
+    if (output_errno == 0 && !write_all(STDOUT_FILENO, output)) output_errno = errno ? errno : EIO;
+    output.clear();
+  };
   std::int64_t time_us = 0;
   std::uint64_t frames = 0;
   CaptureReadStatus status;
-  while ((status = reader.next()) == CaptureReadStatus::frame) {
+  for (;;) {
+    // Flush before the reader waits for input, so a capture piped in live comes out as it goes.
+    if (!reader.has_buffered_frame()) flush();
+    if ((status = reader.next()) != CaptureReadStatus::frame) break;
     ++frames;
     events.clear();
     const auto outcome = encoder.encode(reader.frame(), events);
@@ -87,14 +121,19 @@ int run_decode(std::span<const std::string_view> args) {
                    static_cast<unsigned long long>(frames), outcome.upstream_error.c_str());
     }
     for (const auto& event : events) {
-      line.clear();
-      event.append_finalized(line, ++time_us);
-      line.push_back('\n');
-      std::fwrite(line.data(), 1, line.size(), stdout);
+      event.append_finalized(output, ++time_us);
+      output.push_back('\n');
     }
+    if (output.size() >= kOutputBlockBytes) flush();
   }
-  std::fflush(stdout);
+  flush();
+  if (fd != STDIN_FILENO) ::close(fd);
   print_summary(encoder.stats(), frames);
+  if (output_errno != 0) {
+    std::fprintf(stderr, "jetstream-frames: cannot write the decoded events: %s\n",
+                 std::strerror(output_errno));
+    return 1;
+  }
   if (status != CaptureReadStatus::end) {
     std::fprintf(stderr, "jetstream-frames: %s after %llu frames\n", describe(status),
                  static_cast<unsigned long long>(frames));
@@ -136,15 +175,18 @@ int run_split(std::span<const std::string_view> args) {
 }
 
 int run_repeat(std::span<const std::string_view> args) {
-  if (args.size() != 4 || args[2] != "--frames") {
-    std::fputs("usage: jetstream-frames repeat FILE OUT --frames N\n", stderr);
+  if ((args.size() != 4 && args.size() != 6) || args[2] != "--frames" ||
+      (args.size() == 6 && args[4] != "--first-seq")) {
+    std::fputs("usage: jetstream-frames repeat FILE OUT --frames N [--first-seq S]\n", stderr);
     return 2;
   }
   std::uint64_t count = 0;
+  std::uint64_t first_seq = 1;
   try {
     count = std::stoull(std::string(args[3]));
+    if (args.size() == 6) first_seq = std::stoull(std::string(args[5]));
   } catch (const std::exception&) {
-    std::fputs("jetstream-frames repeat: --frames needs a number\n", stderr);
+    std::fputs("jetstream-frames repeat: --frames and --first-seq need a number\n", stderr);
     return 2;
   }
   std::ifstream file;
@@ -167,7 +209,7 @@ int run_repeat(std::span<const std::string_view> args) {
   }
   for (std::uint64_t i = 0; i < count; ++i) {
     std::vector<std::uint8_t> frame = frames[i % frames.size()];
-    if (!firehose::rewrite_frame_seq(frame, i + 1)) {
+    if (!firehose::rewrite_frame_seq(frame, first_seq + i)) {
       std::fprintf(stderr, "jetstream-frames repeat: frame %llu has no uint64 seq to rewrite\n",
                    static_cast<unsigned long long>(i % frames.size()));
       return 1;

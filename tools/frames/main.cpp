@@ -16,8 +16,9 @@ constexpr std::array kSubcommands = {
                jetstream::tools::run_decode},
     Subcommand{"split", "FILE DIR", "write each frame to DIR/frame-NNNN.bin (fuzzing seeds)",
                jetstream::tools::run_split},
-    Subcommand{"repeat", "FILE OUT --frames N",
-               "write N frames cycling through FILE with fresh seqs 1..N (long synthetic captures)",
+    Subcommand{"repeat", "FILE OUT --frames N [--first-seq S]",
+               "write N frames cycling through FILE with fresh seqs S..S+N-1, S = 1 by default "
+               "(long synthetic captures; S >= 2^32 keeps the seq canonical DAG-CBOR)",
                jetstream::tools::run_repeat},
     Subcommand{"serve", "FILE [--listen ADDR] [--rate N] [--keep-open] [--drop-after K]",
                "serve a capture over websocket like a relay's subscribeRepos (prints the URL)",
