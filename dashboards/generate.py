@@ -318,6 +318,18 @@ def fanout() -> Board:
     ])
     b.timeseries("Live chain resets", [
         (f"sum by (instance) (increase(jetstream_fanout_feed_resets_total[{RI}]))", "{{instance}}")])
+    b.row("Requests being read")
+    b.timeseries("Request memory held by long requests", [
+        ("sum by (instance) (jetstream_fanout_request_memory_bytes)", "{{instance}}")], unit="bytes", w=8,
+        description="Long request heads (subscribe URLs over 16 KiB, up to 1 MiB) hold a share of "
+                    "--max-request-memory while they are read; at the limit, new ones wait in line.")
+    b.timeseries("Long requests: started and waiting", [
+        (f"sum by (instance) (rate(jetstream_fanout_long_requests_total[{RI}]))", "started/s {{instance}}"),
+        ("sum by (instance) (jetstream_fanout_requests_waiting)", "waiting {{instance}}")], w=8)
+    b.timeseries("Header timeouts", [
+        (f"sum by (instance) (increase(jetstream_fanout_header_timeouts_total[{RI}]))", "{{instance}}")], w=8,
+        description="Connections closed because their request was not complete within --header-timeout "
+                    "(slow or stalled clients).")
     process_rows(b, "fanout")
     return b
 

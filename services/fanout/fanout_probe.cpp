@@ -114,6 +114,30 @@ FanoutProbe::FanoutProbe(std::shared_ptr<prometheus::Registry> registry)
                        .Help("time_us of the newest event fanout holds")
                        .Register(r)
                        .Add({});
+  header_timeouts_ =
+      &prometheus::BuildCounter()
+           .Name("jetstream_fanout_header_timeouts_total")
+           .Help("connections closed because their request was not sent within --header-timeout")
+           .Register(r)
+           .Add({});
+  long_requests_ =
+      &prometheus::BuildCounter()
+           .Name("jetstream_fanout_long_requests_total")
+           .Help("requests over 16 KiB (long subscribe URLs) that took a share of request memory")
+           .Register(r)
+           .Add({});
+  request_memory_ = &prometheus::BuildGauge()
+                         .Name("jetstream_fanout_request_memory_bytes")
+                         .Help(
+                             "request memory held by long requests being read "
+                             "(at most --max-request-memory)")
+                         .Register(r)
+                         .Add({});
+  requests_waiting_ = &prometheus::BuildGauge()
+                           .Name("jetstream_fanout_requests_waiting")
+                           .Help("long requests waiting for a share of request memory")
+                           .Register(r)
+                           .Add({});
 }
 
 void FanoutProbe::subscriber_connected(bool compressed) {
@@ -159,6 +183,15 @@ void FanoutProbe::options_update(std::string_view result) {
 void FanoutProbe::set_window(std::size_t bytes, std::int64_t head_time_us) {
   window_bytes_->Set(static_cast<double>(bytes));
   head_time_us_->Set(static_cast<double>(head_time_us));
+}
+
+void FanoutProbe::set_http(const HttpServerStats& stats) {
+  header_timeouts_->Increment(
+      static_cast<double>(stats.header_timeouts - last_http_.header_timeouts));
+  long_requests_->Increment(static_cast<double>(stats.long_requests - last_http_.long_requests));
+  request_memory_->Set(static_cast<double>(stats.request_memory_in_use));
+  requests_waiting_->Set(static_cast<double>(stats.requests_waiting));
+  last_http_ = stats;
 }
 
 void FanoutProbe::on_batch_received(std::size_t events, std::size_t bytes) {

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "services/fanout/event_feed.hpp"
+#include "services/fanout/http_server.hpp"
 
 namespace prometheus {
 class Registry;
@@ -45,6 +46,8 @@ class FanoutProbe final : public FeedObserver {
   void replay_page(std::uint64_t events, double lag_seconds);
   void options_update(std::string_view result);
   void set_window(std::size_t bytes, std::int64_t head_time_us);
+  /// The HTTP server's counters (called once a second; counters advance by the difference).
+  void set_http(const HttpServerStats& stats);
 
   // FeedObserver
   void on_batch_received(std::size_t events, std::size_t bytes) override;
@@ -71,6 +74,11 @@ class FanoutProbe final : public FeedObserver {
   prometheus::Counter* chain_resets_ = nullptr;
   prometheus::Gauge* window_bytes_ = nullptr;
   prometheus::Gauge* head_time_us_ = nullptr;
+  prometheus::Counter* header_timeouts_ = nullptr;
+  prometheus::Counter* long_requests_ = nullptr;
+  prometheus::Gauge* request_memory_ = nullptr;
+  prometheus::Gauge* requests_waiting_ = nullptr;
+  HttpServerStats last_http_;  // set_http is called from one actor only
 };
 
 }  // namespace jetstream::fanout

@@ -50,6 +50,12 @@ void register_fanout_flags(config::FlagSet& flags, FanoutOptions& o) {
                   "unsent bytes queued per client before it is served from the log instead");
   flags.add_duration("shutdown-grace", &o.shutdown_grace,
                      "how long clients get to receive their 1001 close on shutdown");
+  flags.add_duration("header-timeout", &o.header_timeout,
+                     "a client that has not sent its whole request this long after starting it "
+                     "is closed (a byte a second holds nothing for long)");
+  flags.add_int64("max-request-memory", &o.max_request_memory,
+                  "bytes the requests being read may hold together: a request head over 16 KiB "
+                  "(up to 1 MiB: 10,000 wantedDids) waits in line for a 4 MiB share");
   flags.add_string("log-level", &o.log_level, "debug, info, warn or error");
 }
 
@@ -111,6 +117,15 @@ std::optional<std::string> validate_fanout_options(const FanoutOptions& o) {
     return "--slow-client-timeout must be at least 1s";
   }
   if (o.shutdown_grace.count() < 0) return "--shutdown-grace must not be negative";
+  if (o.header_timeout < std::chrono::milliseconds(100)) {
+    return "--header-timeout must be at least 100ms";
+  }
+  if (o.max_request_memory < 0 ||
+      static_cast<std::size_t>(o.max_request_memory) < request_memory_share(HttpServerOptions{})) {
+    return "--max-request-memory must be at least " +
+           std::to_string(request_memory_share(HttpServerOptions{})) +
+           " (one long request's share)";
+  }
   std::string proxies_error;
   if (!TrustedProxies::parse(o.trusted_proxies, &proxies_error)) {
     return "--trusted-proxies: " + proxies_error;
@@ -170,19 +185,6 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
       *s.probe);
   s.feed->start();
 
-  auto* window = s.window.get();
-  auto* limiter = s.limiter.get();
-  auto* probe = s.probe.get();
-  s.housekeeping =
-      s.actors->spawn([window, limiter, probe](caf::event_based_actor* self) -> caf::behavior {
-        self->send(self, housekeeping_atom::value);
-        return {[=](housekeeping_atom) {
-          probe->set_window(window->bytes(), window->newest());
-          limiter->forget_idle(std::chrono::seconds(60));
-          self->delayed_send(self, std::chrono::seconds(1), housekeeping_atom::value);
-        }};
-      });
-
   SessionContext session_context;
   session_context.window = s.window.get();
   session_context.feed = s.feed.get();
@@ -201,6 +203,9 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
       std::chrono::duration_cast<std::chrono::milliseconds>(options.ping_interval);
   http_options.connection.pong_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.pong_timeout);
+  http_options.header_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options.header_timeout);
+  http_options.max_request_memory = static_cast<std::size_t>(options.max_request_memory);
   auto* actors = s.actors.get();
   auto* stopping = &s.stopping;
   const bool compression_available = s.compression_available;
@@ -239,6 +244,21 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
     error = e.what();
     return nullptr;
   }
+  auto* window = s.window.get();
+  auto* limiter = s.limiter.get();
+  auto* probe = s.probe.get();
+  auto* http = s.http.get();
+  s.housekeeping = s.actors->spawn(
+      [window, limiter, probe, http](caf::event_based_actor* self) -> caf::behavior {
+        self->send(self, housekeeping_atom::value);
+        return {[=](housekeeping_atom) {
+          probe->set_window(window->bytes(), window->newest());
+          probe->set_http(http->stats());
+          limiter->forget_idle(std::chrono::seconds(60));
+          self->delayed_send(self, std::chrono::seconds(1), housekeeping_atom::value);
+        }};
+      });
+
   auto* feed = s.feed.get();
   s.metrics_server->set_health(
       [] { return true; },

@@ -29,6 +29,10 @@ struct FanoutOptions {
   std::chrono::microseconds slow_client_timeout = std::chrono::seconds(60);
   std::int64_t client_buffer_bytes = 1 << 20;  ///< unsent bytes per client before it waits
   std::chrono::microseconds shutdown_grace = std::chrono::seconds(5);
+  /// Time a client has to send its request (line and headers) once it starts one.
+  std::chrono::microseconds header_timeout = std::chrono::seconds(10);
+  /// Memory the requests being read may hold together (HttpServerOptions::max_request_memory).
+  std::int64_t max_request_memory = std::int64_t{128} << 20;
   std::string log_level = "info";
 };
 

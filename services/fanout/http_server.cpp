@@ -21,6 +21,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <ctime>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -50,6 +51,8 @@ constexpr std::size_t kMaxUserAgentBytes = 256;
 /// the socket is closed (closing with unread bytes would reset the connection and could destroy
 /// the response in flight).
 constexpr std::chrono::seconds kLingerTimeout{1};
+/// Most bytes one read of a request asks for.
+constexpr std::size_t kReadChunkBytes = 64 * 1024;
 /// Pause before accepting again after an accept error such as EMFILE.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 
@@ -229,6 +232,12 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   void track(const std::shared_ptr<HttpSession>& session);
   void track(const std::shared_ptr<ClientConnection>& connection);
 
+  /// A share of max_request_memory for `session`'s long request: true when granted now; else
+  /// the session is queued and its on_memory_granted() runs once a share is free.
+  bool acquire_request_memory(const std::shared_ptr<HttpSession>& session);
+  /// Gives a share back and grants it to the longest-waiting session.
+  void release_request_memory();
+
   const HttpServerOptions options;
   const SubscribeHandler handler;
   const std::shared_ptr<net::io_context> io;
@@ -244,6 +253,13 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> upgrades{0};
   std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> header_timeouts{0};
+  std::atomic<std::uint64_t> long_requests{0};
+
+  const std::size_t memory_share = request_memory_share(options);
+  std::mutex memory_mutex;
+  std::size_t memory_in_use = 0;                            // guarded by memory_mutex
+  std::deque<std::shared_ptr<HttpSession>> memory_waiters;  // guarded by memory_mutex
 
   std::mutex registry_mutex;
   std::vector<std::weak_ptr<HttpSession>> sessions;
@@ -252,6 +268,13 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
 };
 
 /// One TCP connection until it is answered and closed, or upgraded.
+///
+/// Reading: the bytes go into `buffer_` and Beast's parser is fed from it (parser::put), so this
+/// class decides how much is read and when. The first kSmallRequestBytes of a request are read
+/// at once; a longer request (a subscribe URL with thousands of wantedDids) first takes a share
+/// of the server's request memory, waiting for one in arrival order, and gives it back when it
+/// is answered or upgraded. The header timeout runs while bytes are awaited from the client and
+/// is paused while the session waits for memory.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(std::shared_ptr<ServerCore> server, tcp::socket socket)
@@ -261,8 +284,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         buffer_(server_->options.max_header_bytes + server_->options.max_body_bytes + 1024),
         peer_ip_(peer_address(socket_)) {}
 
+  ~HttpSession() {
+    if (holds_memory_) server_->release_request_memory();
+  }
+
   void run() {
-    net::post(socket_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+    net::post(socket_.get_executor(), [self = shared_from_this()] { self->start_request(); });
   }
 
   /// Closes the socket at once (server shutdown).
@@ -270,42 +297,123 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     net::post(socket_.get_executor(), [self = shared_from_this()] { self->close_now(); });
   }
 
- private:
-  void arm_timer(std::chrono::steady_clock::duration timeout) {
-    timer_.expires_after(timeout);
-    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (!ec) self->close_now();
+  /// A share of request memory is this session's now (called by the server, any thread).
+  void on_memory_granted() {
+    net::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->holds_memory_ = true;
+      if (self->done_) {
+        self->give_back_memory();
+        return;
+      }
+      self->arm_timer(self->server_->options.header_timeout, true);
+      self->read_more();
     });
   }
 
-  void do_read() {
+ private:
+  void arm_timer(std::chrono::steady_clock::duration timeout, bool reading_request = false) {
+    timer_.expires_after(timeout);
+    timer_.async_wait(
+        [self = shared_from_this(), reading_request](const boost::system::error_code& ec) {
+          if (ec || self->done_) return;
+          // An idle keep-alive connection that sends nothing is closed too, but not counted.
+          if (reading_request && self->parser_ && self->parser_->got_some()) {
+            self->server_->header_timeouts.fetch_add(1, std::memory_order_relaxed);
+          }
+          self->close_now();
+        });
+  }
+
+  void give_back_memory() {
+    if (!holds_memory_) return;
+    holds_memory_ = false;
+    server_->release_request_memory();
+  }
+
+  void start_request() {
     if (done_) return;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.max_header_bytes));
     parser_->body_limit(server_->options.max_body_bytes);
-    arm_timer(server_->options.request_timeout);
-    http::async_read(socket_, buffer_, *parser_,
-                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    arm_timer(server_->options.header_timeout, true);
+    parse_buffered();
   }
 
-  void on_read(const boost::system::error_code& ec) {
-    timer_.cancel();
-    if (done_) return;
-    if (ec) {
-      if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-        respond(json_error(431, "Request Header Fields Too Large"), true);
-      } else if (ec == http::error::body_limit) {
-        respond(json_error(413, "Request Entity Too Large"), true);
-      } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
-                 ec != http::error::end_of_stream && ec != http::error::partial_message) {
-        respond(text_response(400, "Bad Request"), true);  // malformed HTTP
-      } else {
-        close_now();  // EOF between requests, reset, timeout
+  /// Feeds the parser what is buffered (bytes pipelined behind the previous request, or just
+  /// read); reads more when it needs more.
+  void parse_buffered() {
+    while (buffer_.size() > 0) {
+      beast::error_code ec;
+      std::size_t used = 0;
+      try {
+        used = parser_->put(buffer_.data(), ec);
+      } catch (const std::length_error&) {
+        // Beast keeps one header field's value below 64 KiB (the target has no such bound).
+        ec = http::error::header_limit;
       }
+      buffer_.consume(used);
+      if (ec == http::error::need_more) break;
+      if (ec) {
+        on_read_error(ec);
+        return;
+      }
+      if (parser_->is_done()) {
+        on_request();
+        return;
+      }
+      if (used == 0) break;
+    }
+    read_more();
+  }
+
+  void read_more() {
+    const std::size_t limit = holds_memory_ ? buffer_.max_size() : kSmallRequestBytes;
+    if (buffer_.size() >= limit) {
+      if (!holds_memory_) {
+        // A long request: wait for a share of the request memory before reading on.
+        server_->long_requests.fetch_add(1, std::memory_order_relaxed);
+        timer_.cancel();
+        if (server_->acquire_request_memory(shared_from_this())) {
+          holds_memory_ = true;
+          arm_timer(server_->options.header_timeout, true);
+          read_more();
+        }
+        return;
+      }
+      respond(json_error(431, "Request Header Fields Too Large"), true);
       return;
     }
+    const std::size_t chunk = std::min(limit - buffer_.size(), kReadChunkBytes);
+    socket_.async_read_some(
+        buffer_.prepare(chunk),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t bytes) {
+          self->on_bytes(ec, bytes);
+        });
+  }
+
+  void on_bytes(const boost::system::error_code& ec, std::size_t bytes) {
+    if (done_) return;
+    if (ec) {
+      close_now();  // EOF between or inside requests, reset
+      return;
+    }
+    buffer_.commit(bytes);
+    parse_buffered();
+  }
+
+  void on_read_error(const beast::error_code& ec) {
+    timer_.cancel();
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      respond(json_error(431, "Request Header Fields Too Large"), true);
+    } else if (ec == http::error::body_limit) {
+      respond(json_error(413, "Request Entity Too Large"), true);
+    } else {
+      respond(text_response(400, "Bad Request"), true);  // malformed HTTP
+    }
+  }
+
+  void on_request() {
+    timer_.cancel();
     server_->requests.fetch_add(1, std::memory_order_relaxed);
     handle(parser_->get());
   }
@@ -371,7 +479,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void subscribe(Request& request, std::string_view target, std::size_t question, bool keep_alive) {
     SubscribeRequest subscribe;
-    subscribe.target = std::string(target);
     if (question != std::string_view::npos)
       subscribe.query = std::string(target.substr(question + 1));
     subscribe.socket_encoding = std::string(to_view(request["Socket-Encoding"]));
@@ -440,7 +547,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     response.close = close;
     response_ = render(response);
     close_after_write_ = close;
-    arm_timer(server_->options.request_timeout);
+    arm_timer(server_->options.header_timeout);
     net::async_write(socket_, net::buffer(response_),
                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                        self->on_write(ec);
@@ -453,9 +560,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (ec) {
       close_now();
     } else if (close_after_write_) {
+      // No request follows: the memory of this one goes now, not after the linger.
+      parser_.reset();
+      give_back_memory();
+      buffer_.consume(buffer_.size());
+      buffer_.shrink_to_fit();
       linger_close();
     } else {
-      do_read();
+      // Keep-alive: the next request starts small again.
+      parser_.reset();
+      give_back_memory();
+      if (buffer_.capacity() > 2 * kSmallRequestBytes) buffer_.shrink_to_fit();
+      start_request();
     }
   }
 
@@ -495,6 +611,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::string peer_ip_;
   bool close_after_write_ = false;
   bool done_ = false;
+  bool holds_memory_ = false;  // a share of the server's request memory
 };
 
 // --- ServerCore ----------------------------------------------------------------------
@@ -584,9 +701,40 @@ void ServerCore::stop() {
   });
 }
 
+bool ServerCore::acquire_request_memory(const std::shared_ptr<HttpSession>& session) {
+  std::lock_guard lock(memory_mutex);
+  if (memory_waiters.empty() && memory_in_use + memory_share <= options.max_request_memory) {
+    memory_in_use += memory_share;
+    return true;
+  }
+  memory_waiters.push_back(session);
+  return false;
+}
+
+void ServerCore::release_request_memory() {
+  std::shared_ptr<HttpSession> next;
+  {
+    std::lock_guard lock(memory_mutex);
+    memory_in_use -= memory_share;
+    if (memory_waiters.empty()) return;
+    next = std::move(memory_waiters.front());  // the share passes on: memory_in_use stays
+    memory_waiters.pop_front();
+    memory_in_use += memory_share;
+  }
+  next->on_memory_granted();
+}
+
 void ServerCore::shutdown() {
   if (shut_down.exchange(true)) return;
   stop();
+  {
+    // Waiting sessions are held only by this queue: they go (closing their sockets) with it.
+    std::deque<std::shared_ptr<HttpSession>> waiting;
+    {
+      std::lock_guard lock(memory_mutex);
+      waiting.swap(memory_waiters);
+    }
+  }
   std::vector<std::weak_ptr<HttpSession>> open_sessions;
   std::vector<std::weak_ptr<ClientConnection>> open_connections;
   {
@@ -656,6 +804,10 @@ class HttpServer::Impl final : public ServerCore {
 HttpServer::HttpServer(HttpServerOptions options, SubscribeHandler handler) {
   if (!handler) throw std::invalid_argument("HttpServer: no subscribe handler");
   if (options.threads == 0) throw std::invalid_argument("HttpServer: threads must be at least 1");
+  if (options.max_request_memory < request_memory_share(options)) {
+    throw std::invalid_argument("HttpServer: max_request_memory is below one request's share (" +
+                                std::to_string(request_memory_share(options)) + " bytes)");
+  }
   impl_ = std::make_shared<Impl>(std::move(options), std::move(handler));
   impl_->listen();
   impl_->do_accept();
@@ -671,8 +823,20 @@ void HttpServer::stop() { impl_->stop(); }
 void HttpServer::shutdown() { impl_->shutdown(); }
 
 HttpServerStats HttpServer::stats() const {
-  return HttpServerStats{impl_->connections_accepted.load(), impl_->requests.load(),
-                         impl_->upgrades.load(), impl_->rejected.load()};
+  HttpServerStats stats{impl_->connections_accepted.load(),
+                        impl_->requests.load(),
+                        impl_->upgrades.load(),
+                        impl_->rejected.load(),
+                        impl_->header_timeouts.load(),
+                        impl_->long_requests.load()};
+  std::lock_guard lock(impl_->memory_mutex);
+  stats.request_memory_in_use = impl_->memory_in_use;
+  stats.requests_waiting = impl_->memory_waiters.size();
+  return stats;
+}
+
+std::size_t request_memory_share(const HttpServerOptions& options) {
+  return kRequestMemoryFactor * (options.max_header_bytes + options.max_body_bytes + 1024);
 }
 
 }  // namespace jetstream::fanout

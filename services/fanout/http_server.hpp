@@ -24,9 +24,7 @@ namespace jetstream::fanout {
 
 /// What the fanout logic needs to decide about a `GET /subscribe`.
 struct SubscribeRequest {
-  /// The request target as received, e.g. `/subscribe?wantedCollections=app.bsky.feed.post`.
-  std::string target;
-  /// The part after `?` (empty when none), not decoded.
+  /// The part of the target after `?` (empty when none), not decoded; up to max_header_bytes.
   std::string query;
   /// The first `Socket-Encoding` header value (empty when absent).
   std::string socket_encoding;
@@ -63,15 +61,31 @@ struct HttpServerOptions {
   std::size_t threads = 1;
   /// Settings of every websocket connection.
   ConnectionOptions connection;
-  /// Time a client has to send a complete request (each one, on a keep-alive connection).
-  std::chrono::milliseconds request_timeout{10'000};
-  /// Longest request line + headers; longer gets 431.
-  std::size_t max_header_bytes = 8 * 1024;
+  /// Time a client has to send a complete request (each one, on a keep-alive connection), and
+  /// to read the answer; counted while its bytes are read, not while it waits for memory (below).
+  std::chrono::milliseconds header_timeout{10'000};
+  /// Longest request line + headers; longer gets 431. v1 takes 10,000 wantedDids (~440 KB).
+  std::size_t max_header_bytes = 1024 * 1024;
   /// Longest request body; longer gets 413.
   std::size_t max_body_bytes = 4 * 1024;
+  /// Memory the requests being read may hold together. The first kSmallRequestBytes of every
+  /// request are read at once; a longer one waits (in arrival order, its header timeout paused)
+  /// until a share of kRequestMemoryFactor × its largest size is free, so many long URLs at once
+  /// cost this much at most. At least one share; HttpServer refuses less.
+  std::size_t max_request_memory = std::size_t{128} << 20;
   /// Peers whose forwarding headers are believed (default: everyone, as v1).
   TrustedProxies trusted_proxies;
 };
+
+/// Bytes of a request read before it needs a share of max_request_memory: every ordinary
+/// request (a few hundred bytes, or a few thousand with filters) fits.
+inline constexpr std::size_t kSmallRequestBytes = 16 * 1024;
+/// A long request's share: its read buffer, the parser's copy of the target, the query handed to
+/// the handler and what the handler builds from it are each at most its size.
+inline constexpr std::size_t kRequestMemoryFactor = 4;
+
+/// The share of max_request_memory one long request takes (for validation and tests).
+[[nodiscard]] std::size_t request_memory_share(const HttpServerOptions& options);
 
 /// Counters, readable from any thread.
 struct HttpServerStats {
@@ -79,12 +93,17 @@ struct HttpServerStats {
   std::uint64_t requests = 0;              // complete HTTP requests read
   std::uint64_t upgrades = 0;              // websockets handed to the fanout logic
   std::uint64_t rejected = 0;              // /subscribe answered with an error
+  std::uint64_t header_timeouts = 0;       // connections closed: a request not sent in time
+  std::uint64_t long_requests = 0;         // requests that needed a share of request memory
+  std::size_t request_memory_in_use = 0;   // bytes of shares held now
+  std::size_t requests_waiting = 0;        // long requests waiting for a share now
 };
 
 class HttpServer {
  public:
   /// Binds (SO_REUSEADDR) and starts the threads. Throws std::system_error naming the address
-  /// when it cannot listen, std::invalid_argument when `handler` is empty or `threads` is 0.
+  /// when it cannot listen, std::invalid_argument when `handler` is empty, `threads` is 0 or
+  /// max_request_memory is below one share.
   HttpServer(HttpServerOptions options, SubscribeHandler handler);
   /// Calls shutdown().
   ~HttpServer();

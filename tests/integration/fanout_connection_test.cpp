@@ -28,6 +28,7 @@
 #include "services/fanout/client_connection.hpp"
 #include "services/fanout/http_server.hpp"
 #include "services/fanout/ws_frame.hpp"
+#include "tests/support/child_process.hpp"
 
 namespace jetstream::fanout {
 namespace {
@@ -374,10 +375,13 @@ class FanoutConnectionTest : public ::testing::Test {
   void start(ConnectionOptions connection = {}, std::size_t threads = 2,
              TrustedProxies trusted_proxies = {}) {
     HttpServerOptions options;
-    options.listen = config::ListenAddress{"127.0.0.1", 0};
-    options.threads = threads;
     options.connection = connection;
+    options.threads = threads;
     options.trusted_proxies = std::move(trusted_proxies);
+    start_with(std::move(options));
+  }
+  void start_with(HttpServerOptions options) {
+    options.listen = config::ListenAddress{"127.0.0.1", 0};
     server_ = std::make_unique<HttpServer>(options, hub_.handler());
   }
   void TearDown() override {
@@ -504,10 +508,105 @@ TEST_F(FanoutConnectionTest, MalformedAndOversizedRequestsAreRefused) {
   ASSERT_TRUE(garbage);
   EXPECT_EQ(garbage->status, 400);
 
+  // A head of 1 MiB + 1 byte: over the limit (max_header_bytes counts the whole head).
+  const std::string prefix = "GET / HTTP/1.1\r\nHost: x\r\nX-Big: ";
   const auto huge =
-      get("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n");
+      get(prefix + std::string(1024 * 1024 + 1 - prefix.size() - 4, 'a') + "\r\n\r\n");
   ASSERT_TRUE(huge);
   EXPECT_EQ(huge->status, 431);
+  EXPECT_TRUE(jetstream::testing::eventually(
+      [&] { return server_->stats().request_memory_in_use == 0; }, kWait))
+      << "the share is given back once the answer is written";
+}
+
+/// `/subscribe?wantedDids=...` with `count` DIDs of 32 bytes: ~440 KB for 10,000, as v1 takes.
+std::string long_subscribe_target(std::size_t count, std::size_t salt = 0) {
+  std::string target = "/subscribe?";
+  for (std::size_t i = 0; i < count; ++i) {
+    char did[64];
+    std::snprintf(did, sizeof did, "%swantedDids=did:plc:%012zu%012zu", i ? "&" : "", salt, i);
+    target += did;
+  }
+  return target;
+}
+
+TEST_F(FanoutConnectionTest, ASubscribeUrlWithTenThousandDidsReachesTheHandlerWhole) {
+  start();
+  const std::string target = long_subscribe_target(10'000);
+  ASSERT_GT(target.size(), 400'000u);
+  RawClient client(port());
+  client.send_all(upgrade_request(target));
+  const auto response = client.read_http(true);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 101);
+  const auto requests = hub_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].query, target.substr(target.find('?') + 1));
+  EXPECT_EQ(server_->stats().long_requests, 1u);
+  EXPECT_TRUE(jetstream::testing::eventually(
+      [&] { return server_->stats().request_memory_in_use == 0; }, kWait))
+      << "the upgraded session gave its share back";
+}
+
+TEST_F(FanoutConnectionTest, LongRequestsWaitInLineForRequestMemoryAndAllAreServed) {
+  HttpServerOptions options;
+  options.max_request_memory = request_memory_share(options);  // one long request at a time
+  start_with(options);
+  constexpr std::size_t kClients = 12;
+  std::vector<std::thread> threads;
+  std::atomic<std::size_t> upgraded{0};
+  std::atomic<std::size_t> most_in_use{0};
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done.load()) {
+      const std::size_t in_use = server_->stats().request_memory_in_use;
+      if (in_use > most_in_use.load()) most_in_use.store(in_use);
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  for (std::size_t i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      RawClient client(port());
+      client.send_all(upgrade_request(long_subscribe_target(10'000, i)));
+      const auto response = client.read_http(true);
+      if (response && response->status == 101) upgraded.fetch_add(1);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  done.store(true);
+  watcher.join();
+  EXPECT_EQ(upgraded.load(), kClients);
+  EXPECT_EQ(server_->stats().long_requests, kClients);
+  EXPECT_LE(most_in_use.load(), request_memory_share(options));
+  EXPECT_TRUE(jetstream::testing::eventually(
+      [&] { return server_->stats().request_memory_in_use == 0; }, kWait));
+  EXPECT_EQ(server_->stats().requests_waiting, 0u);
+}
+
+TEST_F(FanoutConnectionTest, AClientSendingItsHeadAByteASecondIsClosedAtTheHeaderTimeout) {
+  HttpServerOptions options;
+  options.header_timeout = 1500ms;
+  start_with(options);
+  RawClient slow(port());
+  std::atomic<bool> closed{false};
+  // The slow client drips a byte every 200 ms (faster than "a byte a second", so the timeout,
+  // not a gap between bytes, is what closes it); it would need minutes to finish its head.
+  std::thread dripper([&] {
+    const std::string request = upgrade_request("/subscribe");
+    for (std::size_t i = 0; i < request.size() - 1 && !closed.load(); ++i) {
+      if (::send(slow.fd(), request.data() + i, 1, MSG_NOSIGNAL) != 1) break;
+      std::this_thread::sleep_for(200ms);
+    }
+  });
+  // Meanwhile other clients are served as usual.
+  const auto root = get("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(root);
+  EXPECT_EQ(root->status, 200);
+  EXPECT_TRUE(slow.wait_closed(30s)) << "still open long after the header timeout";
+  closed.store(true);
+  dripper.join();
+  EXPECT_EQ(server_->stats().header_timeouts, 1u);
+  EXPECT_TRUE(hub_.requests().empty());
 }
 
 TEST_F(FanoutConnectionTest, SubscribeErrorFromTheHandlerIsPlainTextAndComesBeforeTheHandshake) {
@@ -580,7 +679,6 @@ TEST_F(FanoutConnectionTest, HandshakeAnswers101WithTheRfcAcceptKeyAndNoExtensio
 
   const auto requests = hub_.requests();
   ASSERT_EQ(requests.size(), 1u);
-  EXPECT_EQ(requests[0].target, "/subscribe?wantedCollections=app.bsky.feed.post&compress=true");
   EXPECT_EQ(requests[0].query, "wantedCollections=app.bsky.feed.post&compress=true");
   EXPECT_EQ(requests[0].socket_encoding, "zstd");
   EXPECT_EQ(requests[0].client_ip, "203.0.113.7");

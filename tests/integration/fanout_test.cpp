@@ -3,6 +3,10 @@
 // exactly as v1 clients use it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+
 #include "common/zstd/zstd_dictionary.hpp"
 #include "tests/support/pipeline_fixtures.hpp"
 #include "tests/support/refused_flags.hpp"
@@ -232,6 +236,8 @@ TEST(FanoutFlags, OutOfRangeValuesAreRefusedAtStartWithTheFlagNamed) {
           {{"--ping-interval", "0s"}, "--ping-interval"},
           {{"--slow-client-timeout", "10ms"}, "--slow-client-timeout"},
           {{"--trusted-proxies", "10.0.0.0/33"}, "--trusted-proxies"},
+          {{"--header-timeout", "0s"}, "--header-timeout"},
+          {{"--max-request-memory", "1000"}, "--max-request-memory"},
       });
 }
 
@@ -295,6 +301,112 @@ TEST_F(Fanout, DeliveriesToOneClientIpAreLimitedAcrossItsConnections) {
   const auto rest_first = read_events(first, log.size() - early_first, 5s).size();
   const auto rest_second = read_events(second, log.size() - early_second, 5s).size();
   EXPECT_EQ(early + rest_first + rest_second, 2 * log.size());
+}
+
+/// `count` distinct DIDs: those of `wanted` first, then made-up ones (valid did:plc syntax).
+std::string wanted_dids_query(const std::vector<std::string>& wanted, std::size_t count,
+                              std::size_t salt = 0) {
+  std::string query;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i > 0) query += '&';
+    query += "wantedDids=";
+    if (i < wanted.size()) {
+      query += wanted[i];
+    } else {
+      char made_up[40];
+      std::snprintf(made_up, sizeof made_up, "did:plc:%012zu%012zu", salt, i);
+      query += made_up;
+    }
+  }
+  return query;
+}
+
+/// kB of a process's peak resident memory (VmHWM), or 0.
+std::size_t peak_rss_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
+// v1 takes 10,000 wantedDids (~440 KB of URL): the filter must work with all of them, exactly.
+TEST_F(Fanout, TenThousandWantedDidsFilterExactlyAndTheNextOneIsRefusedWithV1sText) {
+  auto stack = start("dids", 150, 0, {"--max-sub-rate", "0"});
+  const auto log = full_log(*stack);
+  ASSERT_EQ(log.size(), expected_events_);
+  // Three DIDs that occur in the log, among 9,997 that do not.
+  std::vector<std::string> wanted;
+  for (const auto& event : log) {
+    if (std::find(wanted.begin(), wanted.end(), event.did) == wanted.end()) {
+      wanted.push_back(event.did);
+    }
+    if (wanted.size() == 3) break;
+  }
+  ASSERT_EQ(wanted.size(), 3u);
+  std::vector<std::string> expected;
+  for (const auto& event : log) {
+    if (std::find(wanted.begin(), wanted.end(), event.did) != wanted.end()) {
+      expected.push_back(event.json);
+    }
+  }
+  const std::string query = wanted_dids_query(wanted, 10'000);
+  ASSERT_GT(query.size(), 400'000u);
+  WsTestClient client;
+  ASSERT_EQ(client.connect(stack->fanout_port, "/subscribe?cursor=0&" + query), 101)
+      << client.response();
+  EXPECT_EQ(read_events(client, expected.size()), expected);
+  // Nothing else arrives: the three DIDs' events were all there was to send.
+  EXPECT_EQ(read_events(client, 1, 500ms).size(), 0u);
+
+  WsTestClient refused;
+  EXPECT_EQ(refused.connect(stack->fanout_port, "/subscribe?" + wanted_dids_query(wanted, 10'001)),
+            400);
+  EXPECT_NE(refused.response().find("invalid subscriber options: too many wanted DIDs"),
+            std::string::npos)
+      << refused.response();
+}
+
+// 1,000 clients sending a 440 KB URL each at once: their heads wait in line for request memory,
+// every one is served, and the same list is held once, so fanout stays within a few hundred MiB.
+TEST_F(Fanout, AThousandClientsWithTenThousandDidsEachConnectAtOnceWithinAFewHundredMiB) {
+  const auto loadgen = StackUnderTest::binary("tools/loadgen/jetstream-loadgen");
+  auto stack = start("long-urls", 75, 0, {"--max-sub-rate", "0"});
+  const auto log = full_log(*stack);
+  ASSERT_EQ(log.size(), expected_events_);
+  std::size_t wanted_events = 0;
+  for (const auto& event : log) {
+    if (event.did == log.front().did) ++wanted_events;
+  }
+  const auto query_file = stack->dir() / "long.query";
+  {
+    std::ofstream out(query_file);
+    out << "cursor=0&" << wanted_dids_query({log.front().did}, 10'000);
+  }
+  const std::size_t before_kib = peak_rss_kib(stack->fanout.pid());
+  support::ChildProcess clients;
+  const auto count = std::to_string(wanted_events);
+  ASSERT_TRUE(
+      clients.start(loadgen,
+                    {"--url", "ws://127.0.0.1:" + std::to_string(stack->fanout_port) + "/subscribe",
+                     "--query-file", query_file.string(), "--clients", "1000", "--connect-rate",
+                     "0", "--until-events", count, "--expect-events", count, "--duration", "150s",
+                     "--handshake-timeout", "120s"},
+                    (stack->dir() / "loadgen.log").string()));
+  const auto status = clients.stop(0, std::chrono::seconds(180));  // signal 0: just wait for it
+  ASSERT_TRUE(status.has_value()) << clients.log();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << clients.log();
+  const std::size_t peak_kib = peak_rss_kib(stack->fanout.pid());
+  std::printf("fanout peak RSS %zu KiB before, %zu KiB with 1,000 clients of 10,000 DIDs\n",
+              before_kib, peak_kib);
+  EXPECT_LT(peak_kib, std::size_t{384} * 1024) << "over 384 MiB";
+  EXPECT_TRUE(support::eventually(  // the metric follows the server's counters once a second
+      [&] {
+        return StackUnderTest::metric(stack->fanout_metrics_port,
+                                      "jetstream_fanout_long_requests_total") == 1000.0;
+      },
+      10s));
 }
 
 }  // namespace

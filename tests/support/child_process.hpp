@@ -85,6 +85,9 @@ class ChildProcess {
     }
   }
 
+  /// The running process's id, or -1.
+  pid_t pid() const { return pid_; }
+
   std::string log() const {
     std::ifstream in(log_path_);
     std::stringstream text;

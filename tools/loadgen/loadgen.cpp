@@ -128,6 +128,15 @@ int run(const Options& options, std::ostream& out, std::ostream& err,
   const auto url = parse_ws_url(options.url, &error);
   if (!url) return usage_error("--url " + options.url + ": " + error);
   std::string target = append_query(url->target, options.query);
+  if (!options.query_file.empty()) {
+    std::ifstream file(options.query_file, std::ios::binary);
+    if (!file) return usage_error("--query-file " + options.query_file + ": cannot open it");
+    std::ostringstream text;
+    text << file.rdbuf();
+    std::string more = std::move(text).str();
+    while (!more.empty() && (more.back() == '\n' || more.back() == '\r')) more.pop_back();
+    target = append_query(target, more);
+  }
   if (options.compress) target = append_query(target, "compress=true");
 
   EngineConfig config;
@@ -286,6 +295,9 @@ int loadgen_main(int argc, const char* const* argv, std::ostream& out, std::ostr
   flags.add_string(
       "query", &o.query,
       "query appended to the URL, e.g. 'wantedCollections=app.bsky.feed.post&cursor=0'");
+  flags.add_string("query-file", &o.query_file,
+                   "file whose contents (trailing newlines dropped) are appended to the query "
+                   "after --query: URLs longer than a command line allows (10,000 wantedDids)");
   flags.add_int64("clients", &o.clients, "websocket clients to open");
   flags.add_double("connect-rate", &o.connect_rate,
                    "new connections per second in total (0 = all at once)");

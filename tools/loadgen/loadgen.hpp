@@ -17,6 +17,7 @@ namespace jetstream::loadgen {
 struct Options {
   std::string url = "ws://127.0.0.1:6008/subscribe";
   std::string query;
+  std::string query_file;  ///< more query read from a file (URLs longer than one argv string)
   std::int64_t clients = 1000;
   double connect_rate = 0;  ///< connections per second in total; 0 = all at once
   std::chrono::microseconds duration = std::chrono::seconds(10);
