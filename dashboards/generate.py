@@ -243,7 +243,14 @@ def decode() -> Board:
         ('time() - max(jetstream_decode_log_time_us{end="newest"}) / 1e6', "newest"),
     ], unit="s", w=8)
     b.stat("Retention pass (mean)", "max(jetstream_decode_retention_run_seconds_sum / "
-                                    "jetstream_decode_retention_run_seconds_count)", unit="s", w=24)
+                                    "jetstream_decode_retention_run_seconds_count)", unit="s", w=8)
+    b.timeseries("Free disk space (data directory)", [
+        ("min by (instance) (jetstream_decode_disk_free_bytes)", "{{instance}}")], unit="bytes", w=8,
+        description="Below --min-free-bytes (default 1 GiB) decode stops storing, ingest holds the frames, "
+                    "/readyz says 'disk full'; storing resumes by itself when space returns.")
+    b.timeseries("Event log writable", [("min by (instance) (jetstream_decode_log_writable)", "{{instance}}")],
+                 unit="none", w=8,
+                 description="0: decode started on a full disk and serves its log read-only until space returns.")
     b.row("Replay")
     b.timeseries("Replay pages by status", [
         (f"sum by (status) (rate(jetstream_decode_replay_pages_total[{RI}]))", "{{status}}")], w=8)

@@ -104,6 +104,26 @@ DecodeProbe::DecodeProbe(std::shared_ptr<prometheus::Registry> registry,
                      .Help("Disk used by the event log")
                      .Register(r)
                      .Add({});
+  disk_free_ = &prometheus::BuildGauge()
+                    .Name("jetstream_decode_disk_free_bytes")
+                    .Help(
+                        "Free space of the data directory's file system (decode stops storing "
+                        "below --min-free-bytes)")
+                    .Register(r)
+                    .Add({});
+  min_free_ = &prometheus::BuildGauge()
+                   .Name("jetstream_decode_min_free_bytes")
+                   .Help("--min-free-bytes: the free space below which decode stops storing")
+                   .Register(r)
+                   .Add({});
+  log_writable_ = &prometheus::BuildGauge()
+                       .Name("jetstream_decode_log_writable")
+                       .Help(
+                           "1 while the event log is open for writing, 0 while read-only "
+                           "(started on a full disk)")
+                       .Register(r)
+                       .Add({});
+  log_writable_->Set(1);
   processing_seconds_ = &prometheus::BuildHistogram()
                              .Name("consumer_event_processing_duration_seconds")
                              .Help("Ingest receive to durably stored, per batch (v1 name)")
@@ -197,6 +217,14 @@ void DecodeProbe::set_log_bounds(std::int64_t oldest_time_us, std::int64_t newes
   oldest_time_us_->Set(static_cast<double>(oldest_time_us));
   newest_time_us_->Set(static_cast<double>(newest_time_us));
 }
+
+void DecodeProbe::set_disk_free(std::uint64_t bytes) {
+  disk_free_->Set(static_cast<double>(bytes));
+}
+
+void DecodeProbe::set_min_free(std::uint64_t bytes) { min_free_->Set(static_cast<double>(bytes)); }
+
+void DecodeProbe::set_log_writable(bool writable) { log_writable_->Set(writable ? 1 : 0); }
 
 void DecodeProbe::set_disk_usage(std::uint64_t bytes) {
   disk_usage_->Set(static_cast<double>(bytes));

@@ -40,6 +40,12 @@ class DecodeProbe {
   void set_queue_depth(std::int64_t batches_in_flight);
   void set_log_bounds(std::int64_t oldest_time_us, std::int64_t newest_time_us);
   void set_disk_usage(std::uint64_t bytes);
+  /// Free bytes of the data directory's file system (the disk watch, once a second).
+  void set_disk_free(std::uint64_t bytes);
+  /// --min-free-bytes, exported so alerts compare against the configured reserve.
+  void set_min_free(std::uint64_t bytes);
+  /// 1 while the event log is open for writing, 0 while read-only (started on a full disk).
+  void set_log_writable(bool writable);
   void record_retention_run(double seconds);
   void record_replay_page(std::string_view status, std::size_t events, double seconds);
 
@@ -60,6 +66,9 @@ class DecodeProbe {
   prometheus::Gauge* oldest_time_us_ = nullptr;
   prometheus::Gauge* newest_time_us_ = nullptr;
   prometheus::Gauge* disk_usage_ = nullptr;
+  prometheus::Gauge* disk_free_ = nullptr;
+  prometheus::Gauge* min_free_ = nullptr;
+  prometheus::Gauge* log_writable_ = nullptr;
   prometheus::Histogram* processing_seconds_ = nullptr;
   prometheus::Histogram* write_seconds_ = nullptr;
   prometheus::Histogram* upstream_lag_ = nullptr;

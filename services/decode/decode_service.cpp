@@ -1,10 +1,13 @@
 #include "services/decode/decode_service.hpp"
 
 #include <prometheus/registry.h>
+#include <sys/statvfs.h>
 
 #include <filesystem>
 #include <future>
 #include <iostream>
+#include <limits>
+#include <optional>
 #include <thread>
 
 #include "common/log/log.hpp"
@@ -52,6 +55,11 @@ void register_decode_flags(config::FlagSet& flags, DecodeOptions& o) {
   flags.add_duration("retention-interval", &o.retention_interval,
                      "how often old events are deleted");
   flags.add_bool("sync-writes", &o.sync_writes, "fsync every event log write (slower)");
+  flags.add_int64("min-free-bytes", &o.min_free_bytes,
+                  "free space the data directory keeps: below it decode stops storing (ingest "
+                  "holds the frames), /readyz says disk full, and it resumes by itself");
+  flags.add_duration("disk-check-interval", &o.disk_check_interval,
+                     "how often the data directory's free space is looked at");
   flags.add_string("log-level", &o.log_level, "debug, info, warn or error");
 }
 
@@ -120,7 +128,62 @@ retention_actor::behavior_type retention(retention_actor::pointer self, EventSto
   };
 }
 
-/// Turns "tcp://*:6012" into "tcp://0.0.0.0:6012" style endpoints ZeroMQ reports after binding.
+/// Free bytes for an unprivileged writer in the file system holding `path`; nullopt if unknown.
+std::optional<std::uint64_t> free_bytes(const std::string& path) {
+  struct statvfs stats {};
+  if (::statvfs(path.c_str(), &stats) != 0) return std::nullopt;
+  return std::uint64_t{stats.f_bavail} * std::uint64_t{stats.f_frsize};
+}
+
+std::string disk_full_text(std::uint64_t free, std::int64_t need) {
+  return "disk full: " + std::to_string(free) + " bytes free, need " + std::to_string(need);
+}
+
+using disk_watch_actor = caf::typed_actor<caf::reacts_to<tick_atom>>;
+
+/// Once a disk-check-interval: the data directory's free space into the probe and the
+/// counters; a read-only log is opened for writing once there is room again.
+disk_watch_actor::behavior_type disk_watch(disk_watch_actor::pointer self, EventStore* store,
+                                           DecodeProbe* probe, PipelineCounters* counters,
+                                           std::string data_dir, std::int64_t min_free,
+                                           std::chrono::microseconds interval) {
+  self->send(self, tick_atom::value);
+  return {
+      [=](tick_atom) {
+        const auto free = free_bytes(data_dir);
+        if (!free) {
+          log::warn_every(std::chrono::minutes(1), "decode-statvfs",
+                          "cannot read the data directory's free space", {{"dir", data_dir}});
+        }
+        const std::uint64_t bytes = free.value_or(std::numeric_limits<std::uint64_t>::max());
+        const bool room = !free || bytes >= static_cast<std::uint64_t>(min_free);
+        counters->disk_free_bytes.store(bytes);
+        if (free) probe->set_disk_free(bytes);
+        bool writable = store->writable();
+        if (room && !writable) {
+          std::string error;
+          if (store->reopen_writable(error)) {
+            log::info("disk space is back: the event log is open for writing again",
+                      {{"free_bytes", bytes}});
+            writable = true;
+          } else {
+            log::warn_every(std::chrono::seconds(30), "decode-reopen",
+                            "cannot open the event log for writing yet", {{"error", error}});
+          }
+        }
+        probe->set_log_writable(writable);
+        const bool had_room = counters->disk_has_room.exchange(room && writable);
+        if (had_room && !(room && writable)) {
+          log::warn("disk full: decode stops storing (ingest holds the frames) until space returns",
+                    {{"free_bytes", bytes}, {"min_free_bytes", min_free}});
+        } else if (!had_room && room && writable) {
+          log::info("disk space is back: decode stores again", {{"free_bytes", bytes}});
+        }
+        self->delayed_send(self, interval, tick_atom::value);
+      },
+  };
+}
+
 }  // namespace
 
 struct DecodeService::Impl {
@@ -135,6 +198,7 @@ struct DecodeService::Impl {
   std::unique_ptr<caf::actor_system> actors;
   event_writer_actor writer;
   retention_actor retention_worker;
+  disk_watch_actor disk_watcher;
   std::vector<decode_worker_actor> workers;
   std::unique_ptr<FrameReceiver> receiver;
   std::unique_ptr<ReplayServer> replay;
@@ -167,6 +231,10 @@ std::optional<std::string> validate_decode_options(const DecodeOptions& o) {
   }
   if (o.heartbeat_interval.count() <= 0) return "--heartbeat-interval must be positive";
   if (o.retention_interval.count() <= 0) return "--retention-interval must be positive";
+  if (o.min_free_bytes < 0) return "--min-free-bytes must not be negative (0 = no reserve)";
+  if (o.disk_check_interval < std::chrono::milliseconds(10)) {
+    return "--disk-check-interval must be at least 10ms";
+  }
   return std::nullopt;
 }
 
@@ -185,6 +253,19 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   EventStore::Options store_options;
   store_options.path = (std::filesystem::path(options.data_dir) / "events").string();
   store_options.sync_writes = options.sync_writes;
+  // RocksDB aborts the process when the writes of a read-write open fail on a full disk, and a
+  // pod that crash-loops cannot serve the replay it still holds: below the reserve, the log
+  // opens read-only, and the disk watch opens it for writing once space returns.
+  const auto free_at_start = free_bytes(options.data_dir);
+  if (free_at_start && *free_at_start < static_cast<std::uint64_t>(options.min_free_bytes)) {
+    store_options.read_only = true;
+    s.counters.disk_has_room.store(false);
+    s.counters.disk_free_bytes.store(*free_at_start);
+    log::warn(disk_full_text(*free_at_start, options.min_free_bytes) +
+                  ": the event log opens read-only (replay is served; storing resumes by itself "
+                  "when space returns)",
+              {{"dir", options.data_dir}});
+  }
   s.store = EventStore::open(store_options, error);
   if (!s.store) return nullptr;
   s.counters.durable_cursor.store(s.store->upstream_cursor());
@@ -208,6 +289,8 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   metrics::register_build_info(*s.registry, "decode");
   s.probe = std::make_unique<DecodeProbe>(s.registry, options.ws_url_label);
   s.probe->set_log_bounds(s.store->oldest_time_us(), s.store->newest_time_us());
+  s.probe->set_min_free(static_cast<std::uint64_t>(options.min_free_bytes));
+  s.probe->set_log_writable(s.store->writable());
 
   const auto listen = config::parse_listen_address(options.metrics_listen_addr, &error);
   if (!listen) return nullptr;
@@ -241,6 +324,9 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   }
   s.retention_worker = s.actors->spawn<caf::detached>(
       retention, s.store.get(), s.probe.get(), options.event_ttl, options.retention_interval);
+  s.disk_watcher = s.actors->spawn<caf::detached>(
+      disk_watch, s.store.get(), s.probe.get(), &s.counters, options.data_dir,
+      options.min_free_bytes, options.disk_check_interval);
   try {
     s.replay =
         std::make_unique<ReplayServer>(s.context, options.replay_endpoint, *s.store, *s.probe,
@@ -263,9 +349,15 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   s.receiver->start();
 
   auto* receiver = s.receiver.get();
+  auto* counters = &s.counters;
+  const std::int64_t min_free = options.min_free_bytes;
   s.metrics_server->set_health(
       [] { return true; },
-      [receiver] {
+      [receiver, counters, min_free] {
+        if (!counters->disk_has_room.load()) {
+          return metrics::HealthReport::unhealthy(
+              disk_full_text(counters->disk_free_bytes.load(), min_free));
+        }
         return receiver->streaming()
                    ? metrics::HealthReport::healthy()
                    : metrics::HealthReport::unhealthy("not following an ingest stream yet");
@@ -286,7 +378,9 @@ void DecodeService::stop() {
   if (s.receiver) s.receiver->stop();
   // Let every dispatched batch be stored: its frames are acknowledged to nobody yet, but storing
   // them now saves ingest from sending them again after the restart.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // On a full disk nothing more is stored: do not wait for it.
+  const bool disk_full = !s.counters.disk_has_room.load();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(disk_full ? 0 : 10);
   while (s.counters.batches_in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -296,12 +390,20 @@ void DecodeService::stop() {
     for (auto& worker : s.workers) caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(s.writer, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(s.retention_worker, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(s.disk_watcher, caf::exit_reason::user_shutdown);
     s.workers.clear();
     s.writer = nullptr;
     s.retention_worker = nullptr;
+    s.disk_watcher = nullptr;
     s.actors->await_all_actors_done();
   }
   if (s.metrics_server) s.metrics_server->stop();
+  if (s.store && disk_full && s.store->writable()) {
+    log::warn(
+        "disk full: the event log is left for RocksDB to recover at the next start, as after "
+        "a crash (closing it would write to the full disk)");
+    s.store->abandon_at_close();
+  }
   log::info("decode stopped", {{"upstream_cursor", s.store ? s.store->upstream_cursor() : -1}});
 }
 

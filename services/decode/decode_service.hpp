@@ -32,6 +32,11 @@ struct DecodeOptions {
   std::chrono::microseconds heartbeat_interval = std::chrono::seconds(1);
   std::chrono::microseconds retention_interval = std::chrono::minutes(1);
   bool sync_writes = false;
+  /// Below this much free space in the data directory's file system decode stops storing (and so
+  /// taking frames) before RocksDB meets ENOSPC; on start below it the log opens read-only.
+  std::int64_t min_free_bytes = std::int64_t{1} << 30;
+  /// How often the free space is looked at.
+  std::chrono::microseconds disk_check_interval = std::chrono::seconds(1);
   std::string log_level = "info";
 };
 

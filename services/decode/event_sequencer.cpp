@@ -78,6 +78,14 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
   }
   if (batch.cursor > cursor_) cursor_ = batch.cursor;
 
+  // Below the free-space reserve nothing is stored, so nothing is acknowledged: the receiver
+  // pauses when its batches in flight are full and ingest holds the frames (README "Disk full").
+  while (!counters_.disk_has_room.load(std::memory_order_acquire)) {
+    for (int i = 0; i < 10 && !stopping.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (stopping.load()) return false;
+  }
   const auto write_start = std::chrono::steady_clock::now();
   std::string error;
   while (!store_.append(views_, cursor_, error)) {

@@ -209,8 +209,6 @@ struct EventStore::Db {
   rocksdb::ColumnFamilyHandle* events = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
   rocksdb::WriteOptions write_options;
-  /// Serializes append and delete_before (the chain checks read the in-memory head).
-  std::mutex write_mutex;
   /// Reused by append so a steady writer does not reallocate the batch's buffer.
   rocksdb::WriteBatch batch;
 
@@ -291,18 +289,36 @@ bool read_meta(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta, const rocksdb
 EventStore::EventStore(Options options, std::unique_ptr<Db> db)
     : options_(std::move(options)), db_(std::move(db)) {}
 
-EventStore::~EventStore() = default;
+namespace {
+/// The RocksDB instance abandon_at_close left open (one per process: decode's).
+std::atomic<void*> abandoned_store{nullptr};
+}  // namespace
 
-std::unique_ptr<EventStore> EventStore::open(const Options& options, std::string& error) {
-  if (options.path.empty()) {
-    error = "event store: empty path";
-    return nullptr;
+EventStore::~EventStore() {
+  if (abandon_at_close_.load() && db_ && writable()) {
+    // Deliberately not closed (see abandon_at_close): the process is exiting. Kept reachable
+    // from a global, so leak checkers see it held, which it is until the exit.
+    abandoned_store.store(db_.release());
   }
-  std::error_code ec;
-  std::filesystem::create_directories(options.path, ec);
-  if (ec) {
-    error = "cannot create event store directory " + options.path + ": " + ec.message();
-    return nullptr;
+}
+
+/// What open_db read: the RocksDB handles (or none) and the metadata, checked.
+struct EventStore::Opened {
+  std::unique_ptr<Db> db;
+  std::int64_t cursor = -1, last = 0, oldest = 0, deleted_through = 0, floor = 0;
+};
+
+bool EventStore::open_db(const Options& options, Opened& out, std::string& error) {
+  if (!options.read_only) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.path, ec);
+    if (ec) {
+      error = "cannot create event store directory " + options.path + ": " + ec.message();
+      return false;
+    }
+  } else if (!std::filesystem::exists(std::filesystem::path(options.path) / "CURRENT")) {
+    out = Opened{};  // nothing stored yet: an empty log until it can be created
+    return true;
   }
 
   auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
@@ -328,7 +344,9 @@ std::unique_ptr<EventStore> EventStore::open(const Options& options, std::string
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   const rocksdb::Status status =
-      rocksdb::DB::Open(db_options, options.path, families, &handles, &raw);
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, options.path, families, &handles, &raw)
+          : rocksdb::DB::Open(db_options, options.path, families, &handles, &raw);
   if (!status.ok()) {
     const std::string message = describe(status);
     if (status.IsIOError() && (message.find("/LOCK") != std::string::npos ||
@@ -339,7 +357,7 @@ std::unique_ptr<EventStore> EventStore::open(const Options& options, std::string
     } else {
       error = "cannot open event store " + options.path + ": " + message;
     }
-    return nullptr;
+    return false;
   }
 
   auto db = std::make_unique<Db>();
@@ -360,13 +378,13 @@ std::unique_ptr<EventStore> EventStore::open(const Options& options, std::string
     found = found || present;
     return true;
   };
-  if (!load(kMetaFormatVersion, version)) return nullptr;
+  if (!load(kMetaFormatVersion, version)) return false;
   const bool fresh = !found;
   if (!load(kMetaUpstreamCursor, cursor) || !load(kMetaLastTimeUs, last) ||
       !load(kMetaOldestTimeUs, oldest) || !load(kMetaDeletedThrough, deleted_through) ||
       !load(kMetaRetentionFloor, floor)) {
     error = "event store " + options.path + ": " + error;
-    return nullptr;
+    return false;
   }
 
   std::int64_t first_key = 0, last_key = 0;
@@ -378,48 +396,99 @@ std::unique_ptr<EventStore> EventStore::open(const Options& options, std::string
     if (it->Valid() && !decode_key(it->key(), last_key)) last_key = -1;
     if (!it->status().ok()) {
       error = "event store " + options.path + ": reading events: " + describe(it->status());
-      return nullptr;
+      return false;
     }
   }
 
   if (fresh) {
     if (first_key != 0 || last_key != 0) {
       error = "event store " + options.path + ": events present but no metadata";
-      return nullptr;
+      return false;
     }
-    const MetaValue bytes = encode_i64(kFormatVersion);
-    rocksdb::WriteOptions sync_write;
-    sync_write.sync = true;
-    const rocksdb::Status put = db->db->Put(sync_write, db->meta, slice(kMetaFormatVersion),
-                                            rocksdb::Slice(bytes.data(), bytes.size()));
-    if (!put.ok()) {
-      error = "event store " + options.path + ": writing format version: " + describe(put);
-      return nullptr;
+    if (!options.read_only) {
+      const MetaValue bytes = encode_i64(kFormatVersion);
+      rocksdb::WriteOptions sync_write;
+      sync_write.sync = true;
+      const rocksdb::Status put = db->db->Put(sync_write, db->meta, slice(kMetaFormatVersion),
+                                              rocksdb::Slice(bytes.data(), bytes.size()));
+      if (!put.ok()) {
+        error = "event store " + options.path + ": writing format version: " + describe(put);
+        return false;
+      }
     }
   } else if (version != kFormatVersion) {
     error = "event store " + options.path + ": unsupported format version " +
             std::to_string(version) + " (this build reads " + std::to_string(kFormatVersion) + ")";
-    return nullptr;
+    return false;
   } else if (first_key != oldest || last_key != last || cursor < -1 ||
              (last != 0 && deleted_through >= oldest)) {
     error = "event store " + options.path + ": metadata does not match the stored events (oldest " +
             std::to_string(oldest) + " vs first key " + std::to_string(first_key) + ", last " +
             std::to_string(last) + " vs last key " + std::to_string(last_key) + ")";
+    return false;
+  }
+  out.db = std::move(db);
+  out.cursor = cursor;
+  out.last = last;
+  out.oldest = oldest;
+  out.deleted_through = deleted_through;
+  out.floor = floor;
+  return true;
+}
+
+void EventStore::adopt(Opened& opened) {
+  db_ = std::move(opened.db);
+  upstream_cursor_.store(opened.cursor);
+  last_time_us_.store(opened.last);
+  oldest_time_us_.store(opened.oldest);
+  deleted_through_.store(opened.deleted_through);
+  retention_floor_.store(opened.floor);
+}
+
+std::unique_ptr<EventStore> EventStore::open(const Options& options, std::string& error) {
+  if (options.path.empty()) {
+    error = "event store: empty path";
     return nullptr;
   }
-
-  std::unique_ptr<EventStore> store(new EventStore(options, std::move(db)));
-  store->upstream_cursor_.store(cursor);
-  store->last_time_us_.store(last);
-  store->oldest_time_us_.store(oldest);
-  store->deleted_through_.store(deleted_through);
-  store->retention_floor_.store(floor);
+  Opened opened;
+  if (!open_db(options, opened, error)) return nullptr;
+  std::unique_ptr<EventStore> store(new EventStore(options, nullptr));
+  store->adopt(opened);
+  store->writable_.store(!options.read_only);
   return store;
+}
+
+bool EventStore::reopen_writable(std::string& error) {
+  std::lock_guard write_lock(write_mutex_);
+  if (writable()) return true;
+  Options writable_options = options_;
+  writable_options.read_only = false;
+  std::unique_lock swap_lock(db_guard_);  // readers finish their pages, then wait
+  db_.reset();                            // RocksDB: the read-only instance goes first
+  Opened opened;
+  if (!open_db(writable_options, opened, error)) {
+    // Back to serving what we have, read-only; the caller tries again later.
+    std::string ignored;
+    Opened again;
+    if (open_db(options_, again, ignored)) adopt(again);
+    return false;
+  }
+  adopt(opened);
+  options_.read_only = false;
+  writable_.store(true, std::memory_order_release);
+  return true;
 }
 
 bool EventStore::append(std::span<const proto::EventView> events, std::int64_t upstream_cursor,
                         std::string& error) {
-  std::lock_guard lock(db_->write_mutex);
+  std::lock_guard lock(write_mutex_);
+  std::shared_lock guard(db_guard_);
+  if (!writable()) {
+    error =
+        "event store append: the event log is open read-only (not enough disk space to open "
+        "it for writing)";
+    return false;
+  }
   const std::int64_t stored_last = last_time_us_.load(std::memory_order_relaxed);
   std::int64_t last = stored_last;
   for (std::size_t i = 0; i < events.size(); ++i) {
@@ -500,8 +569,11 @@ bool EventStore::append(std::span<const proto::EventView> events, std::int64_t u
 bool EventStore::delete_before(std::int64_t cutoff_time_us, std::string& error) {
   std::int64_t deleted_through = 0;
   std::int64_t cutoff = 0;
+  std::shared_lock guard(db_guard_, std::defer_lock);
   {
-    std::lock_guard lock(db_->write_mutex);
+    std::lock_guard lock(write_mutex_);
+    if (!writable()) return true;  // read-only: retention waits until the log can be written
+    guard.lock();
     const std::int64_t newest = last_time_us_.load(std::memory_order_relaxed);
     const std::int64_t oldest = oldest_time_us_.load(std::memory_order_relaxed);
     // The newest event is never deleted: it is the chain head (its time_us is the next event's
@@ -595,6 +667,12 @@ proto::ReplayStatus EventStore::read_page(const proto::ReplayRequest& request,
                 "invalid request: " + std::string(proto::to_string(*invalid)));
   }
 
+  std::shared_lock guard(db_guard_);
+  if (!db_) {  // read-only, and nothing was ever stored: an empty log
+    page.next_time_us = request.start_time_us;
+    page.done = true;
+    return proto::ReplayStatus::ok;
+  }
   // One snapshot for the metadata and the scan, so too_old, prev_time_us and the bounds agree
   // with the events read even while the writer appends or retention deletes.
   rocksdb::DB& db = *db_->db;
@@ -759,6 +837,8 @@ std::int64_t EventStore::retention_floor_time_us() const noexcept {
 }
 
 std::uint64_t EventStore::disk_usage_bytes() const {
+  std::shared_lock guard(db_guard_);
+  if (!db_) return 0;
   std::uint64_t sst = 0, memtables = 0;
   (void)db_->db->GetAggregatedIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &sst);
   (void)db_->db->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables,
@@ -767,6 +847,8 @@ std::uint64_t EventStore::disk_usage_bytes() const {
 }
 
 std::uint64_t EventStore::approximate_event_count() const {
+  std::shared_lock guard(db_guard_);
+  if (!db_) return 0;
   std::uint64_t keys = 0;
   (void)db_->db->GetIntProperty(db_->events, rocksdb::DB::Properties::kEstimateNumKeys, &keys);
   return keys;

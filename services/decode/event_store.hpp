@@ -5,13 +5,19 @@
 // Threads: one writer at a time (append and delete_before serialize on an internal mutex; decode
 // calls append from its sequencer and delete_before from a background actor); any number of
 // concurrent read_page callers, each with its own ReplayPageBuffer. Every accessor is
-// thread-safe.
+// thread-safe, reopen_writable() included.
+//
+// Read-only: on a disk too full to open RocksDB for writing (RocksDB aborts the process when
+// its open-time writes fail), the store opens read-only: replay serves what it holds, appends
+// fail, retention does nothing, and reopen_writable() switches to writing once there is room.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -100,12 +106,22 @@ class EventStore {
     /// A read_page examines at most this many stored events, so a filter that matches nothing
     /// cannot hold a reader for long; the page then says where to continue (done = false).
     std::size_t max_scan_keys = 200'000;
+    /// Open without writing anything (RocksDB's read-only mode). A store that does not exist yet
+    /// is then an empty log until reopen_writable() creates it.
+    bool read_only = false;
   };
 
-  /// Opens (creating when missing) the store at options.path. nullptr with `error` set when the
-  /// path cannot be created or written, another process (or another EventStore in this one)
-  /// holds the DB's lock, or the stored data is inconsistent.
+  /// Opens (creating when missing, unless read_only) the store at options.path. nullptr with
+  /// `error` set when the path cannot be created or written, another process (or another
+  /// EventStore in this one) holds the DB's lock, or the stored data is inconsistent.
   static std::unique_ptr<EventStore> open(const Options& options, std::string& error);
+
+  /// Whether appends and retention write (false after a read-only open, until reopen_writable).
+  bool writable() const noexcept { return writable_.load(std::memory_order_acquire); }
+  /// A read-only store opens for writing (creating the store when it did not exist), checking
+  /// its data as open() does; replay readers wait for the switch, nothing they read changes.
+  /// true at once when already writable; false with `error` set (still read-only) on failure.
+  bool reopen_writable(std::string& error);
 
   ~EventStore();
   EventStore(const EventStore&) = delete;
@@ -117,7 +133,8 @@ class EventStore {
   /// event valid per proto::validate. Anything else is a bug in the sequencer: it prints what and
   /// aborts. `events` may be empty (a frame that yielded no event still advances the cursor).
   /// `upstream_cursor` is the upstream seq of the last frame whose events are stored (>= -1).
-  /// false with `error` set when RocksDB fails the write; nothing of it is then stored.
+  /// false with `error` set when RocksDB fails the write or the store is read-only; nothing of it
+  /// is then stored.
   bool append(std::span<const proto::EventView> events, std::int64_t upstream_cursor,
               std::string& error);
 
@@ -153,12 +170,28 @@ class EventStore {
 
   const Options& options() const noexcept { return options_; }
 
+  /// At destruction, leaves RocksDB unclosed, as a crash would. For a disk too full to close it
+  /// cleanly: RocksDB aborts the process when its close-time writes fail, and a crash loses
+  /// nothing (every acknowledged append is in the WAL; RocksDB recovers it on the next open).
+  void abandon_at_close() noexcept { abandon_at_close_.store(true); }
+
  private:
   struct Db;
+  struct Opened;
   EventStore(Options options, std::unique_ptr<Db> db);
+  static bool open_db(const Options& options, Opened& out, std::string& error);
+  void adopt(Opened& opened);
 
   Options options_;
+  /// Serializes append, delete_before and reopen_writable (the chain checks read the head).
+  std::mutex write_mutex_;
+  /// Shared by every use of db_, exclusive while reopen_writable swaps it (taken after
+  /// write_mutex_ when both are).
+  mutable std::shared_mutex db_guard_;
+  /// nullptr only for a read-only open of a store that does not exist yet (an empty log).
   std::unique_ptr<Db> db_;
+  std::atomic<bool> writable_{false};
+  std::atomic<bool> abandon_at_close_{false};
   std::atomic<std::int64_t> upstream_cursor_{-1};
   std::atomic<std::int64_t> last_time_us_{0};
   std::atomic<std::int64_t> oldest_time_us_{0};

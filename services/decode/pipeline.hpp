@@ -47,6 +47,10 @@ struct PipelineCounters {
   std::atomic<std::int64_t> batches_in_flight{0};  ///< dispatched, not yet stored
   std::atomic<std::int64_t> newest_time_us{0};
   std::atomic<std::int64_t> oldest_time_us{0};
+  /// The data directory's free space is at least --min-free-bytes and the log is writable: the
+  /// sequencer stores only while this holds (the disk watch sets it once a second).
+  std::atomic<bool> disk_has_room{true};
+  std::atomic<std::uint64_t> disk_free_bytes{0};  ///< at the last look
 };
 
 }  // namespace jetstream::decode

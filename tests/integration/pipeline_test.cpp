@@ -3,7 +3,12 @@
 // through kill -9 of either process and an upstream that keeps dropping the connection. Garbage
 // from upstream is counted and skipped.
 #include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <fstream>
 #include <regex>
 #include <sstream>
 
@@ -161,6 +166,120 @@ TEST_F(Pipeline, MalformedFramesFromUpstreamAreCountedAndSkipped) {
             16);
   EXPECT_TRUE(stack.decode.running());
   EXPECT_TRUE(stack.ingest.running());
+}
+
+/// A tmpfs of `bytes` mounted on `dir` for the test's life (needs root, as CI has): a disk that
+/// can really be filled. Unmounted lazily, so processes still holding files do not block it.
+class SmallDisk {
+ public:
+  SmallDisk(std::filesystem::path dir, std::size_t bytes) : dir_(std::move(dir)) {
+    std::filesystem::create_directories(dir_);
+    const std::string data = "size=" + std::to_string(bytes);
+    mounted_ = ::mount("tmpfs", dir_.c_str(), "tmpfs", 0, data.c_str()) == 0;
+    if (!mounted_) error_ = std::strerror(errno);
+  }
+  ~SmallDisk() {
+    if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
+  }
+  SmallDisk(const SmallDisk&) = delete;
+  SmallDisk& operator=(const SmallDisk&) = delete;
+
+  bool mounted() const { return mounted_; }
+  const std::string& error() const { return error_; }
+
+  /// Writes a filler file until the file system has no byte left.
+  void fill() {
+    std::FILE* file = std::fopen((dir_ / "filler").c_str(), "ab");
+    ASSERT_NE(file, nullptr);
+    std::setvbuf(file, nullptr, _IONBF, 0);
+    const std::string chunk(64 * 1024, 'x');
+    for (std::size_t size = chunk.size(); size > 0; size /= 2) {
+      while (std::fwrite(chunk.data(), 1, size, file) == size) {
+      }
+      std::clearerr(file);
+    }
+    std::fclose(file);
+  }
+  void free_space() { std::filesystem::remove(dir_ / "filler"); }
+
+ private:
+  std::filesystem::path dir_;
+  bool mounted_ = false;
+  std::string error_;
+};
+
+// A disk that fills while decode runs, then decode restarted on it again and again: it never
+// aborts (RocksDB would, opened for writing on a full disk), it serves the replay it holds, it
+// says why it is not ready, and once space returns it stores everything ingest kept for it.
+TEST_F(Pipeline, AFullDiskPausesDecodeRestartsOnItServeReplayAndNothingIsLost) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs (CI runs as root)";
+  StackUnderTest stack("disk-full");
+  SmallDisk disk(stack.dir() / "data", std::size_t{256} << 20);
+  ASSERT_TRUE(disk.mounted()) << "mount tmpfs: " << disk.error();
+  const auto capture = stack.dir() / "upstream.frames";
+  const auto expected = support::write_repeated_capture(capture, 600);
+  ASSERT_TRUE(expected.has_value());
+  StackUnderTest::Options o = options(100, capture);  // ~6 s of upstream
+  o.decode_args = {"--min-free-bytes", std::to_string(8 << 20), "--disk-check-interval", "50ms"};
+  ASSERT_TRUE(stack.start(o));
+  ASSERT_TRUE(support::eventually([&] { return log_of(stack).size() >= 50; }, 60s))
+      << stack.decode.log();
+
+  disk.fill();
+  const auto readyz = [&] {
+    return StackUnderTest::http_get(stack.decode_metrics_port, "/readyz");
+  };
+  ASSERT_TRUE(
+      support::eventually([&] { return readyz().find("disk full: ") != std::string::npos; }, 30s))
+      << readyz() << stack.decode.log();
+  // Storing has stopped: the log no longer grows (one batch may have been on its way).
+  std::size_t held = 0;
+  ASSERT_TRUE(support::eventually(
+      [&] {
+        const std::size_t before = log_of(stack).size();
+        std::this_thread::sleep_for(300ms);
+        held = log_of(stack).size();
+        return held == before;
+      },
+      30s));
+  ASSERT_LT(held, *expected);
+
+  for (int restart = 0; restart < 3; ++restart) {
+    const auto status = stack.decode.stop(SIGTERM, 30s);
+    ASSERT_TRUE(status.has_value()) << stack.decode.log();
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+        << "decode on a full disk ended with wait status " << *status << "\n"
+        << stack.decode.log();
+    ASSERT_TRUE(stack.restart_decode());
+    ASSERT_TRUE(support::eventually(
+        [&] {
+          const std::string answer = readyz();
+          return answer.find(" 503 ") != std::string::npos &&
+                 answer.find("disk full: ") != std::string::npos &&
+                 answer.find("bytes free, need 8388608") != std::string::npos;
+        },
+        30s))
+        << readyz() << stack.decode.log();
+    EXPECT_EQ(StackUnderTest::metric(stack.decode_metrics_port, "jetstream_decode_log_writable"),
+              0.0);
+    EXPECT_EQ(log_of(stack).size(), held) << "replay serves what the log holds";
+    EXPECT_TRUE(stack.decode.running()) << stack.decode.log();
+  }
+
+  disk.free_space();
+  std::vector<support::OwnedEvent> log;
+  ASSERT_TRUE(support::eventually([&] { return (log = log_of(stack)).size() >= *expected; }, 90s))
+      << log.size() << " of " << *expected << "\n"
+      << stack.decode.log() << stack.ingest.log();
+  std::this_thread::sleep_for(500ms);  // a duplicate, if any, would be stored by now
+  log = log_of(stack);
+  EXPECT_EQ(log.size(), *expected);
+  for (std::size_t i = 1; i < log.size(); ++i) ASSERT_GT(log[i].time_us, log[i - 1].time_us);
+  EXPECT_TRUE(support::eventually([&] { return readyz().find(" 200 ") != std::string::npos; }, 30s))
+      << readyz();
+  EXPECT_EQ(StackUnderTest::metric(stack.decode_metrics_port, "jetstream_decode_log_writable"),
+            1.0);
+  stack.decode.kill_now();  // before the tmpfs goes
 }
 
 }  // namespace

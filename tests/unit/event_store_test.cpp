@@ -909,3 +909,74 @@ TEST(EventStore, ReplayPageBufferKeepsItsViewsValidAcrossAMove) {
 }
 
 }  // namespace
+
+// ---- Read-only (a disk too full to open RocksDB for writing)
+
+TEST(EventStore, AReadOnlyOpenOfNothingIsAnEmptyLogUntilReopenedForWriting) {
+  TempDir dir;
+  EventStore::Options options;
+  options.path = dir.db();
+  options.read_only = true;
+  std::string error;
+  auto store = EventStore::open(options, error);
+  ASSERT_NE(store, nullptr) << error;
+  EXPECT_FALSE(store->writable());
+  EXPECT_FALSE(std::filesystem::exists(dir.db())) << "a read-only open writes nothing";
+  ReplayPageBuffer buffer;
+  EXPECT_EQ(store->read_page(request_all(), buffer), ReplayStatus::ok);
+  EXPECT_TRUE(buffer.page().done);
+  EXPECT_TRUE(buffer.page().events.empty());
+  const auto events = make_events(10);
+  EXPECT_FALSE(store->append(views_of(events, 0, 10), 7, error));
+  EXPECT_NE(error.find("read-only"), std::string::npos) << error;
+  EXPECT_TRUE(store->delete_before(events[5].time_us, error)) << "retention waits, no error";
+
+  ASSERT_TRUE(store->reopen_writable(error)) << error;
+  EXPECT_TRUE(store->writable());
+  ASSERT_TRUE(store->append(views_of(events, 0, 10), 7, error)) << error;
+  EXPECT_EQ(read_all(*store, request_all()).events, events);
+  EXPECT_EQ(store->upstream_cursor(), 7);
+}
+
+TEST(EventStore, AReadOnlyOpenServesTheLogAndReopensForWritingUnderReaders) {
+  TempDir dir;
+  const auto events = make_events(3000);
+  {
+    auto store = open_store(dir.db());
+    ASSERT_NE(store, nullptr);
+    append_all(*store, std::vector<Event>(events.begin(), events.begin() + 2000));
+  }
+  EventStore::Options options;
+  options.path = dir.db();
+  options.read_only = true;
+  std::string error;
+  auto store = EventStore::open(options, error);
+  ASSERT_NE(store, nullptr) << error;
+  EXPECT_FALSE(store->writable());
+  const std::vector<Event> first(events.begin(), events.begin() + 2000);
+  EXPECT_EQ(read_all(*store, request_all()).events, first);
+  EXPECT_EQ(store->last_time_us(), events[1999].time_us);
+
+  // Readers page through the log while it switches to writing: every scan is whole and in order.
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad_scans{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        const auto scan = read_all(*store, request_all()).events;
+        if (scan.size() < 2000 ||
+            !std::equal(first.begin(), first.end(), scan.begin(), scan.begin() + 2000)) {
+          bad_scans.fetch_add(1);
+        }
+      }
+    });
+  }
+  ASSERT_TRUE(store->reopen_writable(error)) << error;
+  std::string append_error;
+  EXPECT_TRUE(store->append(views_of(events, 2000, 3000), 99, append_error)) << append_error;
+  stop.store(true);
+  for (auto& reader : readers) reader.join();
+  EXPECT_EQ(bad_scans.load(), 0);
+  EXPECT_EQ(read_all(*store, request_all()).events, events);
+}
