@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Fanout benchmarks of issue 4, self-contained on 127.0.0.1 (the whole pipeline as processes):
-#   1. latency: 1,000 live clients while upstream plays ~2,000 events/s → p50/p99/max publish→receive
+# Fanout benchmarks, self-contained on 127.0.0.1 (the whole pipeline as processes):
+#   0. memory: fanout RSS per idle client; peak RSS while 1,000 clients each send a 10,000-DID
+#      (~440 KB) subscribe URL at once
+#   1. latency: 1,000 live clients while upstream plays ~2,000 events/s → p50/p99/max publish→receive,
+#      and fanout's own share (its delivery-lag histogram: event time to the write handed to the
+#      client's socket)
 #   2. throughput: 1,000 clients replaying the whole log from cursor=0 → deliveries/s per fanout
 #      CPU second
-# Prints the loadgen summaries and each figure's ratio to the issue's target.
+# Prints the machine first (CPU, cores, build type, how busy it was before the start), the CPU
+# pinning, the loadgen summaries and each figure's ratio to its target.
+#
+# Pinning (--pin, the default with 2 or more cores): fanout gets the first half of the cores, the
+# load generator and the rest of the pipeline the other half (taskset), so the clients' reads do
+# not compete with fanout's writes for the same core. --no-pin shares every core.
 #
 #   bash scripts/bench-fanout.sh [--build-dir build/release] [--clients 1000] [--seconds 20]
-#                                [--rate FRAMES_PER_S] [--fanout-arg ARG]...
+#                                [--rate FRAMES_PER_S] [--no-pin] [--fanout-arg ARG]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/bench-machine.sh
 B=build/release
+PIN=1
 CLIENTS=1000
 SECONDS_LIVE=20
 RATE=1950  # frames/s; the corpus gives 77 events per 75 frames → ~2,000 events/s
@@ -21,6 +32,8 @@ while [[ $# -gt 0 ]]; do
     --seconds) SECONDS_LIVE="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
     --fanout-arg) FANOUT_ARGS+=("$2"); shift 2 ;;
+    --pin) PIN=1; shift ;;
+    --no-pin) PIN=0; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -30,6 +43,21 @@ for binary in tools/frames/jetstream-frames services/ingest/jetstream-ingest \
     services/decode/jetstream-decode services/fanout/jetstream-fanout tools/loadgen/jetstream-loadgen; do
   [[ -x $B/$binary ]] || { echo "bench-fanout: $B/$binary not built" >&2; exit 1; }
 done
+print_bench_machine "$B"
+CORES=$(nproc)
+FANOUT_CPUS=""
+OTHER_CPUS=""
+if (( PIN == 1 && CORES >= 2 )) && command -v taskset >/dev/null; then
+  HALF=$(( CORES / 2 ))
+  FANOUT_CPUS="0-$(( HALF - 1 ))"
+  OTHER_CPUS="${HALF}-$(( CORES - 1 ))"
+  echo "==> pinning: fanout on CPUs $FANOUT_CPUS; loadgen, decode, ingest and the upstream on CPUs $OTHER_CPUS"
+else
+  echo "==> pinning: none (every process on every core)"
+fi
+# Runs "$@" on the fanout's CPUs / the others' CPUs when pinning.
+on_fanout_cpus() { if [[ -n $FANOUT_CPUS ]]; then taskset -c "$FANOUT_CPUS" "$@"; else "$@"; fi; }
+on_other_cpus() { if [[ -n $OTHER_CPUS ]]; then taskset -c "$OTHER_CPUS" "$@"; else "$@"; fi; }
 WORK=$(mktemp -d /tmp/jetstream-bench-fanout.XXXXXX)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -39,27 +67,31 @@ ulimit -n 65536 2>/dev/null || true
 FRAMES=$(( RATE * (SECONDS_LIVE + 15) ))
 echo "==> synthetic upstream: $FRAMES real relay frames with fresh seqs"
 "$B/tools/frames/jetstream-frames" repeat "$SHARED/corpus/dev.frames" "$WORK/upstream.frames" --frames "$FRAMES" 2>/dev/null
+# fanout's io and session threads: with pinning, one of each per fanout core.
+if [[ -n $FANOUT_CPUS ]]; then
+  FANOUT_ARGS=(--io-threads "$(( (CORES / 2 + 1) / 2 ))" --actor-threads "$(( (CORES / 2 + 1) / 2 ))" "${FANOUT_ARGS[@]}")
+fi
 DICT=()
 [[ -f $SHARED/zstd/jetstream-v1.zdict ]] && DICT=(--zstd-dictionary-path "$SHARED/zstd/jetstream-v1.zdict")
 P=19000
-"$B/services/decode/jetstream-decode" --data-dir "$WORK/data" "${DICT[@]}" \
+on_other_cpus "$B/services/decode/jetstream-decode" --data-dir "$WORK/data" "${DICT[@]}" \
   --frames-endpoint tcp://127.0.0.1:$((P+10)) --control-endpoint tcp://127.0.0.1:$((P+11)) \
   --events-endpoint tcp://127.0.0.1:$((P+12)) --replay-endpoint tcp://127.0.0.1:$((P+13)) \
   --metrics-listen-addr 127.0.0.1:$((P+29)) >"$WORK/decode.log" 2>&1 & DECODE=$!; PIDS+=($DECODE)
-"$B/services/fanout/jetstream-fanout" --listen-addr 127.0.0.1:$((P+8)) --metrics-listen-addr 127.0.0.1:$((P+9)) \
+on_fanout_cpus "$B/services/fanout/jetstream-fanout" --listen-addr 127.0.0.1:$((P+8)) --metrics-listen-addr 127.0.0.1:$((P+9)) \
   --events-endpoint tcp://127.0.0.1:$((P+12)) --replay-endpoint tcp://127.0.0.1:$((P+13)) "${DICT[@]}" \
   --max-sub-rate 0 "${FANOUT_ARGS[@]}" >"$WORK/fanout.log" 2>&1 & FANOUT=$!; PIDS+=($FANOUT)
 sleep 1
-"$B/tools/frames/jetstream-frames" serve "$WORK/upstream.frames" --listen 127.0.0.1:$((P+0)) --rate "$RATE" \
+on_other_cpus "$B/tools/frames/jetstream-frames" serve "$WORK/upstream.frames" --listen 127.0.0.1:$((P+0)) --rate "$RATE" \
   --keep-open >"$WORK/serve.log" 2>&1 & SERVE=$!; PIDS+=($SERVE)
-"$B/services/ingest/jetstream-ingest" --ws-url ws://127.0.0.1:$((P+0))/xrpc/com.atproto.sync.subscribeRepos \
+on_other_cpus "$B/services/ingest/jetstream-ingest" --ws-url ws://127.0.0.1:$((P+0))/xrpc/com.atproto.sync.subscribeRepos \
   --frames-listen-addr 127.0.0.1:$((P+10)) --control-listen-addr 127.0.0.1:$((P+11)) \
   --metrics-listen-addr 127.0.0.1:$((P+19)) >"$WORK/ingest.log" 2>&1 & INGEST=$!; PIDS+=($INGEST)
 sleep 2
 
 echo "==> 0. memory: $CLIENTS idle clients (a filter nothing matches) (target <= 64 KiB per idle client)"
 RSS_BEFORE=$(awk '/VmRSS/{print $2}' /proc/$FANOUT/status)
-"$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" \
+on_other_cpus "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" \
   --query wantedCollections=com.example.nothing.matches --clients "$CLIENTS" --connect-rate 2000 \
   --duration 8s --progress=false >"$WORK/idle.txt" 2>&1 & IDLE=$!
 sleep 5
@@ -67,6 +99,20 @@ RSS_IDLE=$(awk '/VmRSS/{print $2}' /proc/$FANOUT/status)
 wait "$IDLE" || true
 awk -v before="$RSS_BEFORE" -v idle="$RSS_IDLE" -v n="$CLIENTS" 'BEGIN {
   per = (idle - before) / n; printf "  fanout RSS %d KiB -> %d KiB with %d idle clients: %.1f KiB per idle client (%.2fx of the 64 KiB limit)\n", before, idle, n, per, per / 64 }'
+
+echo "==> 0b. memory: $CLIENTS clients each sending a 10,000-DID subscribe URL (~440 KB) at once (target: a few hundred MiB)"
+python3 - "$WORK/long.query" <<'PY'
+import sys
+dids = "&".join(f"wantedDids=did:plc:{i:024d}" for i in range(10_000))
+open(sys.argv[1], "w").write("cursor=0&" + dids)
+PY
+HWM_BEFORE=$(awk '/VmHWM/{print $2}' /proc/$FANOUT/status)
+on_other_cpus "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" \
+  --query-file "$WORK/long.query" --clients "$CLIENTS" --connect-rate 0 --duration 10s \
+  --handshake-timeout 60s --progress=false >"$WORK/long-urls.txt" 2>&1 || true
+CONNECTED=$(awk '/^  clients /{ print $4; exit }' "$WORK/long-urls.txt")
+awk -v before="$HWM_BEFORE" -v after="$(awk '/VmHWM/{print $2}' /proc/$FANOUT/status)" -v c="${CONNECTED:-?}" 'BEGIN {
+  printf "  fanout peak RSS %.1f MiB before, %.1f MiB after %s clients connected with a 440 KB URL each\n", before / 1024, after / 1024, c }'
 
 # CPU seconds (user + system) a process has used so far.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
@@ -103,7 +149,7 @@ declare -A CPU_BEFORE
 for name in FANOUT DECODE INGEST SERVE; do CPU_BEFORE[$name]=$(cpu_seconds "${!name}"); done
 curl -s "127.0.0.1:$((P+9))/metrics" >"$WORK/fanout-before.prom"
 LIVE_START=$(date +%s.%N)
-"$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --clients "$CLIENTS" \
+on_other_cpus "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --clients "$CLIENTS" \
   --connect-rate 1000 --duration "${SECONDS_LIVE}s" --server-pid "$FANOUT" | tee "$WORK/latency.txt" || true
 LIVE_SECONDS=$(awk -v a="$LIVE_START" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 curl -s "127.0.0.1:$((P+9))/metrics" >"$WORK/fanout-after.prom"
@@ -125,7 +171,7 @@ awk -v t="$TOTAL" -v l="${LOADGEN_CPU:-0}" -v s="$LIVE_SECONDS" -v n="$(nproc)" 
 
 echo "==> 2. throughput: $CLIENTS clients replay the stored log from cursor=0 (target >= 2,000,000 deliveries/s per core)"
 STORED=$(curl -s "127.0.0.1:$((P+29))/metrics" | awk '/^jetstream_decode_events_stored_total /{print int($2)}')
-"$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --query cursor=0 \
+on_other_cpus "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --query cursor=0 \
   --clients "$CLIENTS" --connect-rate 500 --until-events "$STORED" --duration 120s --expect-same \
   --server-pid "$FANOUT" | tee "$WORK/throughput.txt" || true
 echo "==> fanout memory (RSS): $(awk '/VmRSS/{print $2/1024 " MiB"}' /proc/$FANOUT/status) for $CLIENTS clients"

@@ -98,15 +98,19 @@ TEST_F(Fanout, LiveAndCursorClientsGetEveryEventExactlyOnceInOrderWhilePublishin
   }
   EXPECT_EQ(read_events(posts, expected_posts.size()), expected_posts);
 
-  // The live client: a gap-free, duplicate-free suffix of the log.
-  const auto live_events = read_events(live, log.size(), 2s);
-  ASSERT_FALSE(live_events.empty());
+  // The live client: a gap-free, duplicate-free suffix of the log. Its first event says where
+  // the suffix starts, and so how many events it must get (waited for by count, not by time).
+  auto live_events = read_events(live, 1, 60s);
+  ASSERT_EQ(live_events.size(), 1u);
   const auto first = std::find_if(log.begin(), log.end(), [&](const support::OwnedEvent& e) {
     return e.json == live_events.front();
   });
   ASSERT_NE(first, log.end());
   const auto offset = static_cast<std::size_t>(first - log.begin());
+  const auto rest = read_events(live, log.size() - offset - 1, 60s);
+  live_events.insert(live_events.end(), rest.begin(), rest.end());
   ASSERT_EQ(live_events.size(), log.size() - offset);
+  EXPECT_EQ(read_events(live, 1, 300ms).size(), 0u) << "a duplicate or an event after the log";
   for (std::size_t i = 0; i < live_events.size(); ++i)
     EXPECT_EQ(live_events[i], log[offset + i].json);
 }
@@ -179,7 +183,7 @@ TEST_F(Fanout, OptionsUpdateReplacesFiltersAndInvalidOnesCloseWithAReason) {
   EXPECT_FALSE(client.read(1s)) << "nothing may arrive before the hello";
   ASSERT_TRUE(client.send_text(
       R"({"type":"options_update","payload":{"wantedCollections":["app.bsky.feed.post"],"maxMessageSizeBytes":600}})"));
-  const auto events = read_events(client, 20, 5s);
+  const auto events = read_events(client, 20, 30s);
   ASSERT_FALSE(events.empty());
   for (const auto& event : events) {
     EXPECT_NE(event.find(R"("collection":"app.bsky.feed.post")"), std::string::npos) << event;
@@ -210,7 +214,9 @@ TEST_F(Fanout, AReaderThatStopsReadingIsClosedAsTooSlowAndOthersAreUnaffected) {
   WsTestClient healthy;
   ASSERT_EQ(healthy.connect(stack->fanout_port, "/subscribe?cursor=0"), 101);
   const auto log = full_log(*stack);
-  const auto received = read_events(healthy, log.size());
+  // Decided by events: the healthy reader gets the whole log, however long the stuck one's
+  // pressure makes that take on a busy machine.
+  const auto received = read_events(healthy, log.size(), 60s);
   EXPECT_EQ(received.size(), log.size()) << stack->fanout.log();
   ASSERT_TRUE(support::eventually(
       [&] {
@@ -286,20 +292,23 @@ TEST_F(Fanout, DeliveriesToOneClientIpAreLimitedAcrossItsConnections) {
   const auto log = full_log(*stack);
   ASSERT_EQ(log.size(), 154u);
   WsTestClient first, second;
+  const auto start = std::chrono::steady_clock::now();
   ASSERT_EQ(first.connect(stack->fanout_port, "/subscribe?cursor=0"), 101);
   ASSERT_EQ(second.connect(stack->fanout_port, "/subscribe?cursor=0"), 101);
-  // 100 events/s with a burst of 100, shared by both connections from 127.0.0.1: after 0.5 s at
-  // most ~150 of the 308 deliveries can have happened, however fast fanout is.
+  // 100 events/s with a burst of 100, shared by both connections from 127.0.0.1: by any moment
+  // t after the start at most 100 + 100 t of the 308 deliveries can have happened, however fast
+  // fanout is (a slow machine only delivers fewer). The bound is checked against the time
+  // actually passed, so a test thread descheduled for a while cannot fail it.
   std::this_thread::sleep_for(500ms);
-  // Only what has already arrived (the limit lets one event through every 10 ms).
   const auto early_first = read_events(first, log.size(), 1ms).size();
   const auto early_second = read_events(second, log.size(), 1ms).size();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto early = early_first + early_second;
-  EXPECT_LE(early, 170u);
-  EXPECT_GE(early, 50u);
+  EXPECT_LE(static_cast<double>(early), 100 + 100 * elapsed + 5) << "after " << elapsed << " s";
   // ...and nothing is lost: both finish.
-  const auto rest_first = read_events(first, log.size() - early_first, 5s).size();
-  const auto rest_second = read_events(second, log.size() - early_second, 5s).size();
+  const auto rest_first = read_events(first, log.size() - early_first, 30s).size();
+  const auto rest_second = read_events(second, log.size() - early_second, 30s).size();
   EXPECT_EQ(early + rest_first + rest_second, 2 * log.size());
 }
 

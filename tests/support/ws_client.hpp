@@ -58,7 +58,7 @@ class WsTestClient {
     request += extra_headers + "\r\n";
     if (!send_all(request)) return -1;
     while (buffer_.find("\r\n\r\n") == std::string::npos) {
-      if (!fill(std::chrono::seconds(5))) return -1;
+      if (!fill(std::chrono::seconds(30))) return -1;  // a bound, not an expectation
     }
     const auto end = buffer_.find("\r\n\r\n") + 4;
     response_ = buffer_.substr(0, end);
@@ -72,7 +72,7 @@ class WsTestClient {
         if (at != std::string::npos) length = std::stoul(response_.substr(at + std::strlen(name)));
       }
       while ((length == std::string::npos || buffer_.size() < length) &&
-             fill(std::chrono::seconds(2))) {
+             fill(std::chrono::seconds(10))) {
       }
       response_ += buffer_;
       buffer_.clear();
