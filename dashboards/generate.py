@@ -304,6 +304,13 @@ def fanout() -> Board:
         description="jetstream_fanout_delivery_lag_seconds: from an event's time_us (sequenced and stored by "
                     "decode) to queued to a client, sampled once per send with the send's oldest event. "
                     "Sends to clients being replayed from an old cursor count too (see replaying clients).")
+    b.timeseries("Fanout's own share: arrival → socket", [
+        (quantile(0.5, "jetstream_fanout_write_lag_seconds"), "p50"),
+        (quantile(0.99, "jetstream_fanout_write_lag_seconds"), "p99"),
+        (quantile(0.99, "jetstream_fanout_write_lag_seconds", by="instance"), "p99 {{instance}}"),
+    ], unit="s", w=12,
+        description="jetstream_fanout_write_lag_seconds: from an event block's arrival at fanout to the kernel "
+                    "taking the first frame of a send to a client, once per send (target p99 < 5 ms).")
     b.timeseries("Behind decode's newest stored event", [(LAG_STORED_TO_FANOUT, "{{instance}}")], unit="s", w=12,
                  description="decode's newest stored time_us minus the newest time_us this replica holds.")
     b.timeseries("Age of the newest event held", [

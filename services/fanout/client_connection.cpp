@@ -319,7 +319,13 @@ struct ClientConnection::Impl {
       front_offset += take;
       if (entry.kind == EntryKind::kData) data_bytes += take;
       if (front_offset < entry.frame.size) break;
-      if (entry.kind == EntryKind::kData) ++data_frames;
+      if (entry.kind == EntryKind::kData) {
+        ++data_frames;
+        if (entry.frame.measure_from != std::chrono::steady_clock::time_point{} &&
+            options.on_frame_written) {
+          options.on_frame_written(std::chrono::steady_clock::now() - entry.frame.measure_from);
+        }
+      }
       if (entry.kind == EntryKind::kPing) ping_written = true;
       if (entry.kind == EntryKind::kClose) close_written = true;
       queue.pop_front();

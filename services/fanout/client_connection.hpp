@@ -41,6 +41,10 @@ struct SharedFrame {
   std::shared_ptr<const void> owner;
   const std::uint8_t* data = nullptr;
   std::size_t size = 0;
+  /// When set (not the epoch), the time this frame's bytes have taken once the socket has them
+  /// is reported to ConnectionOptions::on_frame_written: fanout sets it on the first frame of a
+  /// send to the moment the event reached fanout, which measures fanout's own share of latency.
+  std::chrono::steady_clock::time_point measure_from{};
 
   /// A frame owning its bytes (one allocation): `SharedFrame::copy_of(make_frame(...))`.
   static SharedFrame copy_of(std::string bytes);
@@ -91,6 +95,9 @@ struct ConnectionHandlers {
 
 /// Tunables of every connection (the defaults are the production values).
 struct ConnectionOptions {
+  /// Called on the connection's strand when a frame with `measure_from` set is wholly taken by
+  /// the kernel, with the time since `measure_from`. Must be cheap and thread-safe.
+  std::function<void(std::chrono::steady_clock::duration since)> on_frame_written;
   /// A ping is sent this long after the previous one was answered (v1: 30 s).
   std::chrono::milliseconds ping_interval{30'000};
   /// After a ping is written, the client must send something (a pong or anything else) within

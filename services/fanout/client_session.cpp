@@ -165,8 +165,12 @@ Delivery deliver_queue(session_pointer self) {
         stopped = true;
         break;
       }
-      if (frames.empty()) first_time_us = event.time_us;
-      frames.push_back({nullptr, frame.data(), frame.size()});  // owned below
+      if (frames.empty()) {
+        first_time_us = event.time_us;
+        frames.push_back({nullptr, frame.data(), frame.size(), block->arrived_at()});
+      } else {
+        frames.push_back({nullptr, frame.data(), frame.size()});  // owned below
+      }
       bytes += frame.size();
       --budget;
       s.position = event.time_us;

@@ -3,6 +3,7 @@
 // every client that receives them. Blocks come from decode's live stream and from replay pages.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -44,8 +45,11 @@ class EventBlock {
   }
   /// Index of the first event with time_us > `position` (events().size() if none).
   std::size_t first_after(std::int64_t position) const;
+  /// When the block was built, i.e. when its events reached fanout (live or from a replay page).
+  std::chrono::steady_clock::time_point arrived_at() const { return arrived_at_; }
 
  private:
+  std::chrono::steady_clock::time_point arrived_at_ = std::chrono::steady_clock::now();
   std::string arena_;
   std::vector<BlockEvent> events_;
 };

@@ -89,6 +89,15 @@ FanoutProbe::FanoutProbe(std::shared_ptr<prometheus::Registry> registry)
                        .Add({}, prometheus::Histogram::BucketBoundaries{
                                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,
                                     30, 300, 3600, 86400});
+  write_lag_ = &prometheus::BuildHistogram()
+                    .Name("jetstream_fanout_write_lag_seconds")
+                    .Help(
+                        "Fanout's own share: an event's arrival at fanout to the kernel taking "
+                        "the first frame of a send to a client, per send")
+                    .Register(r)
+                    .Add({}, prometheus::Histogram::BucketBoundaries{
+                                 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01,
+                                 0.025, 0.05, 0.1, 0.25, 1, 5});
   auto& feed = prometheus::BuildCounter()
                    .Name("jetstream_fanout_feed_repairs_total")
                    .Help("Gaps in decode's live stream filled from the event log")
@@ -153,6 +162,8 @@ void FanoutProbe::delivered(std::uint64_t events, std::uint64_t bytes) {
   events_delivered_->Increment(static_cast<double>(events));
   bytes_delivered_->Increment(static_cast<double>(bytes));
 }
+
+void FanoutProbe::write_lag(double seconds) { write_lag_->Observe(seconds < 0 ? 0 : seconds); }
 
 void FanoutProbe::delivery_lag(double seconds) {
   delivery_lag_->Observe(seconds < 0 ? 0 : seconds);

@@ -39,6 +39,9 @@ class FanoutProbe final : public FeedObserver {
   /// decode's sequencing time (`time_us`) of the first event of a send to the send: how far
   /// behind the stream a client is served (sampled once per send).
   void delivery_lag(double seconds);
+  /// Fanout's own share: from a block's arrival at fanout to the kernel taking the first frame
+  /// of a send to one client (sampled once per send, every client).
+  void write_lag(double seconds);
   void skipped_filtered(std::uint64_t events);
   void skipped_oversize(std::uint64_t events);
   void replay_started();
@@ -69,6 +72,7 @@ class FanoutProbe final : public FeedObserver {
   prometheus::Counter* replay_pages_ = nullptr;
   prometheus::Histogram* replay_lag_ = nullptr;
   prometheus::Histogram* delivery_lag_ = nullptr;
+  prometheus::Histogram* write_lag_ = nullptr;
   prometheus::Counter* gaps_repaired_ = nullptr;
   prometheus::Counter* repaired_events_ = nullptr;
   prometheus::Counter* chain_resets_ = nullptr;

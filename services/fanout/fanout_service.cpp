@@ -203,6 +203,11 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
       std::chrono::duration_cast<std::chrono::milliseconds>(options.ping_interval);
   http_options.connection.pong_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.pong_timeout);
+  auto* lag_probe = s.probe.get();
+  http_options.connection.on_frame_written =
+      [lag_probe](std::chrono::steady_clock::duration since) {
+        lag_probe->write_lag(std::chrono::duration<double>(since).count());
+      };
   http_options.header_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.header_timeout);
   http_options.max_request_memory = static_cast<std::size_t>(options.max_request_memory);
