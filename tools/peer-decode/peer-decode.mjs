@@ -4,8 +4,9 @@
 //   --atproto (default): the way a Node.js firehose consumer does it with atproto's own packages
 //     (@atproto/xrpc-server's frame parser, @atproto/repo's CAR reader, cborToLexRecord,
 //     @atproto/lex-json);
-//   --lean: the fastest JavaScript we could write for the job: cborg straight (CIDs left as bytes),
-//     a hand-written CAR walk, node:crypto's sha256, JSON.stringify.
+//   --lean: the fastest JavaScript we could write for the job: cborg straight (CIDs left as bytes,
+//     written with multiformats' base32 when needed), a hand-written CAR walk, node:crypto's
+//     sha256, JSON.stringify.
 // scripts/bench-decode.sh runs jetstream-frames and both peers on the same file and prints the
 // ratios. It is a yardstick, not a second implementation: its lines have v1's shape and fields
 // but not v1's exact bytes (key order inside records, escaping), and it reads the whole capture
@@ -27,11 +28,12 @@ if (!path || args.length !== 1) {
 }
 
 const require = createRequire(new URL('../../tests/e2e/package.json', import.meta.url));
-let Frame, readCar, cborToLexRecord, lexStringify, cborg;
+let Frame, readCar, cborToLexRecord, lexStringify, cborg, base32Codec;
 try {
   ({ Frame } = require('@atproto/xrpc-server/dist/stream/frames.js'));
   ({ readCar, cborToLexRecord } = require('@atproto/repo'));
   ({ lexStringify } = require('@atproto/lex-json'));
+  ({ base32: base32Codec } = require('multiformats/bases/base32'));
   cborg = await import(pathToFileURL(new URL('../../tests/e2e/node_modules/cborg/cborg.js',
     import.meta.url).pathname).href);
 } catch (error) {
@@ -112,23 +114,9 @@ function emitOther(type, body) {
   }
 }
 
-// ---- --lean: cborg, a hand-written CAR walk, node:crypto.
-const kBase32 = 'abcdefghijklmnopqrstuvwxyz234567';
-function base32(bytes) {
-  let out = 'b';
-  let bits = 0;
-  let value = 0;
-  for (const byte of bytes) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += kBase32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += kBase32[(value << (5 - bits)) & 31];
-  return out;
-}
+// ---- --lean: cborg, a hand-written CAR walk, node:crypto, multiformats' base32.
+// CIDs as text: multiformats' base32 (multibase prefix 'b' included), as JavaScript code does.
+const base32 = (bytes) => base32Codec.encode(bytes);
 class Link {
   constructor(bytes) { this.bytes = bytes; }  // the CID, without tag 42's leading 0x00
   get key() { return Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length).toString('latin1'); }
