@@ -55,9 +55,14 @@ if (( PIN == 1 && CORES >= 2 )) && command -v taskset >/dev/null; then
 else
   echo "==> pinning: none (every process on every core)"
 fi
-# Runs "$@" on the fanout's CPUs / the others' CPUs when pinning.
-on_fanout_cpus() { if [[ -n $FANOUT_CPUS ]]; then taskset -c "$FANOUT_CPUS" "$@"; else "$@"; fi; }
-on_other_cpus() { if [[ -n $OTHER_CPUS ]]; then taskset -c "$OTHER_CPUS" "$@"; else "$@"; fi; }
+# Command prefixes that run a program on the fanout's CPUs / the others' CPUs when pinning
+# (taskset execs the program, so $! of a background job is the program's own pid).
+ON_FANOUT_CPUS=()
+ON_OTHER_CPUS=()
+if [[ -n $FANOUT_CPUS ]]; then
+  ON_FANOUT_CPUS=(taskset -c "$FANOUT_CPUS")
+  ON_OTHER_CPUS=(taskset -c "$OTHER_CPUS")
+fi
 WORK=$(mktemp -d /tmp/jetstream-bench-fanout.XXXXXX)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -74,24 +79,24 @@ fi
 DICT=()
 [[ -f $SHARED/zstd/jetstream-v1.zdict ]] && DICT=(--zstd-dictionary-path "$SHARED/zstd/jetstream-v1.zdict")
 P=19000
-on_other_cpus "$B/services/decode/jetstream-decode" --data-dir "$WORK/data" "${DICT[@]}" \
+"${ON_OTHER_CPUS[@]}" "$B/services/decode/jetstream-decode" --data-dir "$WORK/data" "${DICT[@]}" \
   --frames-endpoint tcp://127.0.0.1:$((P+10)) --control-endpoint tcp://127.0.0.1:$((P+11)) \
   --events-endpoint tcp://127.0.0.1:$((P+12)) --replay-endpoint tcp://127.0.0.1:$((P+13)) \
   --metrics-listen-addr 127.0.0.1:$((P+29)) >"$WORK/decode.log" 2>&1 & DECODE=$!; PIDS+=($DECODE)
-on_fanout_cpus "$B/services/fanout/jetstream-fanout" --listen-addr 127.0.0.1:$((P+8)) --metrics-listen-addr 127.0.0.1:$((P+9)) \
+"${ON_FANOUT_CPUS[@]}" "$B/services/fanout/jetstream-fanout" --listen-addr 127.0.0.1:$((P+8)) --metrics-listen-addr 127.0.0.1:$((P+9)) \
   --events-endpoint tcp://127.0.0.1:$((P+12)) --replay-endpoint tcp://127.0.0.1:$((P+13)) "${DICT[@]}" \
   --max-sub-rate 0 "${FANOUT_ARGS[@]}" >"$WORK/fanout.log" 2>&1 & FANOUT=$!; PIDS+=($FANOUT)
 sleep 1
-on_other_cpus "$B/tools/frames/jetstream-frames" serve "$WORK/upstream.frames" --listen 127.0.0.1:$((P+0)) --rate "$RATE" \
+"${ON_OTHER_CPUS[@]}" "$B/tools/frames/jetstream-frames" serve "$WORK/upstream.frames" --listen 127.0.0.1:$((P+0)) --rate "$RATE" \
   --keep-open >"$WORK/serve.log" 2>&1 & SERVE=$!; PIDS+=($SERVE)
-on_other_cpus "$B/services/ingest/jetstream-ingest" --ws-url ws://127.0.0.1:$((P+0))/xrpc/com.atproto.sync.subscribeRepos \
+"${ON_OTHER_CPUS[@]}" "$B/services/ingest/jetstream-ingest" --ws-url ws://127.0.0.1:$((P+0))/xrpc/com.atproto.sync.subscribeRepos \
   --frames-listen-addr 127.0.0.1:$((P+10)) --control-listen-addr 127.0.0.1:$((P+11)) \
   --metrics-listen-addr 127.0.0.1:$((P+19)) >"$WORK/ingest.log" 2>&1 & INGEST=$!; PIDS+=($INGEST)
 sleep 2
 
 echo "==> 0. memory: $CLIENTS idle clients (a filter nothing matches) (target <= 64 KiB per idle client)"
 RSS_BEFORE=$(awk '/VmRSS/{print $2}' /proc/$FANOUT/status)
-on_other_cpus "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" \
+"${ON_OTHER_CPUS[@]}" "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" \
   --query wantedCollections=com.example.nothing.matches --clients "$CLIENTS" --connect-rate 2000 \
   --duration 8s --progress=false >"$WORK/idle.txt" 2>&1 & IDLE=$!
 sleep 5
@@ -107,7 +112,7 @@ dids = "&".join(f"wantedDids=did:plc:{i:024d}" for i in range(10_000))
 open(sys.argv[1], "w").write("cursor=0&" + dids)
 PY
 HWM_BEFORE=$(awk '/VmHWM/{print $2}' /proc/$FANOUT/status)
-on_other_cpus "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" \
+"${ON_OTHER_CPUS[@]}" "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" \
   --query-file "$WORK/long.query" --clients "$CLIENTS" --connect-rate 0 --duration 10s \
   --handshake-timeout 60s --progress=false >"$WORK/long-urls.txt" 2>&1 || true
 CONNECTED=$(awk '/^  clients /{ print $4; exit }' "$WORK/long-urls.txt")
@@ -150,7 +155,7 @@ declare -A CPU_BEFORE
 for name in FANOUT DECODE INGEST SERVE; do CPU_BEFORE[$name]=$(cpu_seconds "${!name}"); done
 curl -s "127.0.0.1:$((P+9))/metrics" >"$WORK/fanout-before.prom"
 LIVE_START=$(date +%s.%N)
-on_other_cpus "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --clients "$CLIENTS" \
+"${ON_OTHER_CPUS[@]}" "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --clients "$CLIENTS" \
   --connect-rate 1000 --duration "${SECONDS_LIVE}s" --server-pid "$FANOUT" | tee "$WORK/latency.txt" || true
 LIVE_SECONDS=$(awk -v a="$LIVE_START" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 curl -s "127.0.0.1:$((P+9))/metrics" >"$WORK/fanout-after.prom"
@@ -174,7 +179,8 @@ awk -v t="$TOTAL" -v l="${LOADGEN_CPU:-0}" -v s="$LIVE_SECONDS" -v n="$(nproc)" 
 
 echo "==> 2. throughput: $CLIENTS clients replay the stored log from cursor=0 (target >= 2,000,000 deliveries/s per core)"
 STORED=$(curl -s "127.0.0.1:$((P+29))/metrics" | awk '/^jetstream_decode_events_stored_total /{print int($2)}')
-on_other_cpus "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --query cursor=0 \
+"${ON_OTHER_CPUS[@]}" "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --query cursor=0 \
   --clients "$CLIENTS" --connect-rate 500 --until-events "$STORED" --duration 120s --expect-same \
+  --handshake-timeout 60s \
   --server-pid "$FANOUT" | tee "$WORK/throughput.txt" || true
 echo "==> fanout memory (RSS): $(awk '/VmRSS/{print $2/1024 " MiB"}' /proc/$FANOUT/status) for $CLIENTS clients"
