@@ -329,7 +329,7 @@ std::string wanted_dids_query(const std::vector<std::string>& wanted, std::size_
     if (i < wanted.size()) {
       query += wanted[i];
     } else {
-      char made_up[40];
+      char made_up[64];
       std::snprintf(made_up, sizeof made_up, "did:plc:%012zu%012zu", salt, i);
       query += made_up;
     }
