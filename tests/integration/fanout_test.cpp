@@ -220,10 +220,12 @@ TEST_F(Fanout, AReaderThatStopsReadingIsClosedAsTooSlowAndOthersAreUnaffected) {
   ASSERT_EQ(stuck.connect(stack->fanout_port, "/subscribe?cursor=0"), 101);
   WsTestClient healthy;
   ASSERT_EQ(healthy.connect(stack->fanout_port, "/subscribe?cursor=0"), 101);
+  // The healthy client reads from the start, beside everything else: a reader left unread while
+  // the test waits for decode's log (long on a busy machine) would itself be too slow.
+  std::vector<std::string> received;
+  std::thread reader([&] { received = read_events(healthy, expected_events_, 60s); });
   const auto log = full_log(*stack);
-  // Decided by events: the healthy reader gets the whole log, however long the stuck one's
-  // pressure makes that take on a busy machine.
-  const auto received = read_events(healthy, log.size(), 60s);
+  reader.join();
   EXPECT_EQ(received.size(), log.size()) << stack->fanout.log();
   ASSERT_TRUE(support::eventually(
       [&] {
@@ -387,6 +389,17 @@ TEST_F(Fanout, TenThousandWantedDidsFilterExactlyAndTheNextOneIsRefusedWithV1sTe
 // 1,000 clients sending a 440 KB URL each at once: their heads wait in line for request memory,
 // every one is served, and the same list is held once, so fanout stays within a few hundred MiB.
 TEST_F(Fanout, AThousandClientsWithTenThousandDidsEachConnectAtOnceWithinAFewHundredMiB) {
+#if defined(__SANITIZE_ADDRESS__)
+  // Under ASan every parse of a 440 KB URL and every 10,000-DID replay request is many times
+  // slower and the resident size is ASan's (shadow memory, quarantine): the sanitizer stage
+  // checks that 100 such clients are all served, in line, with nothing wrong found; the ci stage
+  // checks 1,000 and the memory bound.
+  constexpr int kClients = 100;
+  constexpr bool kMeasureMemory = false;
+#else
+  constexpr int kClients = 1000;
+  constexpr bool kMeasureMemory = true;
+#endif
   const auto loadgen = StackUnderTest::binary("tools/loadgen/jetstream-loadgen");
   auto stack = start("long-urls", 75, 0, {"--max-sub-rate", "0"});
   const auto log = full_log(*stack);
@@ -406,21 +419,23 @@ TEST_F(Fanout, AThousandClientsWithTenThousandDidsEachConnectAtOnceWithinAFewHun
   ASSERT_TRUE(
       clients.start(loadgen,
                     {"--url", "ws://127.0.0.1:" + std::to_string(stack->fanout_port) + "/subscribe",
-                     "--query-file", query_file.string(), "--clients", "1000", "--connect-rate",
-                     "0", "--until-events", count, "--expect-events", count, "--duration", "150s",
-                     "--handshake-timeout", "120s"},
+                     "--query-file", query_file.string(), "--clients", std::to_string(kClients),
+                     "--connect-rate", "0", "--until-events", count, "--expect-events", count,
+                     "--duration", "150s", "--handshake-timeout", "120s"},
                     (stack->dir() / "loadgen.log").string()));
   const auto status = clients.stop(0, std::chrono::seconds(180));  // signal 0: just wait for it
   ASSERT_TRUE(status.has_value()) << clients.log();
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << clients.log();
   const std::size_t peak_kib = peak_rss_kib(stack->fanout.pid());
-  std::printf("fanout peak RSS %zu KiB before, %zu KiB with 1,000 clients of 10,000 DIDs\n",
-              before_kib, peak_kib);
-  EXPECT_LT(peak_kib, std::size_t{384} * 1024) << "over 384 MiB";
+  std::printf("fanout peak RSS %zu KiB before, %zu KiB with %d clients of 10,000 DIDs\n",
+              before_kib, peak_kib, kClients);
+  if (kMeasureMemory) {
+    EXPECT_LT(peak_kib, std::size_t{384} * 1024) << "over 384 MiB";
+  }
   EXPECT_TRUE(support::eventually(  // the metric follows the server's counters once a second
       [&] {
         return StackUnderTest::metric(stack->fanout_metrics_port,
-                                      "jetstream_fanout_long_requests_total") == 1000.0;
+                                      "jetstream_fanout_long_requests_total") == kClients;
       },
       10s));
 }
