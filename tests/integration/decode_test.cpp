@@ -68,7 +68,7 @@ class DecodeIntegration : public ::testing::Test {
     const auto frames_path = support::shared_file("corpus/dev.frames");
     const auto expected_path = support::shared_file("corpus/dev.expected.jsonl");
     if (!frames_path || !expected_path) {
-      GTEST_SKIP() << "shared corpus missing under " << support::shared_dir();
+      GTEST_FAIL() << "shared corpus missing under " << support::shared_dir();
     }
     frames_ = load_frames(*frames_path);
     ASSERT_FALSE(frames_.empty()) << "dev.frames could not be split into frames";

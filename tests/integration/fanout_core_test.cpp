@@ -108,7 +108,7 @@ class FanoutCore : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto frames_path = support::shared_file("corpus/dev.frames");
-    if (!frames_path) GTEST_SKIP() << "shared corpus missing under " << support::shared_dir();
+    if (!frames_path) GTEST_FAIL() << "shared corpus missing under " << support::shared_dir();
     // 20 passes over the corpus: ~1,500 events published over ~1.5 s while clients connect.
     frames_ = support::load_frames(*frames_path, 20);
   }

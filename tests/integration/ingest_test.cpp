@@ -188,7 +188,7 @@ class IngestBinary : public ::testing::Test {
  protected:
   void SetUp() override {
     corpus_ = load_corpus();
-    if (corpus_.empty()) GTEST_SKIP() << "shared input missing: corpus/dev.frames";
+    if (corpus_.empty()) GTEST_FAIL() << "shared input missing: corpus/dev.frames";
     frames_port_ = support::free_loopback_port();
     control_port_ = support::free_loopback_port();
     metrics_port_ = support::free_loopback_port();

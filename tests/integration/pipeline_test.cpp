@@ -33,7 +33,7 @@ class Pipeline : public ::testing::Test {
     const auto frames = support::shared_file("corpus/dev.frames");
     const auto expected = support::shared_file("corpus/dev.expected.jsonl");
     if (!frames || !expected)
-      GTEST_SKIP() << "shared corpus missing under " << support::shared_dir();
+      GTEST_FAIL() << "shared corpus missing under " << support::shared_dir();
     frames_path_ = *frames;
     std::istringstream in(support::read_text_file(*expected));
     for (std::string line; std::getline(in, line);) expected_.push_back(line);

@@ -43,11 +43,12 @@ inline std::vector<std::uint8_t> read_binary_file(const std::filesystem::path& p
 
 }  // namespace jetstream::testing
 
-/// Binds `var` to the shared file `relative`, or skips the current test with a clear message.
+/// Binds `var` to the shared file `relative`, or fails the current test with a clear message:
+/// ../shared is always there in CI, so a test that cannot find it must not pass by skipping.
 #define JETSTREAM_REQUIRE_SHARED_FILE(var, relative)                                              \
   const auto var##_optional = ::jetstream::testing::shared_file(relative);                        \
   if (!var##_optional) {                                                                          \
-    GTEST_SKIP() << "shared input missing: " << (::jetstream::testing::shared_dir() / (relative)) \
+    GTEST_FAIL() << "shared input missing: " << (::jetstream::testing::shared_dir() / (relative)) \
                  << " (tests read ../shared/ beside the repository; it is never committed)";      \
   }                                                                                               \
   const std::filesystem::path& var = *var##_optional

@@ -200,7 +200,7 @@ TEST(WebSocketUrl, WithCursorReplacesOnlyTheCursorParameter) {
 
 TEST(WebSocketClient, DeliversEveryCorpusFrameByteIdenticalAndInOrder) {
   const auto frames = corpus_frames();
-  if (!frames) GTEST_SKIP() << "shared input missing: corpus/dev.frames";
+  if (!frames) GTEST_FAIL() << "shared input missing: corpus/dev.frames";
   FrameServer server(*frames, {});
   IoThread io;
   Collector collector;
@@ -217,7 +217,7 @@ TEST(WebSocketClient, DeliversEveryCorpusFrameByteIdenticalAndInOrder) {
 
 TEST(FrameServer, CursorStartsTheStreamAfterThatSeq) {
   const auto frames = corpus_frames();
-  if (!frames) GTEST_SKIP() << "shared input missing: corpus/dev.frames";
+  if (!frames) GTEST_FAIL() << "shared input missing: corpus/dev.frames";
   // Pick the 10th frame that has a seq; a cursor equal to it starts right after it.
   std::size_t index = 0;
   std::int64_t cursor = 0;
