@@ -257,6 +257,10 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   std::atomic<std::uint64_t> long_requests{0};
 
   const std::size_t memory_share = request_memory_share(options);
+  /// Long heads read at once, whatever the memory allows: reading and parsing them is CPU work
+  /// on the io threads, and a head admitted beside too many others would wait for their parsing
+  /// with its header timeout running. Four per io thread keep the threads busy.
+  const std::size_t max_long_reads = 4 * options.threads;
   std::mutex memory_mutex;
   std::size_t memory_in_use = 0;                            // guarded by memory_mutex
   std::deque<std::shared_ptr<HttpSession>> memory_waiters;  // guarded by memory_mutex
@@ -703,7 +707,8 @@ void ServerCore::stop() {
 
 bool ServerCore::acquire_request_memory(const std::shared_ptr<HttpSession>& session) {
   std::lock_guard lock(memory_mutex);
-  if (memory_waiters.empty() && memory_in_use + memory_share <= options.max_request_memory) {
+  if (memory_waiters.empty() && memory_in_use + memory_share <= options.max_request_memory &&
+      memory_in_use / memory_share < max_long_reads) {
     memory_in_use += memory_share;
     return true;
   }

@@ -71,7 +71,9 @@ struct HttpServerOptions {
   /// Memory the requests being read may hold together. The first kSmallRequestBytes of every
   /// request are read at once; a longer one waits (in arrival order, its header timeout paused)
   /// until a share of kRequestMemoryFactor × its largest size is free, so many long URLs at once
-  /// cost this much at most. At least one share; HttpServer refuses less.
+  /// cost this much at most. At least one share; HttpServer refuses less. At most four long heads
+  /// per io thread are read at once whatever the memory (their parsing is CPU work that would
+  /// otherwise count against each other's header timeout).
   std::size_t max_request_memory = std::size_t{128} << 20;
   /// Peers whose forwarding headers are believed (default: everyone, as v1).
   TrustedProxies trusted_proxies;
