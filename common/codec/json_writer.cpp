@@ -3,6 +3,8 @@
 #include <array>
 #include <charconv>
 
+#include "common/text/utf8.hpp"
+
 namespace jetstream::codec {
 namespace {
 
@@ -21,29 +23,6 @@ constexpr std::array<std::uint8_t, 256> make_special_table() {
 constexpr auto kSpecial = make_special_table();
 constexpr std::string_view kHex = "0123456789abcdef";
 
-/// Length of the valid UTF-8 sequence starting at s[0], or 0 if s[0] does not start one.
-/// Mirrors Go's utf8.DecodeRuneInString acceptance (no overlongs, surrogates or > U+10FFFF).
-std::size_t valid_utf8_length(const unsigned char* s, std::size_t available) {
-  const unsigned char b0 = s[0];
-  auto continuation = [&](std::size_t i, unsigned char lo, unsigned char hi) {
-    return i < available && s[i] >= lo && s[i] <= hi;
-  };
-  if (b0 >= 0xc2 && b0 <= 0xdf) return continuation(1, 0x80, 0xbf) ? 2 : 0;
-  if (b0 >= 0xe0 && b0 <= 0xef) {
-    const unsigned char lo = b0 == 0xe0 ? 0xa0 : 0x80;
-    const unsigned char hi = b0 == 0xed ? 0x9f : 0xbf;
-    return continuation(1, lo, hi) && continuation(2, 0x80, 0xbf) ? 3 : 0;
-  }
-  if (b0 >= 0xf0 && b0 <= 0xf4) {
-    const unsigned char lo = b0 == 0xf0 ? 0x90 : 0x80;
-    const unsigned char hi = b0 == 0xf4 ? 0x8f : 0xbf;
-    return continuation(1, lo, hi) && continuation(2, 0x80, 0xbf) && continuation(3, 0x80, 0xbf)
-               ? 4
-               : 0;
-  }
-  return 0;
-}
-
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view text) {
@@ -60,7 +39,7 @@ void append_json_string(std::string& out, std::string_view text) {
       continue;
     }
     if (c >= 0x80) {
-      const std::size_t length = valid_utf8_length(s + i, n - i);
+      const std::size_t length = text::utf8_sequence_length(s + i, n - i);
       // U+2028 and U+2029 are E2 80 A8 / E2 80 A9.
       const bool line_separator =
           length == 3 && c == 0xe2 && s[i + 1] == 0x80 && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9);

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <vector>
 
+#include "common/text/utf8.hpp"
+
 namespace jetstream::log {
 namespace {
 
@@ -51,34 +53,6 @@ State& state() {
   return *instance;
 }
 
-/// Length of the valid UTF-8 sequence at the start of `text` and its code point, or 0 when the
-/// first byte does not start one (stray continuation, overlong form, surrogate, > U+10FFFF,
-/// truncated sequence).
-std::size_t utf8_sequence(std::string_view text, char32_t& code_point) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(0);
-  std::size_t length = 0;
-  char32_t value = 0;
-  char32_t minimum = 0;
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    length = 2, value = lead & 0x1fu, minimum = 0x80;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    length = 3, value = lead & 0x0fu, minimum = 0x800;
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    length = 4, value = lead & 0x07u, minimum = 0x10000;
-  } else {
-    return 0;
-  }
-  if (text.size() < length) return 0;
-  for (std::size_t i = 1; i < length; ++i) {
-    if ((byte(i) & 0xc0u) != 0x80u) return 0;
-    value = (value << 6) | (byte(i) & 0x3fu);
-  }
-  if (value < minimum || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) return 0;
-  code_point = value;
-  return length;
-}
-
 void append_u_escape(std::string& out, char32_t code_point) {
   out += "\\u";
   for (int shift = 12; shift >= 0; shift -= 4) out += kHex[(code_point >> shift) & 0xfu];
@@ -116,8 +90,9 @@ void append_value(std::string& out, std::string_view raw) {
       }
       if (unit.size() > 1) quote = true;
     } else {
-      char32_t code_point = 0;
-      const std::size_t length = utf8_sequence(raw.substr(i), code_point);
+      const auto* bytes = reinterpret_cast<const unsigned char*>(raw.data()) + i;
+      const std::size_t length = text::utf8_sequence_length(bytes, raw.size() - i);
+      const char32_t code_point = length == 0 ? 0 : text::utf8_code_point(bytes, length);
       if (length == 0) {
         append_u_escape(unit, 0xfffd);
         quote = true;

@@ -24,7 +24,7 @@
 #include <utility>
 
 #include "common/log/log.hpp"
-#include "services/fanout/ws_frame.hpp"
+#include "common/websocket/codec.hpp"
 
 namespace jetstream::fanout {
 
@@ -32,6 +32,11 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using Strand = net::strand<net::io_context::executor_type>;
+using websocket::FrameParser;
+using websocket::make_close_frame;
+using websocket::make_frame;
+using websocket::Opcode;
+namespace close_code = websocket::close_code;
 
 namespace {
 
@@ -100,7 +105,7 @@ struct ClientConnection::Impl {
         stall_timer(strand),
         close_timer(strand),
         options(opts),
-        parser(opts.max_message_bytes) {}
+        parser(websocket::Sender::kClient, opts.max_message_bytes) {}
 
   // Declared first, destroyed last: the strand, socket and timers need their io_context.
   std::shared_ptr<net::io_context> io;
@@ -114,9 +119,9 @@ struct ClientConnection::Impl {
 
   // --- Strand state ---
   ConnectionHandlers handlers;
-  ClientFrameParser parser;
-  ClientEvent event;
-  std::string early_input;  // bytes that came with the HTTP request, parsed at start
+  FrameParser parser;
+  websocket::Message client_message;  ///< the last message the client sent, reused
+  std::string early_input;            // bytes that came with the HTTP request, parsed at start
   Phase phase = Phase::kOpen;
   bool started = false;
   bool reading = false;
@@ -424,37 +429,39 @@ struct ClientConnection::Impl {
   }
 
   void handle_input(const std::uint8_t* data, std::size_t size) {
-    std::span<const std::uint8_t> input(data, size);
+    std::string_view input(reinterpret_cast<const char*>(data), size);
     while (!input.empty()) {
       if (phase == Phase::kDraining || phase == Phase::kClosed || peer_close_received) return;
-      switch (parser.parse(input, event)) {
-        case ClientFrameParser::Status::kNeedMore: return;
-        case ClientFrameParser::Status::kError: on_protocol_error(parser.error()); return;
-        case ClientFrameParser::Status::kEvent: handle_event(); break;
+      switch (parser.parse(input, client_message)) {
+        case FrameParser::Status::kNeedMore: return;
+        case FrameParser::Status::kError: on_protocol_error(parser.error()); return;
+        case FrameParser::Status::kMessage: handle_message(); break;
       }
     }
   }
 
-  void handle_event() {
-    switch (event.kind) {
-      case ClientEvent::Kind::kText:
-        if (phase == Phase::kOpen && handlers.on_text) handlers.on_text(std::move(event.payload));
-        event.payload = std::string();
+  void handle_message() {
+    switch (client_message.opcode) {
+      case Opcode::kText:
+        if (phase == Phase::kOpen && handlers.on_text)
+          handlers.on_text(std::move(client_message.payload));
+        client_message.payload = std::string();  // a message may be 10 MB: do not keep its buffer
         break;
-      case ClientEvent::Kind::kBinary:
+      case Opcode::kBinary:
         log::debug("ignoring binary message from client",
-                   {{"client_ip", outer->client_ip()}, {"bytes", event.payload.size()}});
-        event.payload = std::string();
+                   {{"client_ip", outer->client_ip()}, {"bytes", client_message.size}});
+        client_message.payload = std::string();
         break;
-      case ClientEvent::Kind::kPing:
+      case Opcode::kPing:
         if (!close_frame_written) {
           enqueue_control(EntryKind::kPong,
-                          SharedFrame::copy_of(make_frame(Opcode::kPong, event.payload)));
+                          SharedFrame::copy_of(make_frame(Opcode::kPong, client_message.payload)));
           do_write();
         }
         break;
-      case ClientEvent::Kind::kPong: break;  // liveness was noted when the bytes arrived
-      case ClientEvent::Kind::kClose: on_peer_close(event.close_code, event.payload); break;
+      case Opcode::kPong: break;  // liveness was noted when the bytes arrived
+      case Opcode::kClose: on_peer_close(client_message.close_code, client_message.payload); break;
+      case Opcode::kContinuation: break;  // never a complete message
     }
   }
 
@@ -473,7 +480,7 @@ struct ClientConnection::Impl {
     }
   }
 
-  void on_protocol_error(const ProtocolError& error) {
+  void on_protocol_error(const websocket::ProtocolError& error) {
     if (phase == Phase::kOpen) {
       close_info =
           CloseInfo{CloseInitiator::kProtocol, error.close_code, std::string(error.reason)};
@@ -491,7 +498,7 @@ struct ClientConnection::Impl {
 
   void on_close_requested(std::uint16_t code, std::string reason) {
     if (phase != Phase::kOpen) return;
-    close_info = CloseInfo{CloseInitiator::kServer, code, fit_close_reason(reason)};
+    close_info = CloseInfo{CloseInitiator::kServer, code, websocket::fit_close_reason(reason)};
     begin_closing();
     queue_close_frame(make_close_frame(code, reason));
     do_write();
@@ -561,7 +568,7 @@ struct ClientConnection::Impl {
     queue.clear();
     front_offset = 0;
     subtract_queued(dropped);
-    parser = ClientFrameParser(options.max_message_bytes);  // frees a partial message
+    parser.release();  // frees a partial message
     if (started) report_closed();
   }
 

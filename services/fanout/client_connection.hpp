@@ -1,5 +1,6 @@
 // One client's websocket after the handshake: the raw TCP socket, RFC 6455 framing done here
-// (ws_frame.hpp), one write queue through which every byte goes, pings, and the close handshake.
+// (common/websocket/codec.hpp), one write queue through which every byte goes, pings, and the close
+// handshake.
 //
 // Threads: every connection runs on its own strand of the server's io_context. `send`, `close`,
 // `abort`, `queued_bytes` and `client_ip` may be called from any thread; the callbacks in

@@ -2,30 +2,28 @@
 
 #include <algorithm>
 
+#include "common/websocket/codec.hpp"
+
 namespace jetstream::fanout {
 
-void append_server_frame_header(std::string& out, std::uint8_t opcode, std::size_t payload_size) {
-  out.push_back(static_cast<char>(0x80 | opcode));  // FIN, no reserved bits, unmasked
-  if (payload_size < 126) {
-    out.push_back(static_cast<char>(payload_size));
-  } else if (payload_size <= 0xffff) {
-    out.push_back(static_cast<char>(126));
-    out.push_back(static_cast<char>(payload_size >> 8));
-    out.push_back(static_cast<char>(payload_size & 0xff));
-  } else {
-    out.push_back(static_cast<char>(127));
-    for (int shift = 56; shift >= 0; shift -= 8) {
-      out.push_back(static_cast<char>((static_cast<std::uint64_t>(payload_size) >> shift) & 0xff));
-    }
-  }
+namespace {
+
+/// Appends a final, unmasked frame header for `payload_size` bytes.
+void append_frame_header(std::string& out, websocket::Opcode opcode, std::size_t payload_size) {
+  std::uint8_t header[websocket::kMaxServerHeaderBytes];
+  out.append(reinterpret_cast<const char*>(header),
+             websocket::write_frame_header(opcode, payload_size, header));
 }
+
+}  // namespace
 
 std::shared_ptr<const EventBlock> EventBlock::build(std::span<const proto::EventView> events) {
   auto block = std::make_shared<EventBlock>();
   std::size_t total = 0;
   for (const auto& event : events) {
-    total +=
-        event.did.size() + event.collection.size() + event.json.size() + event.zstd.size() + 28;
+    // The strings, the two payloads and their two frame headers (at most 10 bytes each).
+    total += event.did.size() + event.collection.size() + event.json.size() + event.zstd.size() +
+             2 * websocket::kMaxServerHeaderBytes;
   }
   block->arena_.reserve(total);
   struct Offsets {
@@ -38,7 +36,7 @@ std::shared_ptr<const EventBlock> EventBlock::build(std::span<const proto::Event
   // event), whichever encoding it asked for.
   for (std::size_t i = 0; i < events.size(); ++i) {
     offsets[i].text = arena.size();
-    append_server_frame_header(arena, 0x1, events[i].json.size());
+    append_frame_header(arena, websocket::Opcode::kText, events[i].json.size());
     arena.append(events[i].json);
     offsets[i].text_size = arena.size() - offsets[i].text;
   }
@@ -46,7 +44,7 @@ std::shared_ptr<const EventBlock> EventBlock::build(std::span<const proto::Event
     const auto& zstd = events[i].zstd;
     offsets[i].binary = arena.size();
     if (!zstd.empty()) {
-      append_server_frame_header(arena, 0x2, zstd.size());
+      append_frame_header(arena, websocket::Opcode::kBinary, zstd.size());
       arena.append(reinterpret_cast<const char*>(zstd.data()), zstd.size());
     }
     offsets[i].binary_size = arena.size() - offsets[i].binary;

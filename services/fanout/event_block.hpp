@@ -56,7 +56,4 @@ class EventBlock {
 
 using BlockPtr = std::shared_ptr<const EventBlock>;
 
-/// Appends the header of an unmasked, unfragmented server frame (RFC 6455 §5.2).
-void append_server_frame_header(std::string& out, std::uint8_t opcode, std::size_t payload_size);
-
 }  // namespace jetstream::fanout

@@ -33,7 +33,7 @@
 
 #include "common/config/ascii_text.hpp"
 #include "common/log/log.hpp"
-#include "services/fanout/ws_frame.hpp"
+#include "common/websocket/codec.hpp"
 
 namespace jetstream::fanout {
 
@@ -192,7 +192,7 @@ std::optional<std::string> websocket_key(const Request& request) {
   if (!any_header_has_token(request, http::field::upgrade, "websocket")) return std::nullopt;
   if (to_view(request[http::field::sec_websocket_version]) != "13") return std::nullopt;
   const auto key = trim_ows(to_view(request[http::field::sec_websocket_key]));
-  if (!is_valid_websocket_key(key)) return std::nullopt;
+  if (!websocket::is_valid_websocket_key(key)) return std::nullopt;
   return std::string(key);
 }
 
@@ -202,7 +202,7 @@ std::string switching_protocols(std::string_view key) {
       "Upgrade: websocket\r\n"
       "Connection: Upgrade\r\n"
       "Sec-WebSocket-Accept: ";
-  out += websocket_accept(key);
+  out += websocket::websocket_accept(key);
   out += "\r\n\r\n";
   return out;
 }

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "common/syntax/syntax.hpp"
+#include "common/websocket/codec.hpp"
 
 namespace jetstream::fanout {
 namespace {
@@ -147,33 +148,6 @@ class FilterBuilder {
   bool invalid_did_ = false;
   bool too_many_dids_ = false;
 };
-
-// ---- UTF-8.
-
-/// Length of the valid UTF-8 sequence at the start of `s` (as Go's utf8.DecodeRune accepts it:
-/// no overlong forms, no surrogates, nothing above U+10FFFF), or 0 when the first byte does not
-/// start one.
-std::size_t utf8_sequence_length(std::string_view s) noexcept {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const auto continuation = [&](std::size_t i, unsigned char low = 0x80,
-                                unsigned char high = 0xBF) {
-    return i < s.size() && byte(i) >= low && byte(i) <= high;
-  };
-  const unsigned char b0 = byte(0);
-  if (b0 < 0x80) return 1;
-  if (b0 >= 0xC2 && b0 <= 0xDF) return continuation(1) ? 2 : 0;
-  if (b0 >= 0xE0 && b0 <= 0xEF) {
-    const unsigned char low = b0 == 0xE0 ? 0xA0 : 0x80;
-    const unsigned char high = b0 == 0xED ? 0x9F : 0xBF;
-    return continuation(1, low, high) && continuation(2) ? 3 : 0;
-  }
-  if (b0 >= 0xF0 && b0 <= 0xF4) {
-    const unsigned char low = b0 == 0xF0 ? 0x90 : 0x80;
-    const unsigned char high = b0 == 0xF4 ? 0x8F : 0xBF;
-    return continuation(1, low, high) && continuation(2) && continuation(3) ? 4 : 0;
-  }
-  return 0;
-}
 
 // ---- Client messages.
 
@@ -465,11 +439,11 @@ UpdateResult close_with(std::string_view prefix, std::string_view detail) {
   UpdateResult result;
   result.action = UpdateAction::close;
   std::string reason;
-  // truncate_close_reason reads only the first few hundred bytes: do not copy a huge detail whole.
-  const std::size_t keep = std::min(detail.size(), kCloseReasonMaxBytes * 4);
+  // fit_close_reason reads only the first few hundred bytes: do not copy a huge detail whole.
+  const std::size_t keep = std::min(detail.size(), websocket::kMaxCloseReasonBytes * 4);
   reason.reserve(prefix.size() + keep);
   reason.append(prefix).append(detail.substr(0, keep));
-  result.close_reason = truncate_close_reason(reason);
+  result.close_reason = websocket::fit_close_reason(reason);
   return result;
 }
 
@@ -609,27 +583,6 @@ void apply_update(SubscriberOptions& options, const OptionsUpdate& update) {
   if (update.max_message_size_bytes) {
     options.max_message_size_bytes = *update.max_message_size_bytes;
   }
-}
-
-std::string truncate_close_reason(std::string_view text) {
-  constexpr std::string_view kEllipsis = "...";
-  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
-  std::string out;
-  out.reserve(kCloseReasonMaxBytes);
-  std::size_t cut = 0;  // the longest prefix of `out`, at a boundary, that leaves room for "..."
-  while (!text.empty()) {
-    const std::size_t length = utf8_sequence_length(text);
-    const std::string_view next = length == 0 ? kReplacement : text.substr(0, length);
-    if (out.size() + next.size() > kCloseReasonMaxBytes) {
-      out.resize(cut);
-      out.append(kEllipsis);
-      return out;
-    }
-    out.append(next);
-    if (out.size() + kEllipsis.size() <= kCloseReasonMaxBytes) cut = out.size();
-    text.remove_prefix(length == 0 ? 1 : length);
-  }
-  return out;
 }
 
 }  // namespace jetstream::fanout

@@ -31,8 +31,6 @@ inline constexpr std::size_t kMaxQueryPairs = 20'000;
 /// A text message from a client above this many bytes is not parsed: the connection layer
 /// closes with 1009 (API.md). v1's limit, in decimal bytes.
 inline constexpr std::size_t kMaxClientMessageBytes = 10'000'000;
-/// The longest reason a websocket close frame can carry: 125 payload bytes minus the 2-byte code.
-inline constexpr std::size_t kCloseReasonMaxBytes = 123;
 /// The close code v1 used for every client-caused close (bad JSON, bad payload, bad options).
 inline constexpr std::uint16_t kClientErrorCloseCode = 1000;
 
@@ -175,7 +173,7 @@ struct UpdateResult {
   UpdateAction action = UpdateAction::ignored;
   /// Set when action == update.
   OptionsUpdate update;
-  /// Set when action == close: at most kCloseReasonMaxBytes of valid UTF-8 (truncate_close_reason).
+  /// Set when action == close: already fitted to a close frame (websocket::fit_close_reason).
   std::string close_reason;
 };
 
@@ -193,11 +191,5 @@ struct UpdateResult {
 /// Applies a valid update: filters replaced wholesale, the size limit only when one was given.
 /// Cursor, compression and requireHello are not touched.
 void apply_update(SubscriberOptions& options, const OptionsUpdate& update);
-
-/// `text` as a websocket close reason: invalid UTF-8 replaced by U+FFFD (one per bad byte, as
-/// Go's JSON decoder does), and when longer than kCloseReasonMaxBytes, cut at a character
-/// boundary and ended with `...` so the whole is at most kCloseReasonMaxBytes. Reads only the
-/// first few hundred bytes of `text`.
-[[nodiscard]] std::string truncate_close_reason(std::string_view text);
 
 }  // namespace jetstream::fanout

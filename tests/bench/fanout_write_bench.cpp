@@ -42,13 +42,14 @@
 #include <thread>
 #include <vector>
 
+#include "common/websocket/codec.hpp"
 #include "services/fanout/client_connection.hpp"
 #include "services/fanout/http_server.hpp"
-#include "services/fanout/ws_frame.hpp"
 
 namespace {
 
 using namespace jetstream::fanout;
+using namespace jetstream::websocket;
 using Clock = std::chrono::steady_clock;
 
 constexpr double kTargetPerCore = 2'000'000.0;

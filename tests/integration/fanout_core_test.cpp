@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 
+#include "common/websocket/codec.hpp"
 #include "services/fanout/client_session.hpp"
 #include "services/fanout/event_feed.hpp"
 #include "services/fanout/event_window.hpp"
@@ -19,17 +20,19 @@
 namespace {
 
 namespace fanout = jetstream::fanout;
+namespace websocket = jetstream::websocket;
 namespace proto = jetstream::proto;
 namespace support = jetstream::testing;
 using namespace std::chrono_literals;
 
-/// Payload of a server websocket frame (unmasked, unfragmented).
-std::string_view frame_payload(const std::uint8_t* data, std::size_t size) {
-  std::size_t header = 2;
-  const std::uint8_t length = data[1] & 0x7f;
-  if (length == 126) header = 4;
-  if (length == 127) header = 10;
-  return {reinterpret_cast<const char*>(data) + header, size - header};
+/// Payload of one server websocket frame, read by the codec.
+std::string frame_payload(const std::uint8_t* data, std::size_t size) {
+  websocket::FrameParser parser(websocket::Sender::kServer, size);
+  websocket::Message message;
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  EXPECT_EQ(parser.parse(input, message), websocket::FrameParser::Status::kMessage);
+  EXPECT_TRUE(input.empty()) << "one frame per OutboundFrame";
+  return message.payload;
 }
 
 std::int64_t time_us_of(std::string_view json) {

@@ -1,8 +1,10 @@
-// A small blocking websocket client for black-box tests of fanout: raw socket, RFC 6455 handshake,
-// masked client frames, unmasked server frames. Not for production.
+// A small blocking websocket client for black-box tests of fanout: raw socket, the upgrade request,
+// and frames written and parsed by the one codec (common/websocket/codec.hpp), so a server frame
+// that breaks RFC 6455 fails the test. Not for production.
 #pragma once
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -16,17 +18,15 @@
 #include <random>
 #include <string>
 
+#include "common/websocket/codec.hpp"
+
 namespace jetstream::testing {
 
 struct WsMessage {
   std::uint8_t opcode = 0;  ///< 1 text, 2 binary, 8 close, 9 ping, 10 pong
-  std::string payload;
-  std::uint16_t close_code() const {
-    return payload.size() >= 2
-               ? static_cast<std::uint16_t>((static_cast<std::uint8_t>(payload[0]) << 8) |
-                                            static_cast<std::uint8_t>(payload[1]))
-               : 1005;
-  }
+  std::string payload;      ///< close: the reason
+  std::uint16_t code = 0;   ///< close: the code (1005 when the frame had none)
+  std::uint16_t close_code() const { return code; }
 };
 
 class WsTestClient {
@@ -98,28 +98,12 @@ class WsTestClient {
 
   bool send_text(const std::string& text) { return send_frame(0x1, text); }
   bool send_close(std::uint16_t code) {
-    std::string payload{static_cast<char>(code >> 8), static_cast<char>(code & 0xff)};
-    return send_frame(0x8, payload);
+    return send_frame(0x8, websocket::close_payload(code, {}));
   }
   bool send_frame(std::uint8_t opcode, const std::string& payload) {
     std::string frame;
-    frame.push_back(static_cast<char>(0x80 | opcode));
-    if (payload.size() < 126) {
-      frame.push_back(static_cast<char>(0x80 | payload.size()));
-    } else if (payload.size() <= 0xffff) {
-      frame.push_back(static_cast<char>(0x80 | 126));
-      frame.push_back(static_cast<char>(payload.size() >> 8));
-      frame.push_back(static_cast<char>(payload.size() & 0xff));
-    } else {
-      frame.push_back(static_cast<char>(0x80 | 127));
-      for (int shift = 56; shift >= 0; shift -= 8) {
-        frame.push_back(static_cast<char>((payload.size() >> shift) & 0xff));
-      }
-    }
-    const char mask[4] = {0x12, 0x34, 0x56, 0x78};
-    frame.append(mask, 4);
-    for (std::size_t i = 0; i < payload.size(); ++i)
-      frame.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
+    websocket::append_masked_frame(frame, static_cast<websocket::Opcode>(opcode), payload,
+                                   {0x12, 0x34, 0x56, 0x78});
     return send_all(frame);
   }
 
@@ -149,32 +133,23 @@ class WsTestClient {
   }
 
   std::optional<WsMessage> parse() {
-    if (buffer_.size() < 2) return std::nullopt;
-    const auto* b = reinterpret_cast<const std::uint8_t*>(buffer_.data());
-    std::uint64_t length = b[1] & 0x7f;
-    std::size_t header = 2;
-    if (length == 126) {
-      if (buffer_.size() < 4) return std::nullopt;
-      length = (std::uint64_t{b[2]} << 8) | b[3];
-      header = 4;
-    } else if (length == 127) {
-      if (buffer_.size() < 10) return std::nullopt;
-      length = 0;
-      for (int i = 0; i < 8; ++i) length = (length << 8) | b[2 + i];
-      header = 10;
+    std::string_view input(buffer_);
+    const auto status = parser_.parse(input, message_);
+    buffer_.erase(0, buffer_.size() - input.size());
+    if (status == websocket::FrameParser::Status::kError) {
+      ADD_FAILURE() << "the server broke RFC 6455: " << parser_.error().reason;
     }
-    if (buffer_.size() < header + length) return std::nullopt;
-    WsMessage message;
-    message.opcode = b[0] & 0x0f;
-    message.payload = buffer_.substr(header, length);
-    buffer_.erase(0, header + length);
-    return message;
+    if (status != websocket::FrameParser::Status::kMessage) return std::nullopt;
+    return WsMessage{static_cast<std::uint8_t>(message_.opcode), message_.payload,
+                     message_.close_code};
   }
 
   int fd_ = -1;
   bool small_receive_buffer_ = false;
   std::string buffer_;
   std::string response_;
+  websocket::FrameParser parser_{websocket::Sender::kServer, std::uint64_t{1} << 30};
+  websocket::Message message_;
 };
 
 }  // namespace jetstream::testing

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/websocket/codec.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
 #include "tests/support/shared_data.hpp"
 #include "tools/loadgen/engine.hpp"
@@ -35,196 +36,13 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Server frames, as a server writes them (unmasked).
 
-std::string server_frame(std::uint8_t first_byte, std::string_view payload, int length_bytes = -1) {
+std::string server_frame(std::uint8_t first_byte, std::string_view payload) {
   std::string out;
-  out.push_back(static_cast<char>(first_byte));
-  const std::uint64_t size = payload.size();
-  if (length_bytes < 0) length_bytes = size < 126 ? 0 : size <= 0xFFFF ? 2 : 8;
-  if (length_bytes == 0) {
-    out.push_back(static_cast<char>(size));
-  } else if (length_bytes == 2) {
-    out.push_back(static_cast<char>(126));
-    out.push_back(static_cast<char>(size >> 8));
-    out.push_back(static_cast<char>(size & 0xFF));
-  } else {
-    out.push_back(static_cast<char>(127));
-    for (int shift = 56; shift >= 0; shift -= 8)
-      out.push_back(static_cast<char>((size >> shift) & 0xFF));
-  }
-  out += payload;
+  websocket::append_raw_frame(out, first_byte, payload);
   return out;
 }
 
 std::string text_frame(std::string_view payload) { return server_frame(0x81, payload); }
-
-/// Records every call as one line, so two parses compare with ==.
-class Recorder : public FrameHandler {
- public:
-  std::size_t text_limit = kTimeUsPrefixBytes;
-  std::size_t binary_limit = SIZE_MAX;
-  bool stop_on_close = true;
-  std::vector<std::string> calls;
-
-  std::size_t capture_limit(Opcode opcode) override {
-    return opcode == Opcode::kText ? text_limit : binary_limit;
-  }
-  void on_message(Opcode opcode, std::string_view kept, std::uint64_t size) override {
-    calls.push_back("message " + std::to_string(static_cast<int>(opcode)) + " size " +
-                    std::to_string(size) + " kept " + std::string(kept));
-  }
-  bool on_control(Opcode opcode, std::string_view payload) override {
-    calls.push_back("control " + std::to_string(static_cast<int>(opcode)) + " " +
-                    std::string(payload));
-    return !(stop_on_close && opcode == Opcode::kClose);
-  }
-};
-
-/// A stream with every length encoding, each opcode, a fragmented message with a ping between
-/// its fragments, an empty message, and a close.
-std::string mixed_stream() {
-  std::string stream;
-  stream += text_frame("hello");                              // 7-bit length
-  stream += text_frame(std::string(300, 'a'));                // 16-bit length
-  stream += server_frame(0x81, std::string(70'000, 'b'));     // 64-bit length, kept prefix only
-  stream += server_frame(0x82, std::string(200, '\x01'), 8);  // binary, 64-bit (non-minimal)
-  stream += server_frame(0x89, "ping!");                      // ping
-  stream += server_frame(0x01, "frag-");                      // text, not FIN
-  stream += server_frame(0x89, "");                           // ping between fragments
-  stream += server_frame(0x00, "ment-");                      // continuation, not FIN
-  stream += server_frame(0x80, "end");                        // continuation, FIN
-  stream += server_frame(0x8A, "pong");                       // unsolicited pong
-  stream += text_frame("");                                   // empty message
-  stream += server_frame(0x88, close_payload(1001, "server shutting down"));
-  return stream;
-}
-
-std::vector<std::string> parse_whole(const std::string& stream) {
-  Recorder recorder;
-  FrameParser parser;
-  EXPECT_TRUE(parser.feed(stream, recorder)) << parser.error();
-  return recorder.calls;
-}
-
-TEST(LoadgenFrameParser, ParsesEveryLengthEncodingOpcodeAndFragmentation) {
-  const auto calls = parse_whole(mixed_stream());
-  ASSERT_EQ(calls.size(), 10u);
-  EXPECT_EQ(calls[0], "message 1 size 5 kept hello");
-  EXPECT_EQ(calls[1], "message 1 size 300 kept " + std::string(300, 'a'));
-  EXPECT_EQ(calls[2], "message 1 size 70000 kept " + std::string(kTimeUsPrefixBytes, 'b'));
-  EXPECT_EQ(calls[3], "message 2 size 200 kept " + std::string(200, '\x01'));
-  EXPECT_EQ(calls[4], "control 9 ping!");
-  EXPECT_EQ(calls[5], "control 9 ");
-  EXPECT_EQ(calls[6], "message 1 size 13 kept frag-ment-end");
-  EXPECT_EQ(calls[7], "control 10 pong");
-  EXPECT_EQ(calls[8], "message 1 size 0 kept ");
-  EXPECT_EQ(calls[9], "control 8 " + close_payload(1001, "server shutting down"));
-}
-
-TEST(LoadgenFrameParser, GivesTheSameCallsForEverySplitIntoTwoReads) {
-  const std::string stream = mixed_stream();
-  const auto expected = parse_whole(stream);
-  for (std::size_t split = 0; split <= stream.size(); ++split) {
-    Recorder recorder;
-    FrameParser parser;
-    ASSERT_TRUE(parser.feed(std::string_view(stream).substr(0, split), recorder)) << split;
-    ASSERT_TRUE(parser.feed(std::string_view(stream).substr(split), recorder)) << split;
-    ASSERT_EQ(recorder.calls, expected) << "split at " << split;
-  }
-}
-
-TEST(LoadgenFrameParser, GivesTheSameCallsFedOneByteAtATimeAndInThreeReads) {
-  const std::string stream = mixed_stream();
-  const auto expected = parse_whole(stream);
-  {
-    Recorder recorder;
-    FrameParser parser;
-    for (const char byte : stream) ASSERT_TRUE(parser.feed(std::string_view(&byte, 1), recorder));
-    EXPECT_EQ(recorder.calls, expected);
-  }
-  // Three reads around the small frames at the end (the big frame makes every pair too slow).
-  const std::size_t tail = stream.size() - 80;
-  for (std::size_t a = tail; a <= stream.size(); ++a) {
-    for (std::size_t b = a; b <= stream.size(); ++b) {
-      Recorder recorder;
-      FrameParser parser;
-      const std::string_view view(stream);
-      ASSERT_TRUE(parser.feed(view.substr(0, a), recorder));
-      ASSERT_TRUE(parser.feed(view.substr(a, b - a), recorder));
-      ASSERT_TRUE(parser.feed(view.substr(b), recorder));
-      ASSERT_EQ(recorder.calls, expected) << a << " " << b;
-    }
-  }
-}
-
-TEST(LoadgenFrameParser, StopsAfterACloseFrameWhenTheHandlerSaysSo) {
-  const std::string stream = server_frame(0x88, close_payload(1000, "")) + text_frame("after");
-  Recorder recorder;
-  FrameParser parser;
-  EXPECT_TRUE(parser.feed(stream, recorder));
-  ASSERT_EQ(recorder.calls.size(), 1u);
-}
-
-TEST(LoadgenFrameParser, KeepsOnlyTheAskedPrefixOfLargeMessagesAcrossFragments) {
-  Recorder recorder;
-  recorder.text_limit = 4;
-  FrameParser parser;
-  const std::string stream =
-      server_frame(0x01, "ab") + server_frame(0x00, "cdef") + server_frame(0x80, "gh");
-  for (const char byte : stream) ASSERT_TRUE(parser.feed(std::string_view(&byte, 1), recorder));
-  ASSERT_EQ(recorder.calls.size(), 1u);
-  EXPECT_EQ(recorder.calls[0], "message 1 size 8 kept abcd");
-}
-
-void expect_protocol_error(const std::string& stream, const std::string& error_part) {
-  Recorder recorder;
-  FrameParser parser(1000);
-  EXPECT_FALSE(parser.feed(stream, recorder));
-  EXPECT_TRUE(parser.failed());
-  EXPECT_NE(parser.error().find(error_part), std::string::npos) << parser.error();
-  EXPECT_FALSE(parser.feed("x", recorder)) << "a failed parser stays failed";
-}
-
-TEST(LoadgenFrameParser, RejectsWhatAServerMustNotSend) {
-  expect_protocol_error(std::string("\x81\x85\x01\x02\x03\x04hello", 11), "masked");
-  expect_protocol_error(server_frame(0xC1, "x"), "reserved bits");
-  expect_protocol_error(server_frame(0x83, "x"), "unknown opcode 3");
-  expect_protocol_error(server_frame(0x8B, "x"), "unknown opcode 11");
-  expect_protocol_error(server_frame(0x09, "x"), "fragmented control");
-  expect_protocol_error(server_frame(0x89, std::string(126, 'p')), "longer than 125");
-  expect_protocol_error(server_frame(0x80, "x"), "continuation frame outside");
-  expect_protocol_error(server_frame(0x01, "a") + server_frame(0x81, "b"), "inside a fragmented");
-  expect_protocol_error(std::string("\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x01", 10),
-                        "most significant bit");
-  expect_protocol_error(
-      server_frame(0x01, std::string(600, 'a')) + server_frame(0x80, std::string(600, 'a')),
-      "larger than 1000");
-}
-
-TEST(LoadgenClientFrames, AreMaskedAndCarryTheirPayload) {
-  std::string frame;
-  append_client_frame(frame, Opcode::kPong, "ping!", {0x11, 0x22, 0x33, 0x44});
-  ASSERT_EQ(frame.size(), 2u + 4u + 5u);
-  EXPECT_EQ(static_cast<std::uint8_t>(frame[0]), 0x8A);
-  EXPECT_EQ(static_cast<std::uint8_t>(frame[1]), 0x80 | 5);
-  std::string unmasked;
-  for (std::size_t i = 0; i < 5; ++i) {
-    unmasked.push_back(static_cast<char>(frame[6 + i] ^ frame[2 + i % 4]));
-  }
-  EXPECT_EQ(unmasked, "ping!");
-
-  std::string big;
-  append_client_frame(big, Opcode::kText, std::string(70'000, 'z'), {1, 2, 3, 4});
-  EXPECT_EQ(static_cast<std::uint8_t>(big[1]), 0x80 | 127);
-  EXPECT_EQ(big.size(), 2u + 8u + 4u + 70'000u);
-
-  const auto close = parse_close_payload(close_payload(1001, "server shutting down"));
-  ASSERT_TRUE(close);
-  EXPECT_EQ(close->code, 1001);
-  EXPECT_EQ(close->reason, "server shutting down");
-  EXPECT_EQ(parse_close_payload("")->code, 1005);
-  EXPECT_FALSE(parse_close_payload("x"));
-  EXPECT_EQ(close_payload(1000, std::string(200, 'r')).size(), 125u);
-}
 
 // ---------------------------------------------------------------------------------------------
 // time_us
@@ -265,17 +83,6 @@ TEST(LoadgenTimeUs, ReadsEveryEventOfTheRealV1Capture) {
 
 // ---------------------------------------------------------------------------------------------
 // Handshake
-
-TEST(LoadgenHandshake, AcceptKeyMatchesTheRfc6455Example) {
-  // RFC 6455 section 1.3.
-  EXPECT_EQ(websocket_accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-  const std::array<std::uint8_t, 16> nonce = {'t', 'h', 'e', ' ', 's', 'a', 'm', 'p',
-                                              'l', 'e', ' ', 'n', 'o', 'n', 'c', 'e'};
-  EXPECT_EQ(websocket_client_key(nonce), "dGhlIHNhbXBsZSBub25jZQ==");
-  EXPECT_EQ(base64_encode(""), "");
-  EXPECT_EQ(base64_encode("f"), "Zg==");
-  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
-}
 
 TEST(LoadgenHandshake, RequestCarriesTheUpgradeHeaders) {
   const std::string request = upgrade_request("127.0.0.1:6008", "/subscribe?cursor=0", "KEY");
@@ -571,29 +378,26 @@ class TinyServer {
       requests_.push_back(in.substr(0, in.find("\r\n")));
     }
     in.erase(0, in.find("\r\n\r\n") + 4);
-    const std::string accept =
-        behaviour_.wrong_accept ? websocket_accept_key("wrong") : websocket_accept_key(key);
+    const std::string accept = behaviour_.wrong_accept ? websocket::websocket_accept("wrong")
+                                                       : websocket::websocket_accept(key);
     write_all(fd,
               "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
               "Sec-WebSocket-Accept: " +
                   accept + "\r\n\r\n");
     write_all(fd, behaviour_.frames(id));
-    if (behaviour_.send_close) write_all(fd, server_frame(0x88, close_payload(1000, "done")));
+    if (behaviour_.send_close) write_all(fd, websocket::make_close_frame(1000, "done"));
     // Read the client's masked frames until it closes the connection.
+    websocket::FrameParser parser(websocket::Sender::kClient, 1 << 20);
+    websocket::Message message;
     for (;;) {
-      while (in.size() >= 6) {
-        const std::size_t size = static_cast<std::uint8_t>(in[1]) & 0x7F;  // clients send < 126
-        if (in.size() < 6 + size) break;
-        std::string payload;
-        for (std::size_t i = 0; i < size; ++i)
-          payload.push_back(static_cast<char>(in[6 + i] ^ in[2 + i % 4]));
-        {
-          std::lock_guard lock(mutex_);
-          client_frames_.push_back(std::to_string(static_cast<std::uint8_t>(in[0]) & 0x0F) + ":" +
-                                   payload);
-        }
-        in.erase(0, 6 + size);
+      std::string_view rest(in);
+      while (parser.parse(rest, message) == websocket::FrameParser::Status::kMessage) {
+        std::lock_guard lock(mutex_);
+        client_frames_.push_back(std::to_string(static_cast<int>(message.opcode)) + ":" +
+                                 message.payload);
       }
+      EXPECT_FALSE(parser.error().close_code != 0) << parser.error().reason;
+      in.clear();
       if (!read_some(fd, in)) break;
     }
     ::close(fd);

@@ -12,6 +12,9 @@
 #include <string_view>
 #include <vector>
 
+#include "common/text/utf8.hpp"
+#include "common/websocket/codec.hpp"
+
 namespace jetstream::fanout {
 namespace {
 
@@ -49,41 +52,6 @@ std::string repeat_param(std::string_view key, std::size_t count,
     query.append(key).append("=").append(value(i));
   }
   return query;
-}
-
-/// Strict UTF-8 check (no overlongs, no surrogates), as a websocket peer applies to close reasons.
-bool is_valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    std::size_t length = 0;
-    std::uint32_t cp = 0;
-    if (b0 < 0x80) {
-      ++i;
-      continue;
-    }
-    if ((b0 & 0xE0) == 0xC0) {
-      length = 2;
-      cp = b0 & 0x1Fu;
-    } else if ((b0 & 0xF0) == 0xE0) {
-      length = 3;
-      cp = b0 & 0x0Fu;
-    } else if ((b0 & 0xF8) == 0xF0) {
-      length = 4;
-      cp = b0 & 0x07u;
-    } else {
-      return false;
-    }
-    if (i + length > s.size()) return false;
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      if ((b & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (b & 0x3Fu);
-    }
-    const std::uint32_t min = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000;
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += length;
-  }
-  return true;
 }
 
 // ---- Query strings (Go URL.Query()).
@@ -437,8 +405,8 @@ OptionsUpdate update_ok(std::string_view text) {
 std::string close_reason(std::string_view text) {
   UpdateResult result = parse_client_message(text);
   EXPECT_EQ(result.action, UpdateAction::close) << text;
-  EXPECT_LE(result.close_reason.size(), kCloseReasonMaxBytes) << result.close_reason;
-  EXPECT_TRUE(is_valid_utf8(result.close_reason));
+  EXPECT_LE(result.close_reason.size(), websocket::kMaxCloseReasonBytes) << result.close_reason;
+  EXPECT_TRUE(jetstream::text::is_valid_utf8(result.close_reason));
   return result.close_reason;
 }
 
@@ -720,46 +688,6 @@ TEST(OptionsUpdate, ApplyReplacesFiltersWholesaleAndTheSizeOnlyWhenGiven) {
                                   R"("wantedCollections":["x.*"]}})"));
   EXPECT_EQ(options.max_message_size_bytes, 0u) << "an explicit 0 removes the limit";
   EXPECT_EQ(options.filters.collection_prefixes, strings({"x."}));
-}
-
-// ---- truncate_close_reason.
-
-TEST(CloseReason, ShortValidTextIsUnchanged) {
-  EXPECT_EQ(truncate_close_reason(""), "");
-  EXPECT_EQ(truncate_close_reason("server shutting down"), "server shutting down");
-  const std::string exactly(123, 'x');
-  EXPECT_EQ(truncate_close_reason(exactly), exactly);
-}
-
-TEST(CloseReason, LongTextIsCutTo120BytesPlusEllipsis) {
-  const std::string long_text(124, 'x');
-  EXPECT_EQ(truncate_close_reason(long_text), std::string(120, 'x') + "...");
-  EXPECT_EQ(truncate_close_reason(std::string(10'000'000, 'y')), std::string(120, 'y') + "...");
-}
-
-TEST(CloseReason, CutsOnlyBetweenCharacters) {
-  // 119 ASCII + a 4-byte character: 123 bytes, fits whole.
-  std::string text = std::string(119, 'a') + "\xF0\x9F\x98\x80";
-  EXPECT_EQ(truncate_close_reason(text), text);
-  // One more byte: the character cannot stay (119 + 4 + 3 > 123) and cannot be split.
-  text += "b";
-  EXPECT_EQ(truncate_close_reason(text), std::string(119, 'a') + "...");
-}
-
-TEST(CloseReason, ReplacesEachInvalidByteWithUFFFDLikeGo) {
-  EXPECT_EQ(truncate_close_reason("a\xFF"
-                                  "b"),
-            "a\xEF\xBF\xBD"
-            "b");
-  EXPECT_EQ(truncate_close_reason("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD") << "overlong";
-  EXPECT_EQ(truncate_close_reason("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD")
-      << "surrogate";
-  EXPECT_EQ(truncate_close_reason("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD") << "truncated";
-  const std::string many(200, '\xFF');
-  const std::string fitted = truncate_close_reason(many);
-  EXPECT_LE(fitted.size(), kCloseReasonMaxBytes);
-  EXPECT_TRUE(is_valid_utf8(fitted));
-  EXPECT_EQ(fitted.substr(fitted.size() - 3), "...");
 }
 
 }  // namespace

@@ -149,8 +149,8 @@ void Worker::on_connected(Connection& c) {
     const std::uint64_t bits = random_();
     std::memcpy(nonce.data() + i, &bits, 8);
   }
-  const std::string key = websocket_client_key(nonce);
-  c.accept = websocket_accept_key(key);
+  const std::string key = websocket::websocket_client_key(nonce);
+  c.accept = websocket::websocket_accept(key);
   c.state = State::kHandshaking;
   set_events(c, false);
   send_bytes(c, upgrade_request(config_.host_header, config_.target, key));
@@ -226,34 +226,45 @@ void Worker::on_eof(Connection& c) {
 }
 
 void Worker::feed(Connection& c, std::string_view data) {
-  current_ = &c;
-  const bool ok = c.parser.feed(data, *this);
-  current_ = nullptr;
-  if (!ok && c.state != State::kDone) finish(c, "protocol error: " + c.parser.error());
+  while (!data.empty() && c.state != State::kDone) {
+    switch (c.parser.parse(data, message_, keep_bytes(c))) {
+      case websocket::FrameParser::Status::kNeedMore: return;
+      case websocket::FrameParser::Status::kError:
+        finish(c, "protocol error: " + std::string(c.parser.error().reason));
+        return;
+      case websocket::FrameParser::Status::kMessage:
+        if (!websocket::is_control(message_.opcode)) {
+          on_message(c, message_);
+        } else if (!on_control(c, message_)) {
+          return;
+        }
+        break;
+    }
+  }
 }
 
 bool Worker::sampled(std::uint64_t index) const {
   return decompressor_ != nullptr && index % config_.decompress_every == 0;
 }
 
-std::size_t Worker::capture_limit(Opcode opcode) {
-  const Connection& c = *current_;
-  if (c.state != State::kOpen) return 0;
-  if (opcode == Opcode::kText) return kTimeUsPrefixBytes;
-  return sampled(c.result.messages) ? std::numeric_limits<std::size_t>::max() : 0;
+websocket::KeepBytes Worker::keep_bytes(const Connection& c) const {
+  if (c.state != State::kOpen) return {0, 0};
+  return {kTimeUsPrefixBytes,
+          sampled(c.result.messages) ? std::numeric_limits<std::size_t>::max() : 0};
 }
 
-void Worker::on_message(Opcode opcode, std::string_view kept, std::uint64_t size) {
-  Connection& c = *current_;
+void Worker::on_message(Connection& c, const websocket::Message& message) {
+  const websocket::Opcode opcode = message.opcode;
+  const std::string_view kept = message.payload;
   if (c.state != State::kOpen) {
     if (c.state == State::kClosing) ++ignored_after_target_;
     return;
   }
   ClientResult& r = c.result;
   const std::uint64_t index = r.messages++;
-  r.payload_bytes += size;
+  r.payload_bytes += message.size;
   ++deliveries_;
-  if (opcode == Opcode::kText) {
+  if (opcode == websocket::Opcode::kText) {
     if (const auto time_us = extract_time_us(kept)) {
       record_time(c, *time_us);
     } else {
@@ -302,27 +313,23 @@ void Worker::record_time(Connection& c, std::int64_t time_us) {
   }
 }
 
-bool Worker::on_control(Opcode opcode, std::string_view payload) {
-  Connection& c = *current_;
-  if (c.state == State::kDone) return false;
-  if (opcode == Opcode::kPing) {
+bool Worker::on_control(Connection& c, const websocket::Message& message) {
+  using websocket::Opcode;
+  if (message.opcode == Opcode::kPing) {
     std::string frame;
-    append_client_frame(frame, Opcode::kPong, payload, mask());
+    websocket::append_masked_frame(frame, Opcode::kPong, message.payload, mask());
     send_bytes(c, frame);
     return true;
   }
-  if (opcode != Opcode::kClose) return true;  // unsolicited pong
-  const auto info = parse_close_payload(payload);
+  if (message.opcode != Opcode::kClose) return true;  // unsolicited pong
   std::string reason;
-  if (!info) {
-    reason = "protocol error: close frame with a 1-byte payload";
-  } else if (!c.close_sent) {
-    reason = "close " + std::to_string(info->code);
-    if (!info->reason.empty()) reason += " " + reason_text(info->reason);
+  if (!c.close_sent) {
+    reason = "close " + std::to_string(message.close_code);
+    if (!message.payload.empty()) reason += " " + reason_text(message.payload);
     // Echo the status (RFC 6455 §5.5.1); 1005 means none was given, so none is sent back.
     std::string frame;
-    append_client_frame(frame, Opcode::kClose,
-                        info->code == 1005 ? std::string() : close_payload(info->code, {}), mask());
+    websocket::append_masked_frame(frame, Opcode::kClose,
+                                   websocket::close_payload(message.close_code, {}), mask());
     c.close_sent = true;
     send_bytes(c, frame);
   }
@@ -334,7 +341,8 @@ void Worker::send_close(Connection& c, std::uint16_t code, std::string_view reas
   if (c.close_sent || c.fd < 0) return;
   c.close_sent = true;
   std::string frame;
-  append_client_frame(frame, Opcode::kClose, close_payload(code, reason), mask());
+  websocket::append_masked_frame(frame, websocket::Opcode::kClose,
+                                 websocket::close_payload(code, reason), mask());
   send_bytes(c, frame);
 }
 
@@ -385,9 +393,9 @@ void Worker::set_events(Connection& c, bool want_write) {
   c.want_write = want_write;
 }
 
-std::array<std::uint8_t, 4> Worker::mask() {
+websocket::Mask Worker::mask() {
   const auto bits = static_cast<std::uint32_t>(random_());
-  std::array<std::uint8_t, 4> key{};
+  websocket::Mask key{};
   std::memcpy(key.data(), &bits, 4);
   return key;
 }

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/websocket/codec.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
 #include "tools/loadgen/protocol.hpp"
 #include "tools/loadgen/report.hpp"
@@ -46,11 +47,11 @@ struct WorkerCounters {
 
 /// One epoll thread and the clients it owns. `run` is the thread body; everything else is read
 /// by the runner after `run` has returned.
-class Worker : private FrameHandler {
+class Worker {
  public:
   /// `client_ids`: the global numbers of this worker's clients (for the report).
   Worker(const EngineConfig& config, std::vector<std::size_t> client_ids, std::uint64_t seed);
-  ~Worker() override;
+  ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
@@ -77,14 +78,16 @@ class Worker : private FrameHandler {
     std::string out;               ///< bytes not yet written (request, pongs, close)
     std::string in;                ///< the upgrade response until it is complete
     std::string accept;            ///< the Sec-WebSocket-Accept the server must send
-    FrameParser parser{64u << 20};
+    websocket::FrameParser parser{websocket::Sender::kServer, 64u << 20};
     ClientResult result;
   };
 
-  // FrameHandler, called from `parser.feed` for `current_`.
-  std::size_t capture_limit(Opcode opcode) override;
-  void on_message(Opcode opcode, std::string_view kept, std::uint64_t size) override;
-  bool on_control(Opcode opcode, std::string_view payload) override;
+  /// How much of the next data message to keep: a text event's start (for `time_us`), a
+  /// binary one whole when it is sampled for decompression, nothing once the client is done.
+  websocket::KeepBytes keep_bytes(const Connection& c) const;
+  void on_message(Connection& c, const websocket::Message& message);
+  /// A ping, pong or close; false when the connection is over.
+  bool on_control(Connection& c, const websocket::Message& message);
 
   void connect_due(std::int64_t now_steady_us);
   void start_connect(Connection& c, std::int64_t now_steady_us);
@@ -103,7 +106,7 @@ class Worker : private FrameHandler {
   void expire(std::int64_t now_steady_us);
   void close_all();
   void publish();
-  std::array<std::uint8_t, 4> mask();
+  websocket::Mask mask();
   bool sampled(std::uint64_t index) const;
 
   const EngineConfig& config_;
@@ -114,8 +117,8 @@ class Worker : private FrameHandler {
   std::vector<char> scratch_;  ///< one receive buffer for every socket of this thread
   std::unique_ptr<zstd::Decompressor> decompressor_;
   std::mt19937_64 random_;
-  Connection* current_ = nullptr;
-  std::int64_t now_us_ = 0;  ///< wall clock of the last recv, for latency
+  websocket::Message message_;  ///< reused for every message of every connection
+  std::int64_t now_us_ = 0;     ///< wall clock of the last recv, for latency
 
   LatencyHistogram latency_;
   std::uint64_t negative_latencies_ = 0;
