@@ -15,15 +15,10 @@
 #include <string_view>
 #include <vector>
 
+#include "proto/event_kind.hpp"
 #include "proto/wire.hpp"
 
 namespace jetstream::proto {
-
-enum class EventKind : std::uint8_t {
-  commit = 1,
-  identity = 2,
-  account = 3,
-};
 
 /// One stored event as it crosses the wire. Non-owning: every view points into a buffer held by
 /// whoever built or received the event.

@@ -11,15 +11,6 @@ namespace jetstream::firehose {
 using codec::append_json_int;
 using codec::append_json_string;
 
-std::string_view to_string(EventKind kind) {
-  switch (kind) {
-    case EventKind::commit: return "commit";
-    case EventKind::identity: return "identity";
-    case EventKind::account: return "account";
-  }
-  return "unknown";
-}
-
 std::string_view to_string(DropReason reason) {
   switch (reason) {
     case DropReason::malformed_frame: return "malformed_frame";

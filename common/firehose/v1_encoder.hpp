@@ -11,11 +11,11 @@
 #include "common/codec/car.hpp"
 #include "common/codec/record_json.hpp"
 #include "common/firehose/frame.hpp"
+#include "proto/event_kind.hpp"
 
 namespace jetstream::firehose {
 
-enum class EventKind : std::uint8_t { commit = 1, identity = 2, account = 3 };
-std::string_view to_string(EventKind kind);
+using proto::EventKind;  // the one EventKind (proto/event_kind.hpp)
 
 /// One v1 event before sequencing: its JSON with a hole where the `time_us` digits go. The
 /// sequencer owns `time_us`; everything costly (CBOR, CAR, hashing, JSON) happens before it.

@@ -22,7 +22,7 @@ prometheus::Histogram::BucketBoundaries exponential_buckets(double start, double
 
 DecodeProbe::DecodeProbe(std::shared_ptr<prometheus::Registry> registry,
                          std::string_view socket_url)
-    : registry_(std::move(registry)) {
+    : registry_(std::move(registry)), proto_rejections_(*registry_) {
   auto& r = *registry_;
   const std::string url(socket_url);
   auto& frames = prometheus::BuildCounter()
@@ -182,12 +182,7 @@ void DecodeProbe::record_frame_verdict(FrameVerdict verdict) {
 void DecodeProbe::record_resume_requested() { resumes_->Increment(); }
 
 void DecodeProbe::record_proto_rejected(std::string_view message, std::string_view reason) {
-  prometheus::BuildCounter()
-      .Name("jetstream_proto_rejected_total")
-      .Help("Inter-service messages rejected by their decoder, by message and reason")
-      .Register(*registry_)
-      .Add({{"message", std::string(message)}, {"reason", std::string(reason)}})
-      .Increment();
+  proto_rejections_.record(message, reason);
 }
 
 void DecodeProbe::record_stored(std::size_t events, std::int64_t upstream_seq, double write_seconds,

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "common/firehose/v1_encoder.hpp"
+#include "common/metrics/proto_rejections.hpp"
 #include "services/decode/ingest_tracker.hpp"
 
 namespace prometheus {
@@ -51,6 +52,7 @@ class DecodeProbe {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
+  metrics::ProtoRejections proto_rejections_;
   std::array<prometheus::Counter*, firehose::kFrameTypeCount> frames_by_type_{};
   std::array<prometheus::Counter*, firehose::kDropReasonCount> drops_{};
   std::array<prometheus::Counter*, 4> events_by_kind_{};  // v1: consumer_events_processed_total

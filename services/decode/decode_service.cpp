@@ -114,7 +114,7 @@ retention_actor::behavior_type retention(retention_actor::pointer self, EventSto
   return {
       [=](tick_atom) {
         const auto start = std::chrono::steady_clock::now();
-        const std::int64_t cutoff = wall_clock_us() - ttl.count();
+        const std::int64_t cutoff = clock::wall_clock_us() - ttl.count();
         std::string error;
         if (!store->delete_before(cutoff, error)) {
           log::error("retention pass failed", {{"error", error}});

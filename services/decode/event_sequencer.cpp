@@ -7,12 +7,6 @@
 
 namespace jetstream::decode {
 
-std::int64_t wall_clock_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 EventSequencer::EventSequencer(EventStore& store,
                                std::shared_ptr<const zstd::Dictionary> dictionary,
                                DecodeProbe& probe, PipelineCounters& counters,
@@ -69,7 +63,7 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
     proto::EventView& view = views_[i];
     view.time_us = time_us;
     view.prev_time_us = previous_time_us_;
-    view.kind = static_cast<proto::EventKind>(pending.kind);
+    view.kind = pending.kind;
     view.did = pending.did;
     view.collection = pending.collection;
     view.json = json_[i];

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock/clock.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
 #include "proto/events.hpp"
 #include "services/decode/decode_probe.hpp"
@@ -47,8 +48,6 @@ class TimeUsClock {
   std::function<std::int64_t()> now_;
 };
 
-std::int64_t wall_clock_us();
-
 class EventSequencer {
  public:
   /// Events published per message to fanout: bounds message size and latency of big batches.
@@ -56,7 +55,7 @@ class EventSequencer {
 
   EventSequencer(EventStore& store, std::shared_ptr<const zstd::Dictionary> dictionary,
                  DecodeProbe& probe, PipelineCounters& counters, EventPublisher& publisher,
-                 std::function<std::int64_t()> now = wall_clock_us);
+                 std::function<std::int64_t()> now = clock::wall_clock_us);
 
   /// Takes a decoded batch (in any order) and commits every batch that is now next in order.
   /// Returns false only when stopping was requested while the store kept failing.

@@ -3,10 +3,10 @@
 #include <chrono>
 #include <optional>
 #include <random>
-#include <zmq_addon.hpp>
 
 #include "common/log/log.hpp"
 #include "proto/wire.hpp"
+#include "proto/zmq_message.hpp"
 #include "services/decode/ingest_tracker.hpp"
 
 namespace jetstream::decode {
@@ -17,10 +17,6 @@ std::uint64_t random_nonzero() {
   std::uint64_t value = 0;
   while (value == 0) value = (std::uint64_t{device()} << 32) | device();
   return value;
-}
-
-std::span<const std::uint8_t> bytes_of(const zmq::message_t& message) {
-  return {static_cast<const std::uint8_t*>(message.data()), message.size()};
 }
 
 }  // namespace
@@ -61,8 +57,7 @@ void FrameReceiver::run() {
 
   IngestTracker tracker(counters_.durable_cursor.load(), random_nonzero());
   std::size_t next_worker = 0;
-  std::vector<zmq::message_t> parts;
-  parts.reserve(3);
+  proto::ReceivedMessage message;
 
   auto send_resume = [&](const proto::Resume& resume) {
     probe_.record_resume_requested();
@@ -87,42 +82,47 @@ void FrameReceiver::run() {
 
     FrameBatchPtr batch;
     for (std::size_t received = 0; received < options_.max_batch_frames; ++received) {
-      parts.clear();
-      const auto result =
-          zmq::recv_multipart(frames, std::back_inserter(parts), zmq::recv_flags::dontwait);
-      if (!result) break;
+      if (!proto::receive_message(frames, message)) break;
       tracker.set_durable_cursor(counters_.durable_cursor.load(std::memory_order_acquire));
-      const auto type =
-          parts.empty() ? proto::DecodeResult<proto::MessageType>(proto::DecodeError::unknown_topic)
-                        : proto::decode_topic(bytes_of(parts[0]));
+      if (!message.type()) {
+        probe_.record_proto_rejected(message.label("frames"),
+                                     proto::to_string(message.type().error()));
+        continue;  // a lost frame: the ingest seq gap that follows triggers a resume
+      }
       std::optional<proto::Resume> resume;
-      if (type && type.value() == proto::MessageType::status && parts.size() == 2) {
-        const auto status = proto::decode_status(bytes_of(parts[1]));
-        if (!status) {
-          probe_.record_proto_rejected("status", proto::to_string(status.error()));
-          continue;
-        }
-        tracker.on_status(status.value(), resume);
-      } else if (type && type.value() == proto::MessageType::frame && parts.size() == 3) {
-        const auto frame = proto::decode_frame(bytes_of(parts[1]), bytes_of(parts[2]));
-        if (!frame) {
-          probe_.record_proto_rejected("frame", proto::to_string(frame.error()));
-          continue;  // treated as lost: the ingest seq gap that follows triggers a resume
-        }
-        const FrameVerdict verdict = tracker.on_frame(frame.value().header, resume);
-        probe_.record_frame_verdict(verdict);
-        if (verdict == FrameVerdict::process) {
-          if (!batch) {
-            batch = std::make_shared<FrameBatch>();
-            batch->frames.reserve(options_.max_batch_frames);
-            batch->headers.reserve(options_.max_batch_frames);
+      switch (message.type().value()) {
+        case proto::MessageType::status: {
+          const auto status = proto::decode_status(message.body());
+          if (!status) {
+            probe_.record_proto_rejected("status", proto::to_string(status.error()));
+            continue;
           }
-          batch->headers.push_back(frame.value().header);
-          batch->frames.push_back(std::move(parts[2]));
+          tracker.on_status(status.value(), resume);
+          break;
         }
-      } else {
-        probe_.record_proto_rejected("ingest", "unknown_topic");
-        continue;
+        case proto::MessageType::frame: {
+          const auto frame = proto::decode_frame(message.body(0), message.body(1));
+          if (!frame) {
+            probe_.record_proto_rejected("frame", proto::to_string(frame.error()));
+            continue;  // treated as lost: the ingest seq gap that follows triggers a resume
+          }
+          const FrameVerdict verdict = tracker.on_frame(frame.value().header, resume);
+          probe_.record_frame_verdict(verdict);
+          if (verdict == FrameVerdict::process) {
+            if (!batch) {
+              batch = std::make_shared<FrameBatch>();
+              batch->frames.reserve(options_.max_batch_frames);
+              batch->headers.reserve(options_.max_batch_frames);
+            }
+            batch->headers.push_back(frame.value().header);
+            batch->frames.push_back(std::move(message.body_part(1)));
+          }
+          break;
+        }
+        default:
+          probe_.record_proto_rejected(message.label("frames"),
+                                       proto::to_string(proto::DecodeError::wrong_type));
+          continue;
       }
       if (resume) send_resume(*resume);
     }

@@ -4,13 +4,10 @@
 #include <zmq_addon.hpp>
 
 #include "common/log/log.hpp"
+#include "proto/zmq_message.hpp"
 
 namespace jetstream::decode {
 namespace {
-
-std::span<const std::uint8_t> bytes_of(const zmq::message_t& message) {
-  return {static_cast<const std::uint8_t*>(message.data()), message.size()};
-}
 
 std::string unique_inproc(const char* what, const void* owner) {
   return "inproc://replay-" + std::string(what) + "-" +
@@ -73,24 +70,22 @@ void ReplayServer::run_reader(std::size_t index) {
   socket.set(zmq::sockopt::linger, 0);
   socket.connect(backend_endpoint_);
   ReplayPageBuffer buffer;
-  std::vector<zmq::message_t> parts;
+  proto::ReceivedMessage message;
   while (!stopping_.load(std::memory_order_relaxed)) {
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
     if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) <= 0) continue;
-    parts.clear();
-    if (!zmq::recv_multipart(socket, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
-      continue;
-    }
     // [routing id][topic Q][request]: the ROUTER prepends the fanout's identity.
-    if (parts.size() != 3) {
-      probe_.record_proto_rejected("replay_request", "wrong_part_count");
+    if (!proto::receive_message(socket, message, proto::Routing::routed)) continue;
+    if (!message.type()) {
+      // Not a message at all (no topic, wrong part count): nothing to answer to.
+      probe_.record_proto_rejected(message.label("replay"),
+                                   proto::to_string(message.type().error()));
       continue;
     }
     const auto start = std::chrono::steady_clock::now();
-    const auto body = bytes_of(parts[2]);
-    const auto topic = proto::decode_topic(bytes_of(parts[1]));
+    const auto body = message.body();
     const auto request =
-        topic && topic.value() == proto::MessageType::replay_request
+        message.type().value() == proto::MessageType::replay_request
             ? proto::decode_replay_request(body)
             : proto::DecodeResult<proto::ReplayRequest>(proto::DecodeError::wrong_type);
     std::vector<std::uint8_t> error_page;
@@ -118,7 +113,7 @@ void ReplayServer::run_reader(std::size_t index) {
           page, {static_cast<std::uint8_t*>(page_message.data()), page_message.size()});
     }
     const auto topic_out = proto::topic(proto::MessageType::replay_page);
-    socket.send(parts[0], zmq::send_flags::sndmore);
+    socket.send(message.routing_id(), zmq::send_flags::sndmore);
     socket.send(zmq::buffer(topic_out), zmq::send_flags::sndmore);
     socket.send(page_message, zmq::send_flags::none);
     probe_.record_replay_page(

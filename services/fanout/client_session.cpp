@@ -2,17 +2,12 @@
 
 #include <deque>
 
+#include "common/clock/clock.hpp"
 #include "common/log/log.hpp"
 #include "services/fanout/event_filter.hpp"
 
 namespace jetstream::fanout {
 namespace {
-
-std::int64_t wall_clock_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // ---------------------------------------------------------------------------------------------
 // Broadcaster
@@ -183,7 +178,8 @@ Delivery deliver_queue(session_pointer self) {
   if (s.queue.empty() && s.after_queue_position > s.position) s.position = s.after_queue_position;
   if (!frames.empty()) {
     s.context.probe->delivered(frames.size(), bytes);
-    s.context.probe->delivery_lag(static_cast<double>(wall_clock_us() - first_time_us) / 1e6);
+    s.context.probe->delivery_lag(static_cast<double>(clock::wall_clock_us() - first_time_us) /
+                                  1e6);
     s.sink->send(std::move(frames));
     frames = {};
   }
@@ -301,7 +297,7 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
   s.options = std::move(options);
   s.context.probe->subscriber_connected(s.options.compress);
 
-  const std::int64_t now = wall_clock_us();
+  const std::int64_t now = clock::wall_clock_us();
   if (!s.options.cursor || *s.options.cursor > now) {
     // Live: start after the newest event fanout holds; before fanout has joined decode's
     // stream, join at the first block that arrives.

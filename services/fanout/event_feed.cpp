@@ -7,15 +7,9 @@
 
 #include "common/log/log.hpp"
 #include "proto/wire.hpp"
+#include "proto/zmq_message.hpp"
 
 namespace jetstream::fanout {
-namespace {
-
-std::span<const std::uint8_t> bytes_of(const zmq::message_t& message) {
-  return {static_cast<const std::uint8_t*>(message.data()), message.size()};
-}
-
-}  // namespace
 
 EventFeed::EventFeed(zmq::context_t& context, EventFeedOptions options, EventWindow& window,
                      BlockCallback on_block, FeedObserver& observer)
@@ -68,7 +62,7 @@ void EventFeed::run() {
   replay_->set(zmq::sockopt::linger, 0);
   replay_->connect(options_.replay_endpoint);
 
-  std::vector<zmq::message_t> parts;
+  proto::ReceivedMessage message;
   while (!stopping_.load(std::memory_order_relaxed)) {
     zmq::pollitem_t items[] = {{events.handle(), 0, ZMQ_POLLIN, 0},
                                {replay_->handle(), 0, ZMQ_POLLIN, 0},
@@ -81,31 +75,30 @@ void EventFeed::run() {
     drain_submissions();
     bool received = false;
     for (int i = 0; i < 1000; ++i) {
-      parts.clear();
-      if (!zmq::recv_multipart(events, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
+      if (!proto::receive_message(events, message)) break;
       received = true;
-      if (parts.size() != 2) {
-        observer_.on_proto_rejected("events", "wrong_part_count");
+      if (!message.type()) {
+        observer_.on_proto_rejected(message.label("events"),
+                                    proto::to_string(message.type().error()));
         continue;
       }
-      const auto topic = proto::decode_topic(bytes_of(parts[0]));
-      if (topic && topic.value() == proto::MessageType::event_batch) {
-        on_events(bytes_of(parts[1]), /*fresh=*/true);
-      } else if (topic && topic.value() == proto::MessageType::heartbeat) {
-        on_heartbeat(bytes_of(parts[1]));
-      } else {
-        observer_.on_proto_rejected("events", "unknown_topic");
+      switch (message.type().value()) {
+        case proto::MessageType::event_batch: on_events(message.body(), /*fresh=*/true); break;
+        case proto::MessageType::heartbeat: on_heartbeat(message.body()); break;
+        default:
+          observer_.on_proto_rejected(message.label("events"),
+                                      proto::to_string(proto::DecodeError::wrong_type));
       }
     }
     for (int i = 0; i < 1000; ++i) {
-      parts.clear();
-      if (!zmq::recv_multipart(*replay_, std::back_inserter(parts), zmq::recv_flags::dontwait))
-        break;
-      if (parts.size() != 2) {
-        observer_.on_proto_rejected("replay_page", "wrong_part_count");
+      if (!proto::receive_message(*replay_, message)) break;
+      if (!message.type() || message.type().value() != proto::MessageType::replay_page) {
+        observer_.on_proto_rejected(message.label("replay"),
+                                    proto::to_string(message.type() ? proto::DecodeError::wrong_type
+                                                                    : message.type().error()));
         continue;
       }
-      on_page(bytes_of(parts[1]));
+      on_page(message.body());
     }
     check_timeouts();
     std::lock_guard lock(status_mutex_);

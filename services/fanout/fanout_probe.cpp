@@ -25,7 +25,7 @@ std::string_view to_string(CloseReason reason) {
 }
 
 FanoutProbe::FanoutProbe(std::shared_ptr<prometheus::Registry> registry)
-    : registry_(std::move(registry)) {
+    : registry_(std::move(registry)), proto_rejections_(*registry_) {
   auto& r = *registry_;
   auto& subscribers = prometheus::BuildGauge()
                           .Name("jetstream_subscribers_connected")
@@ -222,12 +222,7 @@ void FanoutProbe::on_chain_reset(std::string_view why) {
 }
 
 void FanoutProbe::on_proto_rejected(std::string_view message, std::string_view reason) {
-  prometheus::BuildCounter()
-      .Name("jetstream_proto_rejected_total")
-      .Help("Inter-service messages rejected by their decoder, by message and reason")
-      .Register(*registry_)
-      .Add({{"message", std::string(message)}, {"reason", std::string(reason)}})
-      .Increment();
+  proto_rejections_.record(message, reason);
 }
 
 }  // namespace jetstream::fanout

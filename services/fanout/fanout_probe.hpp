@@ -5,6 +5,7 @@
 #include <memory>
 #include <string_view>
 
+#include "common/metrics/proto_rejections.hpp"
 #include "services/fanout/event_feed.hpp"
 #include "services/fanout/http_server.hpp"
 
@@ -60,6 +61,7 @@ class FanoutProbe final : public FeedObserver {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
+  metrics::ProtoRejections proto_rejections_;
   prometheus::Gauge* subscribers_[2]{};
   prometheus::Counter* closes_[kCloseReasonCount]{};
   prometheus::Counter* events_delivered_ = nullptr;

@@ -1,12 +1,10 @@
 #include "services/ingest/control_receiver.hpp"
 
 #include <chrono>
-#include <span>
-#include <vector>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
 #include "common/log/log.hpp"
+#include "proto/zmq_message.hpp"
 #include "services/ingest/ingest_probe.hpp"
 #include "services/ingest/upstream_link.hpp"
 
@@ -16,10 +14,6 @@ namespace {
 
 constexpr std::chrono::milliseconds kPollInterval{100};
 constexpr std::chrono::seconds kRejectLogInterval{10};
-
-std::span<const std::uint8_t> bytes_of(const zmq::message_t& message) {
-  return {static_cast<const std::uint8_t*>(message.data()), message.size()};
-}
 
 }  // namespace
 
@@ -52,35 +46,28 @@ void ControlReceiver::stop() {
 
 void ControlReceiver::run() {
   zmq::pollitem_t item{socket_->handle(), 0, ZMQ_POLLIN, 0};
-  std::vector<zmq::message_t> parts;
+  proto::ReceivedMessage message;
   while (!stopping_.load()) {
     zmq::poll(&item, 1, kPollInterval);
     if ((item.revents & ZMQ_POLLIN) == 0) continue;
-    parts.clear();
-    if (!zmq::recv_multipart(*socket_, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
-      continue;
-    }
-    const auto reject = [&](std::string_view message, proto::DecodeError reason) {
-      probe_.record_rejected(message, reason);
+    if (!proto::receive_message(*socket_, message)) continue;
+    const auto reject = [&](proto::DecodeError reason) {
+      const std::string_view label = message.label("control");
+      probe_.record_rejected(label, reason);
       log::warn_every(kRejectLogInterval, "control-rejected", "rejected control message",
-                      {{"message", message}, {"reason", proto::to_string(reason)}});
+                      {{"message", label}, {"reason", proto::to_string(reason)}});
     };
-    const auto type = proto::decode_topic(bytes_of(parts.front()));
-    if (!type) {
-      reject("unknown", type.error());
+    if (!message.type()) {
+      reject(message.type().error());
       continue;
     }
-    if (*type != proto::MessageType::resume) {
-      reject(proto::to_string(*type), proto::DecodeError::unknown_topic);
+    if (message.type().value() != proto::MessageType::resume) {
+      reject(proto::DecodeError::wrong_type);
       continue;
     }
-    if (parts.size() != proto::part_count(*type)) {
-      reject(proto::to_string(*type), proto::DecodeError::wrong_part_count);
-      continue;
-    }
-    const auto resume = proto::decode_resume(bytes_of(parts[1]));
+    const auto resume = proto::decode_resume(message.body());
     if (!resume) {
-      reject(proto::to_string(*type), resume.error());
+      reject(resume.error());
       continue;
     }
     on_resume_(*resume);

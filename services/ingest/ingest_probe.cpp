@@ -30,7 +30,7 @@ std::string_view reconnect_reason(std::size_t index) {
 
 }  // namespace
 
-IngestProbe::IngestProbe(prometheus::Registry& registry) {
+IngestProbe::IngestProbe(prometheus::Registry& registry) : rejected_(registry) {
   connected_ = &prometheus::BuildGauge()
                     .Name("jetstream_ingest_upstream_connected")
                     .Help("1 while the upstream websocket is open")
@@ -100,10 +100,6 @@ IngestProbe::IngestProbe(prometheus::Registry& registry) {
                       .Register(registry);
   resumes_accepted_ = &resumes.Add({{"result", "accepted"}});
   resumes_retried_ = &resumes.Add({{"result", "retry"}});
-  rejected_ = &prometheus::BuildCounter()
-                   .Name("jetstream_proto_rejected_total")
-                   .Help("Messages between the services rejected by their receiver")
-                   .Register(registry);
 }
 
 void IngestProbe::set_state(UpstreamState state) {
@@ -146,9 +142,7 @@ void IngestProbe::record_resume(bool retry) {
 }
 
 void IngestProbe::record_rejected(std::string_view message, proto::DecodeError reason) {
-  rejected_
-      ->Add({{"message", std::string(message)}, {"reason", std::string(proto::to_string(reason))}})
-      .Increment();
+  rejected_.record(message, proto::to_string(reason));
 }
 
 }  // namespace jetstream::ingest

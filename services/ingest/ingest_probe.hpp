@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/metrics/proto_rejections.hpp"
 #include "common/websocket/client.hpp"
 #include "proto/wire.hpp"
 
@@ -67,7 +68,7 @@ class IngestProbe {
   prometheus::Gauge* seconds_since_last_frame_;
   prometheus::Counter* resumes_accepted_;
   prometheus::Counter* resumes_retried_;
-  prometheus::Family<prometheus::Counter>* rejected_;
+  metrics::ProtoRejections rejected_;
 };
 
 }  // namespace jetstream::ingest

@@ -11,6 +11,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/clock/clock.hpp"
 #include "common/config/listen_address.hpp"
 #include "common/firehose/frame.hpp"
 #include "common/log/log.hpp"
@@ -23,12 +24,6 @@ namespace net = boost::asio;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
-
-std::int64_t unix_micros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 void free_message_buffer(void* /*data*/, void* hint) {
   delete static_cast<std::vector<std::uint8_t>*>(hint);
@@ -179,7 +174,7 @@ class UpstreamLink::Impl {
 
   void on_frame(std::uint64_t generation, std::vector<std::uint8_t>&& frame) {
     if (generation != generation_) return;
-    const auto received_us = unix_micros();
+    const auto received_us = clock::wall_clock_us();
     last_frame_ = SteadyClock::now();
     probe_.record_received(frame.size());
 
@@ -258,7 +253,7 @@ class UpstreamLink::Impl {
     status.last_ingest_seq = ingest_seq_;
     status.resume_id = resume_id_;
     status.last_upstream_seq = last_upstream_seq_;
-    status.sent_time_us = unix_micros();
+    status.sent_time_us = clock::wall_clock_us();
     status.connected = connected_;
     const auto encoded = proto::encode_status(status);
     const auto topic = proto::topic(proto::MessageType::status);

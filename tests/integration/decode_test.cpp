@@ -228,6 +228,42 @@ TEST_F(DecodeIntegration, IngestRestartAndLostFramesAreRepairedByResume) {
   EXPECT_GE(ingest.resumes.load(), 2);
 }
 
+// Broken messages on the frame socket are dropped and counted by message and reason (the checks
+// of proto/zmq_message.hpp), and cost nothing else: the log still holds every event once.
+TEST_F(DecodeIntegration, BrokenMessagesFromIngestAreCountedByReasonAndLoseNothing) {
+  FakeIngest ingest(context_, frames_, 5ms);
+  DecodeUnderTest decode(ingest, "broken");
+  ASSERT_TRUE(decode.start());
+  support::ReplayClient client(context_, decode.replay_endpoint);
+  ASSERT_TRUE(support::eventually([&] { return client.read_all({}).size() >= 5; }, 30s))
+      << decode.process.log();
+  // A status body of an unknown version: only decoded once the envelope passes its checks.
+  const std::string status_body = "\x09Sabc";
+  ingest.publish_raw({"S", status_body, "an extra part"});  // a status with three parts
+  ingest.publish_raw({"S"});                                // and with one
+  ingest.publish_raw({"F", "a frame header without its frame"});
+  ingest.publish_raw({"SX", status_body});  // a topic that is not one known letter
+  ingest.publish_raw({"S", status_body});   // the right shape, a body that does not decode
+  const auto series = [&](const char* message, const char* reason) {
+    return support::StackUnderTest::metric(
+        decode.metrics_port, std::string("jetstream_proto_rejected_total{message=\"") + message +
+                                 "\",reason=\"" + reason + "\"}");
+  };
+  ASSERT_TRUE(support::eventually(
+      [&] {
+        return series("status", "wrong_part_count") == 2 &&
+               series("frame", "wrong_part_count") == 1 && series("frames", "unknown_topic") == 1 &&
+               series("status", "unknown_version") == 1;
+      },
+      30s))
+      << support::StackUnderTest::http_get(decode.metrics_port, "/metrics");
+  ASSERT_TRUE(
+      support::eventually([&] { return client.read_all({}).size() >= expected_.size(); }, 30s))
+      << decode.process.log();
+  std::this_thread::sleep_for(300ms);
+  expect_log_equals_corpus(client.read_all({}), expected_);
+}
+
 TEST_F(DecodeIntegration, ASmallReceiveHighWaterMarkForcesDropsThatAreRepaired) {
   // Both ends queue at most a few messages and the kernel buffers are tiny, so a corpus sent at
   // 5,000 frames/s to a decode that takes two frames at a time and fsyncs each batch overflows

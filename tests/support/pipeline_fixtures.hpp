@@ -89,6 +89,12 @@ class FakeIngest {
   }
   /// Drops `count` frame envelopes (as a full ZeroMQ queue would).
   void lose_next_frames(int count) { to_lose_ = count; }
+  /// Publishes one multipart message of these parts as they are (a broken one, for the tests of
+  /// decode's checks), from the publishing thread, before the next frame.
+  void publish_raw(std::vector<std::string> parts) {
+    std::lock_guard lock(mutex_);
+    raw_.push_back(std::move(parts));
+  }
 
   std::string frames_endpoint;
   std::string control_endpoint;
@@ -143,6 +149,13 @@ class FakeIngest {
           next_frame_at_ = std::chrono::steady_clock::now() + 20ms;
         }
       }
+      for (const auto& raw : raw_) {
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+          publisher_.send(zmq::buffer(raw[i]),
+                          i + 1 < raw.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        }
+      }
+      raw_.clear();
       if (std::chrono::steady_clock::now() >= next_status) {
         publish_status();
         next_status = std::chrono::steady_clock::now() + 50ms;
@@ -183,6 +196,7 @@ class FakeIngest {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> to_lose_{0};
+  std::vector<std::vector<std::string>> raw_;
   std::uint64_t epoch_ = 0;
   std::uint64_t ingest_seq_ = 0;
   std::uint64_t accepted_ = 0;

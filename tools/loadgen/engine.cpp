@@ -26,12 +26,6 @@ constexpr int kIdleWaitMs = 20;
 
 std::string errno_text(int error) { return std::strerror(error); }
 
-std::int64_t clock_us(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
-}
-
 /// Close reason text for the report: printable ASCII, bounded.
 std::string reason_text(std::string_view reason) {
   std::string out;
@@ -43,9 +37,6 @@ std::string reason_text(std::string_view reason) {
 }
 
 }  // namespace
-
-std::int64_t wall_clock_us() { return clock_us(CLOCK_REALTIME); }
-std::int64_t steady_clock_us() { return clock_us(CLOCK_MONOTONIC); }
 
 Worker::Worker(const EngineConfig& config, std::vector<std::size_t> client_ids, std::uint64_t seed)
     : config_(config), connections_(client_ids.size()), scratch_(kScratchBytes), random_(seed) {

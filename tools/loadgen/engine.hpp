@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock/clock.hpp"
 #include "common/websocket/codec.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
 #include "tools/loadgen/protocol.hpp"
@@ -131,9 +132,7 @@ class Worker {
   WorkerCounters counters_;
 };
 
-/// Wall clock in µs (CLOCK_REALTIME), the clock decode stamps time_us with.
-std::int64_t wall_clock_us();
-/// Monotonic clock in µs.
-std::int64_t steady_clock_us();
+using clock::steady_clock_us;
+using clock::wall_clock_us;
 
 }  // namespace jetstream::loadgen

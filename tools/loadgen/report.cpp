@@ -7,6 +7,8 @@
 #include <sstream>
 #include <tuple>
 
+#include "common/codec/json_writer.hpp"
+
 namespace jetstream::loadgen {
 namespace {
 
@@ -217,40 +219,11 @@ std::string with_commas(std::uint64_t value) {
   return out;
 }
 
+/// `text` as a JSON string: the project's one JSON string writer (Go's escaping; invalid UTF-8
+/// becomes \ufffd), so a close reason or URL from a server cannot break the report.
 std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      if (c == '"' || c == '\\') {
-        out.push_back('\\');
-        out.push_back(static_cast<char>(c));
-      } else if (c < 0x20 || c == 0x7f) {
-        char buffer[8];
-        std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-        out += buffer;
-      } else {
-        out.push_back(static_cast<char>(c));
-      }
-      ++i;
-      continue;
-    }
-    // Copy a well-formed UTF-8 sequence; anything else becomes U+FFFD.
-    std::size_t length = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-    bool valid = length > 0 && i + length <= text.size();
-    for (std::size_t k = 1; valid && k < length; ++k) {
-      valid = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-    }
-    if (valid) {
-      out += text.substr(i, length);
-      i += length;
-    } else {
-      out += "\\ufffd";
-      ++i;
-    }
-  }
-  out.push_back('"');
+  std::string out;
+  codec::append_json_string(out, text);
   return out;
 }
 
