@@ -15,7 +15,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config ca-certificates \
       libcaf-dev cppzmq-dev libzmq3-dev \
-      libboost-dev libboost-system-dev libboost-program-options-dev \
+      libboost-dev libboost-system-dev \
       rapidjson-dev libzstd-dev prometheus-cpp-dev librocksdb-dev \
       libssl-dev zlib1g-dev libbz2-dev \
       libgtest-dev libgmock-dev \

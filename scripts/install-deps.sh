@@ -10,7 +10,7 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev clang-format clang-tidy
   # service stack
   libcaf-dev cppzmq-dev libzmq3-dev
-  libboost-dev libboost-system-dev libboost-program-options-dev
+  libboost-dev libboost-system-dev
   rapidjson-dev libzstd-dev zstd prometheus-cpp-dev librocksdb-dev
   libssl-dev zlib1g-dev libbz2-dev
   # tests and benchmarks

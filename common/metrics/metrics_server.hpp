@@ -9,6 +9,13 @@
 // One request per connection (`Connection: close`). A request head is bounded to 8 KiB and must
 // arrive within 2 s; a response must be taken within 2 s. Up to 32 connections are served at
 // once by one poll(2) loop, so a silent client delays nobody. Garbage gets a 400 and a close.
+//
+// Why not prometheus-cpp's own Exposer (civetweb), measured by tests/bench/
+// metrics_server_comparison.cpp on the same registry: the Exposer answers /healthz and /readyz
+// with 404 (it serves collectables only, so the probes every service answers on this port would
+// need a second server), and two clients that never finish a request head take both of its worker
+// threads, so a scrape gets no answer (5 s and counting); here the scrape is answered at once and
+// the readiness reason is in the body. One server, shared by the three services.
 #pragma once
 
 #include <chrono>

@@ -1,0 +1,118 @@
+// Why common/metrics keeps its own HTTP server rather than prometheus-cpp's Exposer (civetweb),
+// measured: both serve the same registry on 127.0.0.1 and go through the same three checks.
+//
+//   1. /healthz and /readyz: the liveness and readiness probes every service answers on its
+//      metrics port (API.md, the Kubernetes manifests).
+//   2. a scrape while two clients hold connections with request heads they never finish (a port
+//      scanner, a stuck proxy): is it answered within 5 s?
+//   3. threads the server adds to the process.
+//
+//   build/release/tests/bench/metrics_server_comparison
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <poll.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/metrics/metrics_server.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int connect_to(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/// The status line of GET `path`, or "no answer in 5 s".
+std::string status_of(std::uint16_t port, const std::string& path) {
+  const int fd = connect_to(port);
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  [[maybe_unused]] const auto sent = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  pollfd item{fd, POLLIN, 0};
+  std::string answer = "no answer in 5 s";
+  if (::poll(&item, 1, 5000) > 0) {
+    char buffer[256];
+    const auto n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n > 0) {
+      answer.assign(buffer, static_cast<std::size_t>(n));
+      answer = answer.substr(0, answer.find("\r\n"));
+    }
+  }
+  ::close(fd);
+  return answer;
+}
+
+int thread_count() {
+  int n = 0;
+  DIR* tasks = ::opendir("/proc/self/task");
+  while (const dirent* entry = ::readdir(tasks)) n += entry->d_name[0] != '.';
+  ::closedir(tasks);
+  return n;
+}
+
+void report(const char* name, int threads, std::uint16_t port) {
+  std::printf("%s\n", name);
+  std::printf("  threads added          %d\n", threads);
+  std::printf("  GET /healthz           %s\n", status_of(port, "/healthz").c_str());
+  std::printf("  GET /readyz            %s\n", status_of(port, "/readyz").c_str());
+  int stuck[2];
+  for (int& fd : stuck) {
+    fd = connect_to(port);
+    [[maybe_unused]] const auto sent = ::send(fd, "GET /metrics HTTP/1.1\r\n", 23, MSG_NOSIGNAL);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto start = Clock::now();
+  const std::string scrape = status_of(port, "/metrics");
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+  std::printf("  scrape, 2 stuck heads  %s (%lld ms)\n", scrape.c_str(),
+              static_cast<long long>(ms));
+  for (const int fd : stuck) ::close(fd);
+}
+
+}  // namespace
+
+int main() {
+  auto registry = std::make_shared<prometheus::Registry>();
+  prometheus::BuildCounter()
+      .Name("example_total")
+      .Help("x")
+      .Register(*registry)
+      .Add({})
+      .Increment();
+  {
+    const int before = thread_count();
+    jetstream::metrics::MetricsServer server("127.0.0.1", 0, registry);
+    server.set_health([] { return true; },
+                      [] { return jetstream::metrics::HealthReport::unhealthy("warming up"); });
+    report("common/metrics MetricsServer", thread_count() - before, server.port());
+  }
+  {
+    const int before = thread_count();
+    prometheus::Exposer exposer("127.0.0.1:0");
+    exposer.RegisterCollectable(registry);
+    report("prometheus-cpp 1.0 Exposer (civetweb, default 2 threads)", thread_count() - before,
+           static_cast<std::uint16_t>(exposer.GetListeningPorts().front()));
+  }
+  return 0;
+}
