@@ -22,6 +22,7 @@
 #include "services/decode/frame_receiver.hpp"
 #include "services/decode/pipeline.hpp"
 #include "services/decode/replay_server.hpp"
+#include "services/decode/sequencer_actor.hpp"
 #include "services/decode/zmq_event_publisher.hpp"
 
 namespace jetstream::decode {
@@ -64,46 +65,6 @@ void register_decode_flags(config::FlagSet& flags, DecodeOptions& o) {
 }
 
 namespace {
-
-struct WriterState {
-  std::unique_ptr<ZmqEventPublisher> publisher;
-  std::unique_ptr<EventSequencer> sequencer;
-};
-
-struct WriterDeps {
-  EventStore* store;
-  std::shared_ptr<const zstd::Dictionary> dictionary;
-  DecodeProbe* probe;
-  PipelineCounters* counters;
-  zmq::context_t* context;
-  std::string events_endpoint;
-  std::chrono::microseconds heartbeat_interval;
-  int send_high_water_mark;
-  std::atomic<bool>* stopping;
-  std::promise<std::string>* bound_endpoint;
-};
-
-event_writer_actor::behavior_type event_writer(
-    event_writer_actor::stateful_pointer<WriterState> self, WriterDeps deps) {
-  auto& state = self->state;
-  state.publisher = std::make_unique<ZmqEventPublisher>(*deps.context, deps.events_endpoint,
-                                                        deps.send_high_water_mark);
-  deps.bound_endpoint->set_value(state.publisher->endpoint());
-  state.sequencer = std::make_unique<EventSequencer>(*deps.store, deps.dictionary, *deps.probe,
-                                                     *deps.counters, *state.publisher);
-  self->send(self, tick_atom::value);
-  return {
-      [self, deps](store_atom, DecodedBatchPtr& batch) {
-        if (!self->state.sequencer->accept(std::move(batch), *deps.stopping)) {
-          self->quit();
-        }
-      },
-      [self, deps](tick_atom) {
-        self->state.sequencer->publish_heartbeat();
-        self->delayed_send(self, deps.heartbeat_interval, tick_atom::value);
-      },
-  };
-}
 
 using retention_actor = caf::typed_actor<caf::reacts_to<tick_atom>>;
 
@@ -196,7 +157,7 @@ struct DecodeService::Impl {
   zmq::context_t context{1};
   std::unique_ptr<caf::actor_system_config> actor_config;
   std::unique_ptr<caf::actor_system> actors;
-  event_writer_actor writer;
+  sequencer_actor sequencer;
   retention_actor retention_worker;
   disk_watch_actor disk_watcher;
   std::vector<decode_worker_actor> workers;
@@ -204,7 +165,6 @@ struct DecodeService::Impl {
   std::unique_ptr<ReplayServer> replay;
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   std::atomic<bool> stopping{false};
-  std::promise<std::string> events_bound;
   std::string events_endpoint;
   bool stopped = false;
 };
@@ -306,13 +266,12 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   s.actors = std::make_unique<caf::actor_system>(*s.actor_config);
 
   try {
-    auto bound = s.events_bound.get_future();
-    s.writer = s.actors->spawn<caf::detached>(
-        event_writer,
-        WriterDeps{s.store.get(), s.dictionary, s.probe.get(), &s.counters, &s.context,
-                   options.events_endpoint, options.heartbeat_interval,
-                   static_cast<int>(options.events_send_hwm), &s.stopping, &s.events_bound});
-    s.events_endpoint = bound.get();
+    s.sequencer = spawn_sequencer(
+        *s.actors,
+        SequencerActorOptions{s.store.get(), s.dictionary, s.probe.get(), &s.counters, &s.context,
+                              options.events_endpoint, options.heartbeat_interval,
+                              static_cast<int>(options.events_send_hwm), &s.stopping},
+        s.events_endpoint);
   } catch (const std::exception& e) {
     error = std::string("events endpoint ") + options.events_endpoint + ": " + e.what();
     return nullptr;
@@ -320,7 +279,7 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   const auto worker_count =
       options.workers > 0 ? static_cast<std::size_t>(options.workers) : std::size_t{cores};
   for (std::size_t i = 0; i < worker_count; ++i) {
-    s.workers.push_back(spawn_decode_worker(*s.actors, s.writer));
+    s.workers.push_back(spawn_decode_worker(*s.actors, s.sequencer));
   }
   s.retention_worker = s.actors->spawn<caf::detached>(
       retention, s.store.get(), s.probe.get(), options.event_ttl, options.retention_interval);
@@ -388,11 +347,11 @@ void DecodeService::stop() {
   if (s.replay) s.replay->stop();
   if (s.actors) {
     for (auto& worker : s.workers) caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(s.writer, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(s.sequencer, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(s.retention_worker, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(s.disk_watcher, caf::exit_reason::user_shutdown);
     s.workers.clear();
-    s.writer = nullptr;
+    s.sequencer = nullptr;
     s.retention_worker = nullptr;
     s.disk_watcher = nullptr;
     s.actors->await_all_actors_done();

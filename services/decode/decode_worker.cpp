@@ -10,9 +10,9 @@ struct WorkerState {
 };
 
 decode_worker_actor::behavior_type decode_worker(
-    decode_worker_actor::stateful_pointer<WorkerState> self, event_writer_actor writer) {
+    decode_worker_actor::stateful_pointer<WorkerState> self, sequencer_actor sequencer) {
   return {
-      [self, writer](decode_atom, const FrameBatchPtr& batch) {
+      [self, sequencer](decode_atom, const FrameBatchPtr& batch) {
         auto decoded = std::make_shared<DecodedBatch>();
         decoded->sequence = batch->sequence;
         decoded->oldest_receive_time_us = std::numeric_limits<std::int64_t>::max();
@@ -32,15 +32,15 @@ decode_worker_actor::behavior_type decode_worker(
           }
         }
         decoded->stats = encoder.stats();
-        self->send(writer, store_atom::value, std::move(decoded));
+        self->send(sequencer, store_atom::value, std::move(decoded));
       },
   };
 }
 
 }  // namespace
 
-decode_worker_actor spawn_decode_worker(caf::actor_system& system, event_writer_actor writer) {
-  return system.spawn(decode_worker, std::move(writer));
+decode_worker_actor spawn_decode_worker(caf::actor_system& system, sequencer_actor sequencer) {
+  return system.spawn(decode_worker, std::move(sequencer));
 }
 
 }  // namespace jetstream::decode

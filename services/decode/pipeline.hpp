@@ -1,8 +1,8 @@
-// decode's pipeline: the receiver thread hands batches of frames to worker actors, which decode
-// them in parallel; the writer actor puts the results back in arrival order, stamps time_us,
-// compresses, stores and publishes.
+// decode's actor messages and the state its stages share: the receiver thread hands batches of
+// frames to worker actors, which decode them in parallel; the sequencer actor puts the results
+// back in arrival order, stamps time_us, compresses, stores and publishes.
 //
-//   receiver thread ──FrameBatch──▶ decode_worker ×N ──DecodedBatch──▶ event_writer (detached)
+//   receiver thread ──FrameBatch──▶ decode_worker ×N ──DecodedBatch──▶ sequencer (detached)
 //        ▲                                                                  │
 //        └──────────── durable cursor, batches in flight (atomics) ─────────┘
 #pragma once
@@ -24,7 +24,7 @@ namespace jetstream::decode {
 
 /// Frames the receiver accepted, in arrival order. Owned by one stage at a time.
 struct FrameBatch {
-  std::uint64_t sequence = 0;  ///< consecutive from 1: the writer restores this order
+  std::uint64_t sequence = 0;  ///< consecutive from 1: the sequencer restores this order
   std::vector<zmq::message_t> frames;
   std::vector<proto::FrameHeader> headers;
 };
@@ -41,7 +41,7 @@ struct DecodedBatch {
 };
 using DecodedBatchPtr = std::shared_ptr<DecodedBatch>;
 
-/// State shared between the receiver thread and the writer: plain atomics, no locks.
+/// State shared between the receiver thread and the sequencer: plain atomics, no locks.
 struct PipelineCounters {
   std::atomic<std::int64_t> durable_cursor{-1};    ///< upstream seq of the last stored frame
   std::atomic<std::int64_t> batches_in_flight{0};  ///< dispatched, not yet stored
@@ -66,10 +66,11 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 /// Decodes frame batches; stateless between batches apart from reusable buffers.
 using decode_worker_actor = caf::typed_actor<caf::reacts_to<decode_atom, FrameBatchPtr>>;
-/// Sequences, stores and publishes decoded batches; `tick` publishes a heartbeat.
-using event_writer_actor =
+/// Runs the EventSequencer (sequencer_actor.hpp): sequences, stores and publishes decoded
+/// batches; `tick` publishes a heartbeat.
+using sequencer_actor =
     caf::typed_actor<caf::reacts_to<store_atom, DecodedBatchPtr>, caf::reacts_to<tick_atom>>;
 
-decode_worker_actor spawn_decode_worker(caf::actor_system& system, event_writer_actor writer);
+decode_worker_actor spawn_decode_worker(caf::actor_system& system, sequencer_actor sequencer);
 
 }  // namespace jetstream::decode

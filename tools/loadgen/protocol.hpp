@@ -1,7 +1,7 @@
 // The client side of the handshake as jetstream-loadgen speaks it, without sockets: ws:// URLs, the
 // upgrade request and the check of its response, and the cheap read of `time_us` from the start
 // of an event. Frames are common/websocket/codec.hpp's. Pure code, tested in
-// tests/unit/loadgen_test.cpp.
+// tests/integration/loadgen_test.cpp.
 #pragma once
 
 #include <cstddef>

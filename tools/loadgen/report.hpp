@@ -1,6 +1,6 @@
 // What jetstream-loadgen measures and checks, without sockets: the latency histogram, the
 // per-client record of a run, the verification rules and the summary (text and one JSON line).
-// Pure code, tested in tests/unit/loadgen_test.cpp.
+// Pure code, tested in tests/integration/loadgen_test.cpp.
 #pragma once
 
 #include <array>

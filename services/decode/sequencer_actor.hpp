@@ -1,0 +1,40 @@
+// The actor that runs decode's EventSequencer: the single writer of the event log. Decode
+// workers send it their batches (in any order); it hands them to the sequencer, which restores
+// arrival order, stamps time_us, stores and publishes (event_sequencer.hpp), and it publishes a
+// heartbeat every --heartbeat-interval. Detached (a thread of its own): RocksDB writes block.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <zmq.hpp>
+
+#include "common/zstd/zstd_dictionary.hpp"
+#include "services/decode/decode_probe.hpp"
+#include "services/decode/event_store.hpp"
+#include "services/decode/pipeline.hpp"
+
+namespace jetstream::decode {
+
+/// What the sequencer actor uses; every pointer outlives the actor.
+struct SequencerActorOptions {
+  EventStore* store = nullptr;
+  std::shared_ptr<const zstd::Dictionary> dictionary;
+  DecodeProbe* probe = nullptr;
+  PipelineCounters* counters = nullptr;
+  zmq::context_t* context = nullptr;
+  std::string events_endpoint;  ///< where the events PUB binds
+  std::chrono::microseconds heartbeat_interval{1'000'000};
+  int send_high_water_mark = 1000;
+  /// Set on shutdown: a write that keeps failing is no longer retried.
+  std::atomic<bool>* stopping = nullptr;
+};
+
+/// Spawns the sequencer actor, detached. Its events PUB is bound before this returns:
+/// `bound_endpoint` receives the endpoint actually bound (the port chosen for `:*`). Throws what
+/// the bind threw (zmq::error_t) when the endpoint cannot be bound.
+sequencer_actor spawn_sequencer(caf::actor_system& system, SequencerActorOptions options,
+                                std::string& bound_endpoint);
+
+}  // namespace jetstream::decode
