@@ -342,11 +342,13 @@ FrameParser::Status FrameParser::finish_frame(Message& message) {
                                          : fail(close_code::kProtocolError, "invalid close code");
       }
       message.payload.assign(fields->reason);
+      message.view = message.payload;
       message.close_code = fields->code;
       state_ = State::kClosed;
       release();
     } else {
       message.payload.assign(payload);
+      message.view = message.payload;
     }
     return Status::kMessage;
   }
@@ -356,6 +358,7 @@ FrameParser::Status FrameParser::finish_frame(Message& message) {
   message.size = message_size_;
   message.close_code = 0;
   message.payload.swap(message_);  // the caller's old buffer is reused for the next message
+  message.view = message.payload;
   message_.clear();
   return Status::kMessage;
 }
@@ -381,6 +384,20 @@ FrameParser::Status FrameParser::parse(std::string_view& input, Message& message
         header_have_ = 0;
         header_need_ = 2;
         if (!start_frame(keep)) return Status::kError;
+        if (!masked_ && fin_ && opcode_ != Opcode::kContinuation && !is_control(opcode_) &&
+            payload_left_ <= input.size()) {
+          // A whole unfragmented message in the input: hand out a view, copy nothing.
+          const auto size = static_cast<std::size_t>(payload_left_);
+          message.opcode = opcode_;
+          message.size = size;
+          message.close_code = 0;
+          message.payload.clear();
+          message.view = input.substr(0, std::min(size, keep_));
+          input.remove_prefix(size);
+          in_message_ = false;
+          payload_left_ = 0;
+          return Status::kMessage;
+        }
         state_ = State::kPayload;
         if (payload_left_ == 0) {
           if (const Status status = finish_frame(message); status != Status::kNeedMore) {

@@ -148,7 +148,13 @@ struct Message {
   /// kText, kBinary, kPing, kPong or kClose; never kContinuation.
   Opcode opcode = Opcode::kText;
   /// Data: the message's first `KeepBytes` bytes (all of it by default). Ping and pong: the
-  /// payload. Close: the reason (well-formed UTF-8).
+  /// payload. Close: the reason (well-formed UTF-8). Always points at the bytes: into `payload`,
+  /// or, for an unmasked data message that arrived whole in one `input` (a server's usual
+  /// case), into that input itself, copying nothing — then valid only while the caller's buffer
+  /// is, and `payload` is empty.
+  std::string_view view;
+  /// The kept bytes when they were copied (always for masked frames, i.e. a client's): a string
+  /// the caller may take.
   std::string payload;
   /// Data: the size of the whole message; control: the payload's size.
   std::uint64_t size = 0;

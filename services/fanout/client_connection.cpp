@@ -25,6 +25,7 @@
 
 #include "common/log/log.hpp"
 #include "common/websocket/codec.hpp"
+#include "services/fanout/write_queue.hpp"
 
 namespace jetstream::fanout {
 
@@ -49,12 +50,7 @@ constexpr std::size_t kReadBudget = 256 * 1024;
 /// sendmsg calls per wake-up before yielding.
 constexpr int kWriteBudget = 64;
 
-enum class EntryKind : std::uint8_t { kData, kHandshake, kPing, kPong, kClose };
-
-struct Entry {
-  SharedFrame frame;
-  EntryKind kind = EntryKind::kData;
-};
+using EntryKind = WriteQueue::Kind;
 
 /// The connection's life: open → closing (close frame queued, waiting for it to be written
 /// and/or for the client's close) → draining (our close written, write side shut, reading until
@@ -133,8 +129,7 @@ struct ClientConnection::Impl {
   bool reported = false;  // on_closed was called
   CloseInfo close_info;
 
-  std::deque<Entry> queue;
-  std::size_t front_offset = 0;  // bytes of queue.front() already written
+  WriteQueue queue;
   bool waiting_writable = false;
   bool stall_timer_armed = false;
   Clock::time_point last_progress;
@@ -199,63 +194,21 @@ struct ClientConnection::Impl {
       return;
     }
     if (queue.empty()) last_progress = Clock::now();
-    for (auto& frame : frames) {
-      // An empty "frame" is not a frame: a zero-byte write could never consume it.
-      if (frame.size != 0) queue.push_back(Entry{std::move(frame), EntryKind::kData});
-    }
+    for (auto& frame : frames) queue.push_back(EntryKind::kData, std::move(frame));
     do_write();
   }
 
-  /// Puts a control frame (ping, pong) ahead of queued data, but behind a partly written frame,
-  /// the handshake and other control frames. An unsent pong is replaced by the newer one
-  /// (RFC 6455 §5.5.3 allows answering only the latest ping), so a ping flood cannot grow the
-  /// queue.
+  /// A ping or pong, ahead of queued data (WriteQueue::push_control says where).
   void enqueue_control(EntryKind kind, SharedFrame frame) {
     if (queue.empty()) last_progress = Clock::now();
-    std::size_t pos = front_offset > 0 ? 1 : 0;
-    while (pos < queue.size()) {
-      Entry& entry = queue[pos];
-      if (entry.kind == EntryKind::kPong && kind == EntryKind::kPong) {
-        entry.frame = std::move(frame);
-        return;
-      }
-      if (entry.kind != EntryKind::kHandshake && entry.kind != EntryKind::kPing &&
-          entry.kind != EntryKind::kPong) {
-        break;
-      }
-      ++pos;
-    }
-    queue.insert(queue.begin() + static_cast<std::ptrdiff_t>(pos), Entry{std::move(frame), kind});
+    queue.push_control(kind, std::move(frame));
   }
 
   /// Drops queued data not yet started (a closing connection sends its close frame next).
   void discard_unsent() {
-    const std::size_t keep = front_offset > 0 ? 1 : 0;
-    if (keep != 0 && !queue.front().frame.owner) {
-      // The frame being written borrows its bytes' owner from a later data frame of its batch
-      // (see SharedFrame) that is about to be dropped: take that owner over. Control frames
-      // (a pong or ping queued right behind it) own only their own bytes.
-      for (std::size_t i = 1; i < queue.size(); ++i) {
-        if (queue[i].kind == EntryKind::kData && queue[i].frame.owner) {
-          queue.front().frame.owner = queue[i].frame.owner;
-          break;
-        }
-      }
-    }
-    std::uint64_t dropped = 0;
-    std::deque<Entry> kept;
-    for (std::size_t i = 0; i < queue.size(); ++i) {
-      Entry& entry = queue[i];
-      if (i < keep || entry.kind == EntryKind::kHandshake || entry.kind == EntryKind::kPong) {
-        kept.push_back(std::move(entry));
-      } else if (entry.kind == EntryKind::kData) {
-        dropped += entry.frame.size;
-      } else if (entry.kind == EntryKind::kPing) {
-        ping_phase = PingPhase::kIdle;
-      }
-    }
-    queue.swap(kept);
-    subtract_queued(dropped);
+    const WriteQueue::Discarded discarded = queue.discard_unsent();
+    if (discarded.ping_dropped) ping_phase = PingPhase::kIdle;
+    subtract_queued(discarded.data_bytes);
   }
 
   void do_write() {
@@ -263,29 +216,12 @@ struct ClientConnection::Impl {
     bool wrote_data = false;
     for (int round = 0; round < kWriteBudget && !queue.empty(); ++round) {
       std::array<iovec, kMaxIovecs> iov;
-      std::size_t iov_count = 0;
-      std::size_t frames = 0;
-      std::size_t bytes = 0;
-      for (std::size_t i = 0; i < queue.size(); ++i) {
-        if (frames >= options.max_frames_per_write || bytes >= options.max_bytes_per_write) break;
-        const SharedFrame& frame = queue[i].frame;
-        const std::size_t skip = i == 0 ? front_offset : 0;
-        const std::uint8_t* data = frame.data + skip;
-        const std::size_t size = frame.size - skip;
-        if (iov_count > 0 && static_cast<const std::uint8_t*>(iov[iov_count - 1].iov_base) +
-                                     iov[iov_count - 1].iov_len ==
-                                 data) {
-          iov[iov_count - 1].iov_len += size;  // adjacent in one batch buffer: one iovec
-        } else {
-          if (iov_count == kMaxIovecs) break;
-          iov[iov_count++] = iovec{const_cast<std::uint8_t*>(data), size};
-        }
-        ++frames;
-        bytes += size;
-      }
+      const WriteQueue::Gather gathered =
+          queue.gather(iov, options.max_frames_per_write, options.max_bytes_per_write);
+      const std::size_t bytes = gathered.bytes;
       msghdr message{};
       message.msg_iov = iov.data();
-      message.msg_iovlen = iov_count;
+      message.msg_iovlen = gathered.iov_count;
       const ssize_t sent = ::sendmsg(fd(), &message, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (sent < 0) {
         const int error = errno;
@@ -313,41 +249,20 @@ struct ClientConnection::Impl {
   /// Removes `sent` bytes from the front of the queue; true when some were data.
   bool consume(std::size_t sent) {
     bytes_written.fetch_add(sent, std::memory_order_relaxed);
-    std::uint64_t data_bytes = 0;
-    std::uint64_t data_frames = 0;
-    bool close_written = false;
-    bool ping_written = false;
-    while (sent > 0) {
-      Entry& entry = queue.front();
-      const std::size_t take = std::min(entry.frame.size - front_offset, sent);
-      sent -= take;
-      front_offset += take;
-      if (entry.kind == EntryKind::kData) data_bytes += take;
-      if (front_offset < entry.frame.size) break;
-      if (entry.kind == EntryKind::kData) {
-        ++data_frames;
-        if (entry.frame.measure_from != std::chrono::steady_clock::time_point{} &&
-            options.on_frame_written) {
-          options.on_frame_written(std::chrono::steady_clock::now() - entry.frame.measure_from);
-        }
-      }
-      if (entry.kind == EntryKind::kPing) ping_written = true;
-      if (entry.kind == EntryKind::kClose) close_written = true;
-      queue.pop_front();
-      front_offset = 0;
-    }
-    subtract_queued(data_bytes);
-    if (data_frames != 0) frames_written.fetch_add(data_frames, std::memory_order_relaxed);
-    if (ping_written && phase == Phase::kOpen) {
+    const WriteQueue::Consumed done = queue.consume(sent, options.on_frame_written);
+    subtract_queued(done.data_bytes);
+    if (done.data_frames != 0)
+      frames_written.fetch_add(done.data_frames, std::memory_order_relaxed);
+    if (done.ping_written && phase == Phase::kOpen) {
       ping_phase = PingPhase::kAwaitingPong;
       ping_written_at = Clock::now();
       arm_ping_timer(ping_written_at + options.pong_timeout);
     }
-    if (close_written) {
+    if (done.close_written) {
       close_frame_written = true;
       if (peer_close_received || drain_after_close_frame) start_draining();
     }
-    return data_bytes != 0;
+    return done.data_bytes != 0;
   }
 
   void wait_writable() {
@@ -514,7 +429,7 @@ struct ClientConnection::Impl {
   void queue_close_frame(std::string frame) {
     if (queue.empty()) last_progress = Clock::now();
     close_frame_queued = true;
-    queue.push_back(Entry{SharedFrame::copy_of(std::move(frame)), EntryKind::kClose});
+    queue.push_back(EntryKind::kClose, SharedFrame::copy_of(std::move(frame)));
   }
 
   void arm_close_timer() {
@@ -560,14 +475,7 @@ struct ClientConnection::Impl {
     close_timer.cancel();
     boost::system::error_code ignored;
     socket.close(ignored);
-    std::uint64_t dropped = 0;
-    for (const auto& entry : queue) {
-      if (entry.kind == EntryKind::kData) dropped += entry.frame.size;
-    }
-    if (!queue.empty() && queue.front().kind == EntryKind::kData) dropped -= front_offset;
-    queue.clear();
-    front_offset = 0;
-    subtract_queued(dropped);
+    subtract_queued(queue.clear());
     parser.release();  // frees a partial message
     if (started) report_closed();
   }
@@ -635,8 +543,8 @@ std::shared_ptr<ClientConnection> ClientConnection::adopt(
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (!handshake_response.empty()) {
-    impl->queue.push_back(
-        Entry{SharedFrame::copy_of(std::move(handshake_response)), EntryKind::kHandshake});
+    impl->queue.push_back(EntryKind::kHandshake,
+                          SharedFrame::copy_of(std::move(handshake_response)));
   }
   impl->early_input.assign(received);
   auto connection = std::shared_ptr<ClientConnection>(

@@ -193,14 +193,16 @@ class RawClient {
   std::optional<ServerFrame> next_buffered_frame() {
     std::string_view input(buffer_);
     const auto status = parser_.parse(input, message_);
+    std::optional<ServerFrame> frame;
+    if (status == websocket::FrameParser::Status::kMessage) {  // copied before buffer_ changes
+      frame = ServerFrame{static_cast<std::uint8_t>(message_.opcode), std::string(message_.view)};
+      if (message_.opcode == websocket::Opcode::kClose) {
+        frame->payload = websocket::close_payload(message_.close_code, message_.view);
+      }
+    }
     buffer_.erase(0, buffer_.size() - input.size());
     if (status == websocket::FrameParser::Status::kError) {
       ADD_FAILURE() << "the server broke RFC 6455: " << parser_.error().reason;
-    }
-    if (status != websocket::FrameParser::Status::kMessage) return std::nullopt;
-    ServerFrame frame{static_cast<std::uint8_t>(message_.opcode), message_.payload};
-    if (message_.opcode == websocket::Opcode::kClose) {
-      frame.payload = websocket::close_payload(message_.close_code, message_.payload);
     }
     return frame;
   }

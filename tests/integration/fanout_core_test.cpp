@@ -32,7 +32,7 @@ std::string frame_payload(const std::uint8_t* data, std::size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
   EXPECT_EQ(parser.parse(input, message), websocket::FrameParser::Status::kMessage);
   EXPECT_TRUE(input.empty()) << "one frame per OutboundFrame";
-  return message.payload;
+  return std::string(message.view);
 }
 
 std::int64_t time_us_of(std::string_view json) {

@@ -135,13 +135,16 @@ class WsTestClient {
   std::optional<WsMessage> parse() {
     std::string_view input(buffer_);
     const auto status = parser_.parse(input, message_);
+    std::optional<WsMessage> message;
+    if (status == websocket::FrameParser::Status::kMessage) {  // copied before buffer_ changes
+      message = WsMessage{static_cast<std::uint8_t>(message_.opcode), std::string(message_.view),
+                          message_.close_code};
+    }
     buffer_.erase(0, buffer_.size() - input.size());
     if (status == websocket::FrameParser::Status::kError) {
       ADD_FAILURE() << "the server broke RFC 6455: " << parser_.error().reason;
     }
-    if (status != websocket::FrameParser::Status::kMessage) return std::nullopt;
-    return WsMessage{static_cast<std::uint8_t>(message_.opcode), message_.payload,
-                     message_.close_code};
+    return message;
   }
 
   int fd_ = -1;

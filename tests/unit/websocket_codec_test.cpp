@@ -71,7 +71,13 @@ Parsed parse_chunks(const std::string& stream, const std::vector<std::size_t>& c
     while (!chunk.empty() && !result.error) {
       switch (parser.parse(chunk, message, keep)) {
         case Status::kNeedMore: EXPECT_TRUE(chunk.empty()); break;
-        case Status::kMessage: result.messages.push_back(message); break;
+        case Status::kMessage: {
+          Message copy = message;  // `view` may point into the chunk or into `message`
+          copy.payload = std::string(message.view);
+          copy.view = {};  // the tests read `payload`
+          result.messages.push_back(std::move(copy));
+          break;
+        }
         case Status::kError:
           result.error = true;
           result.protocol_error = parser.error();
@@ -525,6 +531,22 @@ TEST(FrameParserOfServerFrames, GivesTheSameMessagesForEverySplit) {
                                Sender::kServer, kKeep512)),
             expected)
       << "byte by byte";
+}
+
+TEST(FrameParserOfServerFrames, AWholeUnmaskedMessageInTheInputIsAViewIntoIt) {
+  const std::string stream =
+      server_frame(0x81, "zero copy") + server_frame(0x01, "frag") + server_frame(0x80, "mented");
+  FrameParser parser(Sender::kServer, 1000);
+  Message message;
+  std::string_view input(stream);
+  ASSERT_EQ(parser.parse(input, message), Status::kMessage);
+  EXPECT_EQ(message.view, "zero copy");
+  EXPECT_GE(message.view.data(), stream.data());
+  EXPECT_LT(message.view.data(), stream.data() + stream.size()) << "points into the input";
+  EXPECT_TRUE(message.payload.empty());
+  ASSERT_EQ(parser.parse(input, message), Status::kMessage);
+  EXPECT_EQ(message.view, "fragmented") << "fragments are reassembled into payload";
+  EXPECT_EQ(message.view.data(), message.payload.data());
 }
 
 TEST(FrameParserOfServerFrames, KeepsOnlyThePrefixAcrossFragments) {

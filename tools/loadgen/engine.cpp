@@ -246,7 +246,7 @@ websocket::KeepBytes Worker::keep_bytes(const Connection& c) const {
 
 void Worker::on_message(Connection& c, const websocket::Message& message) {
   const websocket::Opcode opcode = message.opcode;
-  const std::string_view kept = message.payload;
+  const std::string_view kept = message.view;  // often into the receive buffer: no copy
   if (c.state != State::kOpen) {
     if (c.state == State::kClosing) ++ignored_after_target_;
     return;
