@@ -18,6 +18,7 @@
 #include "services/fanout/fanout_probe.hpp"
 #include "services/fanout/http_server.hpp"
 #include "services/fanout/ip_rate_limiter.hpp"
+#include "services/fanout/subscribe_route.hpp"
 #include "services/fanout/subscriber_options.hpp"
 
 namespace jetstream::fanout {
@@ -61,23 +62,33 @@ void register_fanout_flags(config::FlagSet& flags, FanoutOptions& o) {
 
 namespace {
 
-/// The session's view of its websocket connection.
-class ConnectionSink final : public ClientSink {
- public:
-  explicit ConnectionSink(std::shared_ptr<ClientConnection> connection)
-      : connection_(std::move(connection)) {}
-  void send(std::vector<OutboundFrame> frames) override { connection_->send(std::move(frames)); }
-  void close(std::uint16_t code, std::string reason) override {
-    connection_->close(code, std::move(reason));
-  }
-  std::uint64_t queued_bytes() const override { return connection_->queued_bytes(); }
-  std::uint64_t written_bytes() const override { return connection_->stats().bytes_written; }
-
- private:
-  std::shared_ptr<ClientConnection> connection_;
-};
-
 using housekeeping_atom = caf::atom_constant<caf::atom("housekeep")>;
+
+/// Once a second: the window's and the HTTP server's figures into the probe, and the rate
+/// limiter forgets idle addresses.
+caf::actor spawn_housekeeping(caf::actor_system& actors, const EventWindow& window,
+                              IpRateLimiter& limiter, FanoutProbe& probe, const HttpServer& http) {
+  return actors.spawn([&window, &limiter, &probe, &http](caf::event_based_actor* self) {
+    self->send(self, housekeeping_atom::value);
+    return caf::behavior{[=, &window, &limiter, &probe, &http](housekeeping_atom) {
+      probe.set_window(window.bytes(), window.newest());
+      probe.set_http(http.stats());
+      limiter.forget_idle(std::chrono::seconds(60));
+      self->delayed_send(self, std::chrono::seconds(1), housekeeping_atom::value);
+    }};
+  });
+}
+
+/// /readyz: joined to decode's stream, not repairing a gap, and heard from decode lately.
+metrics::HealthReport feed_readiness(const EventFeed& feed) {
+  const auto status = feed.status();
+  if (!status.joined) return metrics::HealthReport::unhealthy("not joined to decode's stream");
+  if (status.repairing) return metrics::HealthReport::unhealthy("repairing a gap from the log");
+  if (std::chrono::steady_clock::now() - status.last_message > std::chrono::seconds(5)) {
+    return metrics::HealthReport::unhealthy("no message from decode for 5s");
+  }
+  return metrics::HealthReport::healthy();
+}
 
 }  // namespace
 
@@ -176,13 +187,8 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   EventFeedOptions feed_options;
   feed_options.events_endpoint = options.events_endpoint;
   feed_options.replay_endpoint = options.replay_endpoint;
-  auto broadcaster = s.broadcaster;
-  s.feed = std::make_unique<EventFeed>(
-      s.context, feed_options, *s.window,
-      [broadcaster](const BlockPtr& block) {
-        caf::anon_send(broadcaster, block_atom::value, block);
-      },
-      *s.probe);
+  s.feed = std::make_unique<EventFeed>(s.context, feed_options, *s.window,
+                                       notify_broadcaster(s.broadcaster), *s.probe);
   s.feed->start();
 
   SessionContext session_context;
@@ -211,75 +217,18 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   http_options.header_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.header_timeout);
   http_options.max_request_memory = static_cast<std::size_t>(options.max_request_memory);
-  auto* actors = s.actors.get();
-  auto* stopping = &s.stopping;
-  const bool compression_available = s.compression_available;
-  auto handler = [actors, session_context, stopping,
-                  compression_available](const SubscribeRequest& request) -> SubscribeDecision {
-    if (stopping->load()) return HttpError{503, "server shutting down"};
-    const std::optional<std::string_view> encoding =
-        request.socket_encoding.empty() ? std::nullopt
-                                        : std::optional<std::string_view>(request.socket_encoding);
-    ParseResult parsed = parse_subscribe_request(request.query, encoding);
-    if (!parsed.ok()) return HttpError{400, parsed.error};
-    if (parsed.options->compress && !compression_available) {
-      return HttpError{400, "compression unavailable: no zstd dictionary configured"};
-    }
-    SubscriberOptions subscriber = std::move(*parsed.options);
-    std::string ip = request.client_ip;
-    return SubscribeAccept{[actors, session_context, subscriber,
-                            ip](const std::shared_ptr<ClientConnection>& connection) {
-      const SessionHandle session = spawn_session(
-          *actors, session_context, std::make_shared<ConnectionSink>(connection), subscriber, ip);
-      ConnectionHandlers handlers;
-      handlers.on_text = [session](std::string text) {
-        caf::anon_send(session.actor, text_atom::value, std::move(text));
-      };
-      handlers.on_closed = [session](const CloseInfo&) {
-        caf::anon_send(session.actor, closed_atom::value);
-      };
-      handlers.on_writable = [session](std::uint64_t queued) { session.room(queued); };
-      return handlers;
-    }};
-  };
   try {
-    s.http = std::make_unique<HttpServer>(http_options, std::move(handler));
+    s.http = std::make_unique<HttpServer>(
+        http_options,
+        subscribe_handler(*s.actors, session_context, s.stopping, s.compression_available));
     s.metrics_server = std::make_unique<metrics::MetricsServer>(*metrics_listen, s.registry);
   } catch (const std::exception& e) {
     error = e.what();
     return nullptr;
   }
-  auto* window = s.window.get();
-  auto* limiter = s.limiter.get();
-  auto* probe = s.probe.get();
-  auto* http = s.http.get();
-  s.housekeeping = s.actors->spawn(
-      [window, limiter, probe, http](caf::event_based_actor* self) -> caf::behavior {
-        self->send(self, housekeeping_atom::value);
-        return {[=](housekeeping_atom) {
-          probe->set_window(window->bytes(), window->newest());
-          probe->set_http(http->stats());
-          limiter->forget_idle(std::chrono::seconds(60));
-          self->delayed_send(self, std::chrono::seconds(1), housekeeping_atom::value);
-        }};
-      });
-
-  auto* feed = s.feed.get();
-  s.metrics_server->set_health(
-      [] { return true; },
-      [feed] {
-        const auto status = feed->status();
-        if (!status.joined) {
-          return metrics::HealthReport::unhealthy("not joined to decode's stream");
-        }
-        if (status.repairing) {
-          return metrics::HealthReport::unhealthy("repairing a gap from the log");
-        }
-        if (std::chrono::steady_clock::now() - status.last_message > std::chrono::seconds(5)) {
-          return metrics::HealthReport::unhealthy("no message from decode for 5s");
-        }
-        return metrics::HealthReport::healthy();
-      });
+  s.housekeeping = spawn_housekeeping(*s.actors, *s.window, *s.limiter, *s.probe, *s.http);
+  s.metrics_server->set_health([] { return true; },
+                               [feed = s.feed.get()] { return feed_readiness(*feed); });
   log::info("fanout started", {{"listen", options.listen_addr},
                                {"port", s.http->port()},
                                {"metrics_port", s.metrics_server->port()},

@@ -1,0 +1,52 @@
+#include "services/fanout/subscribe_route.hpp"
+
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "services/fanout/subscriber_options.hpp"
+
+namespace jetstream::fanout {
+
+ConnectionHandlers session_handlers(const SessionHandle& session) {
+  ConnectionHandlers handlers;
+  handlers.on_text = [session](std::string text) {
+    caf::anon_send(session.actor, text_atom::value, std::move(text));
+  };
+  handlers.on_closed = [session](const CloseInfo&) {
+    caf::anon_send(session.actor, closed_atom::value);
+  };
+  handlers.on_writable = [session](std::uint64_t queued) { session.room(queued); };
+  return handlers;
+}
+
+SubscribeHandler subscribe_handler(caf::actor_system& actors, SessionContext context,
+                                   const std::atomic<bool>& stopping, bool compression_available) {
+  return [&actors, context = std::move(context), &stopping,
+          compression_available](const SubscribeRequest& request) -> SubscribeDecision {
+    if (stopping.load()) return HttpError{503, "server shutting down"};
+    const std::optional<std::string_view> encoding =
+        request.socket_encoding.empty() ? std::nullopt
+                                        : std::optional<std::string_view>(request.socket_encoding);
+    ParseResult parsed = parse_subscribe_request(request.query, encoding);
+    if (!parsed.ok()) return HttpError{400, parsed.error};
+    if (parsed.options->compress && !compression_available) {
+      return HttpError{400, "compression unavailable: no zstd dictionary configured"};
+    }
+    return SubscribeAccept{
+        [&actors, context, subscriber = std::move(*parsed.options),
+         ip = request.client_ip](const std::shared_ptr<ClientConnection>& connection) {
+          const SessionHandle session = spawn_session(
+              actors, context, std::make_shared<ConnectionSink>(connection), subscriber, ip);
+          return session_handlers(session);
+        }};
+  };
+}
+
+EventFeed::BlockCallback notify_broadcaster(broadcaster_actor broadcaster) {
+  return [broadcaster = std::move(broadcaster)](const BlockPtr& block) {
+    caf::anon_send(broadcaster, block_atom::value, block);
+  };
+}
+
+}  // namespace jetstream::fanout
