@@ -1,7 +1,6 @@
 #include "services/decode/decode_service.hpp"
 
 #include <prometheus/registry.h>
-#include <sys/statvfs.h>
 
 #include <filesystem>
 #include <future>
@@ -20,6 +19,7 @@
 #include "services/decode/event_sequencer.hpp"
 #include "services/decode/event_store.hpp"
 #include "services/decode/frame_receiver.hpp"
+#include "services/decode/log_upkeep.hpp"
 #include "services/decode/pipeline.hpp"
 #include "services/decode/replay_server.hpp"
 #include "services/decode/sequencer_actor.hpp"
@@ -63,89 +63,6 @@ void register_decode_flags(config::FlagSet& flags, DecodeOptions& o) {
                      "how often the data directory's free space is looked at");
   flags.add_string("log-level", &o.log_level, "debug, info, warn or error");
 }
-
-namespace {
-
-using retention_actor = caf::typed_actor<caf::reacts_to<tick_atom>>;
-
-retention_actor::behavior_type retention(retention_actor::pointer self, EventStore* store,
-                                         DecodeProbe* probe, std::chrono::microseconds ttl,
-                                         std::chrono::microseconds interval) {
-  self->send(self, tick_atom::value);
-  return {
-      [=](tick_atom) {
-        const auto start = std::chrono::steady_clock::now();
-        const std::int64_t cutoff = clock::wall_clock_us() - ttl.count();
-        std::string error;
-        if (!store->delete_before(cutoff, error)) {
-          log::error("retention pass failed", {{"error", error}});
-        }
-        probe->record_retention_run(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-        probe->set_disk_usage(store->disk_usage_bytes());
-        probe->set_log_bounds(store->oldest_time_us(), store->newest_time_us());
-        self->delayed_send(self, interval, tick_atom::value);
-      },
-  };
-}
-
-/// Free bytes for an unprivileged writer in the file system holding `path`; nullopt if unknown.
-std::optional<std::uint64_t> free_bytes(const std::string& path) {
-  struct statvfs stats {};
-  if (::statvfs(path.c_str(), &stats) != 0) return std::nullopt;
-  return std::uint64_t{stats.f_bavail} * std::uint64_t{stats.f_frsize};
-}
-
-std::string disk_full_text(std::uint64_t free, std::int64_t need) {
-  return "disk full: " + std::to_string(free) + " bytes free, need " + std::to_string(need);
-}
-
-using disk_watch_actor = caf::typed_actor<caf::reacts_to<tick_atom>>;
-
-/// Once a disk-check-interval: the data directory's free space into the probe and the
-/// counters; a read-only log is opened for writing once there is room again.
-disk_watch_actor::behavior_type disk_watch(disk_watch_actor::pointer self, EventStore* store,
-                                           DecodeProbe* probe, PipelineCounters* counters,
-                                           std::string data_dir, std::int64_t min_free,
-                                           std::chrono::microseconds interval) {
-  self->send(self, tick_atom::value);
-  return {
-      [=](tick_atom) {
-        const auto free = free_bytes(data_dir);
-        if (!free) {
-          log::warn_every(std::chrono::minutes(1), "decode-statvfs",
-                          "cannot read the data directory's free space", {{"dir", data_dir}});
-        }
-        const std::uint64_t bytes = free.value_or(std::numeric_limits<std::uint64_t>::max());
-        const bool room = !free || bytes >= static_cast<std::uint64_t>(min_free);
-        counters->disk_free_bytes.store(bytes);
-        if (free) probe->set_disk_free(bytes);
-        bool writable = store->writable();
-        if (room && !writable) {
-          std::string error;
-          if (store->reopen_writable(error)) {
-            log::info("disk space is back: the event log is open for writing again",
-                      {{"free_bytes", bytes}});
-            writable = true;
-          } else {
-            log::warn_every(std::chrono::seconds(30), "decode-reopen",
-                            "cannot open the event log for writing yet", {{"error", error}});
-          }
-        }
-        probe->set_log_writable(writable);
-        const bool had_room = counters->disk_has_room.exchange(room && writable);
-        if (had_room && !(room && writable)) {
-          log::warn("disk full: decode stops storing (ingest holds the frames) until space returns",
-                    {{"free_bytes", bytes}, {"min_free_bytes", min_free}});
-        } else if (!had_room && room && writable) {
-          log::info("disk space is back: decode stores again", {{"free_bytes", bytes}});
-        }
-        self->delayed_send(self, interval, tick_atom::value);
-      },
-  };
-}
-
-}  // namespace
 
 struct DecodeService::Impl {
   DecodeOptions options;
@@ -281,11 +198,10 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   for (std::size_t i = 0; i < worker_count; ++i) {
     s.workers.push_back(spawn_decode_worker(*s.actors, s.sequencer));
   }
-  s.retention_worker = s.actors->spawn<caf::detached>(
-      retention, s.store.get(), s.probe.get(), options.event_ttl, options.retention_interval);
-  s.disk_watcher = s.actors->spawn<caf::detached>(
-      disk_watch, s.store.get(), s.probe.get(), &s.counters, options.data_dir,
-      options.min_free_bytes, options.disk_check_interval);
+  s.retention_worker =
+      spawn_retention(*s.actors, *s.store, *s.probe, options.event_ttl, options.retention_interval);
+  s.disk_watcher = spawn_disk_watch(*s.actors, *s.store, *s.probe, s.counters, options.data_dir,
+                                    options.min_free_bytes, options.disk_check_interval);
   try {
     s.replay =
         std::make_unique<ReplayServer>(s.context, options.replay_endpoint, *s.store, *s.probe,

@@ -167,7 +167,7 @@ struct ClientConnection::Impl {
     do_write();
     // Writes done before start (the owner may send at once) could not be reported: tell the
     // owner how much is queued now, so one waiting for room is not left waiting.
-    if (phase == Phase::kOpen && handlers.on_writable) handlers.on_writable(outer->queued_bytes());
+    if (phase == Phase::kOpen && handlers.on_room) handlers.on_room(outer->queued_bytes());
     if (!early_input.empty()) {
       const std::string input = std::move(early_input);
       early_input.clear();
@@ -243,7 +243,7 @@ struct ClientConnection::Impl {
       }
     }
     if (!queue.empty() && !waiting_writable) wait_writable();  // budget used: yield
-    if (wrote_data && handlers.on_writable) handlers.on_writable(outer->queued_bytes());
+    if (wrote_data && handlers.on_room) handlers.on_room(outer->queued_bytes());
   }
 
   /// Removes `sent` bytes from the front of the queue; true when some were data.

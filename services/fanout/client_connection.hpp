@@ -88,10 +88,12 @@ struct ConnectionHandlers {
   /// After a clean close the socket may linger up to `close_timeout` (our FIN sent, waiting for
   /// the client's) so the close frame is not destroyed by a reset; nothing is sent any more.
   std::function<void(const CloseInfo& info)> on_closed;
-  /// Once when the connection starts, then after each write pass that sent bytes queued by
-  /// `send()`, with the bytes still queued; lets the owner refill a slow client (e.g. from the
-  /// event log) without polling.
-  std::function<void(std::uint64_t queued_bytes)> on_writable;
+  /// The room report, fanout's one back-pressure signal: once when the connection starts, then
+  /// after each write pass that sent bytes queued by `send()`, with the bytes still queued. The
+  /// session side is `SessionHandle::room` (client_session.hpp), which wakes a session only when
+  /// it stopped at its high-water mark (`SessionSignals::waiting_for_room`); so a slow client is
+  /// refilled without polling.
+  std::function<void(std::uint64_t queued_bytes)> on_room;
 };
 
 /// Tunables of every connection (the defaults are the production values).

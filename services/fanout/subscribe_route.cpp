@@ -16,7 +16,7 @@ ConnectionHandlers session_handlers(const SessionHandle& session) {
   handlers.on_closed = [session](const CloseInfo&) {
     caf::anon_send(session.actor, closed_atom::value);
   };
-  handlers.on_writable = [session](std::uint64_t queued) { session.room(queued); };
+  handlers.on_room = [session](std::uint64_t queued) { session.room(queued); };
   return handlers;
 }
 

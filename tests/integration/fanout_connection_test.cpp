@@ -277,7 +277,7 @@ class Hub {
           closes_.emplace_back(index, info);
           changed_.notify_all();
         };
-        handlers.on_writable = [this](std::uint64_t) { writable_calls_.fetch_add(1); };
+        handlers.on_room = [this](std::uint64_t) { writable_calls_.fetch_add(1); };
         return handlers;
       }};
     };
