@@ -55,22 +55,32 @@ struct SessionState {
   EventFilter filter;
   std::string ip;
 
-  std::int64_t position = 0;         ///< time_us of the last event examined (sent or skipped)
-  bool live_pending = false;         ///< live client before fanout knows the head: join at it
-  bool hello_pending = false;        ///< requireHello: nothing is sent before an update
-  bool replay_outstanding = false;   ///< a page was requested and not received
-  bool replay_more = false;          ///< the last page was not `done`: read the next one
-  bool first_replay_clamps = false;  ///< a client cursor: start at the oldest retained event
-  bool replaying = false;            ///< counted in the replay-sessions gauge
-  bool pump_scheduled = false;
-  bool closed = false;
-  std::int64_t after_queue_position = 0;  ///< position once `queue` is delivered (replay pages)
+  std::int64_t position = 0;  ///< time_us of the last event examined (sent or skipped)
+
+  /// What holds delivery back before it starts (pump does nothing while either holds).
+  struct Holds {
+    bool hello = false;      ///< requireHello: nothing is sent before an options_update
+    bool live_head = false;  ///< a live client before fanout knows the head: join at it
+    bool any() const { return hello || live_head; }
+  } holds;
+
+  /// Reading decode's log, one page at a time, when the window no longer has `position`.
+  struct Replay {
+    bool outstanding = false;      ///< a page was requested and not received
+    bool more_pages = false;       ///< the last page was not `done`: read the next one
+    bool clamp_next = false;       ///< a client cursor: start at the oldest retained event
+    bool counted = false;          ///< counted in the replay-sessions gauge
+    int empty_pages = 0;           ///< pages in a row that had nothing newer (back off)
+    std::int64_t after_queue = 0;  ///< position once `queue` is delivered
+  } replay;
+
+  bool pump_scheduled = false;  ///< a pump message (or a delayed one) is on its way
+  bool closed = false;          ///< finished: nothing more is sent
   std::deque<std::pair<BlockPtr, std::size_t>> queue;  ///< blocks (and next index) to deliver
   std::vector<BlockPtr> scratch;
   std::vector<OutboundFrame> frames;
   std::uint64_t last_written = 0;  ///< the connection's bytes written at the last tick
   std::chrono::steady_clock::time_point last_progress = std::chrono::steady_clock::now();
-  int empty_replays = 0;
 };
 
 using session_pointer = session_actor::stateful_pointer<SessionState>;
@@ -79,7 +89,7 @@ void finish(session_pointer self, std::uint16_t code, const std::string& reason,
   auto& s = self->state;
   if (s.closed) return;
   s.closed = true;
-  if (s.replaying) s.context.probe->replay_finished();
+  if (s.replay.counted) s.context.probe->replay_finished();
   s.context.probe->subscriber_disconnected(s.options.compress, why);
   if (code != 0) s.sink->close(code, reason);
   self->quit();
@@ -87,8 +97,8 @@ void finish(session_pointer self, std::uint16_t code, const std::string& reason,
 
 void set_replaying(session_pointer self, bool replaying) {
   auto& s = self->state;
-  if (replaying == s.replaying) return;
-  s.replaying = replaying;
+  if (replaying == s.replay.counted) return;
+  s.replay.counted = replaying;
   if (replaying) {
     s.context.probe->replay_started();
   } else {
@@ -106,9 +116,9 @@ void request_replay(session_pointer self) {
   request.want_zstd = s.options.compress;
   // Only the client's own cursor may start later than asked (older than retention → oldest);
   // a session already under way must never skip events silently.
-  request.clamp_to_oldest = s.first_replay_clamps;
-  s.first_replay_clamps = false;
-  s.replay_outstanding = true;
+  request.clamp_to_oldest = s.replay.clamp_next;
+  s.replay.clamp_next = false;
+  s.replay.outstanding = true;
   set_replaying(self, true);
   auto handle = caf::actor_cast<session_actor>(self);
   s.context.feed->request_replay(std::move(request), [handle](ReplayResult result) {
@@ -175,7 +185,7 @@ Delivery deliver_queue(session_pointer self) {
     if (stopped) break;
     s.queue.pop_front();
   }
-  if (s.queue.empty() && s.after_queue_position > s.position) s.position = s.after_queue_position;
+  if (s.queue.empty() && s.replay.after_queue > s.position) s.position = s.replay.after_queue;
   if (!frames.empty()) {
     s.context.probe->delivered(frames.size(), bytes);
     s.context.probe->delivery_lag(static_cast<double>(clock::wall_clock_us() - first_time_us) /
@@ -208,32 +218,33 @@ Delivery deliver_queue(session_pointer self) {
 void pump(session_pointer self) {
   auto& s = self->state;
   for (int round = 0; round < 64 && !s.closed; ++round) {
-    if (s.hello_pending || s.live_pending || s.replay_outstanding) return;
+    if (s.holds.any() || s.replay.outstanding) return;
     if (!s.queue.empty()) {
       const Delivery delivery = deliver_queue(self);
       if (delivery == Delivery::kWaitForRoom || delivery == Delivery::kRateLimited) return;
       continue;
     }
-    if (s.replay_more) {
+    if (s.replay.more_pages) {
       request_replay(self);
       return;
     }
     switch (s.context.window->after(s.position, 8, s.scratch)) {
       case EventWindow::Coverage::covered:
         set_replaying(self, false);
-        s.empty_replays = 0;
+        s.replay.empty_pages = 0;
         for (auto& block : s.scratch) s.queue.emplace_back(std::move(block), 0);
         s.scratch.clear();
         break;
       case EventWindow::Coverage::caught_up:
         set_replaying(self, false);
-        s.empty_replays = 0;
+        s.replay.empty_pages = 0;
         return;
       case EventWindow::Coverage::too_old:
-        if (s.empty_replays > 0 && !s.pump_scheduled) {
+        if (s.replay.empty_pages > 0 && !s.pump_scheduled) {
           // The log had nothing newer a moment ago: give decode and the feed time to catch up.
           s.pump_scheduled = true;
-          self->delayed_send(self, std::chrono::milliseconds(std::min(50 * s.empty_replays, 1000)),
+          self->delayed_send(self,
+                             std::chrono::milliseconds(std::min(50 * s.replay.empty_pages, 1000)),
                              pump_atom::value);
           return;
         }
@@ -251,7 +262,7 @@ void pump(session_pointer self) {
 
 void on_replay(session_pointer self, ReplayResult& result) {
   auto& s = self->state;
-  s.replay_outstanding = false;
+  s.replay.outstanding = false;
   if (s.closed) return;
   if (result.timed_out || result.status == proto::ReplayStatus::internal_error) {
     finish(self, 1011, "event log unavailable", CloseReason::log_unavailable);
@@ -271,15 +282,15 @@ void on_replay(session_pointer self, ReplayResult& result) {
     s.context.probe->replay_page(result.block->events().size(),
                                  static_cast<double>(newest - result.block->last_time_us()) / 1e6);
     s.queue.emplace_back(std::move(result.block), 0);
-    s.empty_replays = 0;
+    s.replay.empty_pages = 0;
   } else {
-    ++s.empty_replays;
+    ++s.replay.empty_pages;
   }
   // Everything in [start, next_time_us) was considered: filtered-out events included.
-  if (result.next_time_us - 1 > s.after_queue_position)
-    s.after_queue_position = result.next_time_us - 1;
-  if (s.queue.empty() && s.after_queue_position > s.position) s.position = s.after_queue_position;
-  s.replay_more = !result.done;
+  if (result.next_time_us - 1 > s.replay.after_queue)
+    s.replay.after_queue = result.next_time_us - 1;
+  if (s.queue.empty() && s.replay.after_queue > s.position) s.position = s.replay.after_queue;
+  s.replay.more_pages = !result.done;
   pump(self);
 }
 
@@ -293,7 +304,7 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
   s.sink = std::move(sink);
   s.filter = EventFilter(options);
   s.ip = std::move(client_ip);
-  s.hello_pending = options.require_hello;
+  s.holds.hello = options.require_hello;
   s.options = std::move(options);
   s.context.probe->subscriber_connected(s.options.compress);
 
@@ -304,12 +315,12 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
     if (s.context.feed->status().joined) {
       s.position = s.context.window->newest();
     } else {
-      s.live_pending = true;
+      s.holds.live_head = true;
     }
   } else {
     // API.md: the cursor is inclusive; 0 or negative means the oldest retained event.
     s.position = *s.options.cursor <= 0 ? 0 : *s.options.cursor - 1;
-    s.first_replay_clamps = true;
+    s.replay.clamp_next = true;
   }
   self->delayed_send(self, s.context.config.tick_interval, tick_atom::value);
   self->send(self, pump_atom::value);
@@ -319,9 +330,9 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
         auto& st = self->state;
         // Cleared before pumping: a block appended while pumping wakes the session again.
         st.signals->wake_pending.store(false, std::memory_order_release);
-        if (st.live_pending && st.context.feed->status().joined) {
+        if (st.holds.live_head && st.context.feed->status().joined) {
           // Connected before fanout joined decode's stream: start where the window starts.
-          st.live_pending = false;
+          st.holds.live_head = false;
           st.position = st.context.window->oldest_position();
         }
         pump(self);
@@ -340,7 +351,7 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
             st.context.probe->options_update("applied");
             apply_update(st.options, result.update);
             st.filter = EventFilter(st.options);
-            st.hello_pending = false;
+            st.holds.hello = false;
             pump(self);
             return;
         }
