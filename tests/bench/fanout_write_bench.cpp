@@ -45,6 +45,7 @@
 #include "common/websocket/codec.hpp"
 #include "services/fanout/client_connection.hpp"
 #include "services/fanout/http_server.hpp"
+#include "tests/support/child_process.hpp"
 
 namespace {
 
@@ -103,12 +104,8 @@ double process_cpu_seconds() {
 }
 
 int connect_client(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+  const int fd = jetstream::testing::connect_loopback(port);
+  if (fd < 0) {
     throw std::runtime_error(std::string("connect: ") + std::strerror(errno));
   }
   const std::string request =

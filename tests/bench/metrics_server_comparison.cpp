@@ -25,27 +25,15 @@
 #include <thread>
 
 #include "common/metrics/metrics_server.hpp"
+#include "tests/support/child_process.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int connect_to(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 /// The status line of GET `path`, or "no answer in 5 s".
 std::string status_of(std::uint16_t port, const std::string& path) {
-  const int fd = connect_to(port);
+  const int fd = jetstream::testing::connect_loopback(port);
   const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   [[maybe_unused]] const auto sent = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   pollfd item{fd, POLLIN, 0};
@@ -77,7 +65,7 @@ void report(const char* name, int threads, std::uint16_t port) {
   std::printf("  GET /readyz            %s\n", status_of(port, "/readyz").c_str());
   int stuck[2];
   for (int& fd : stuck) {
-    fd = connect_to(port);
+    fd = jetstream::testing::connect_loopback(port);
     [[maybe_unused]] const auto sent = ::send(fd, "GET /metrics HTTP/1.1\r\n", 23, MSG_NOSIGNAL);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));

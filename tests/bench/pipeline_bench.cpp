@@ -40,15 +40,8 @@ constexpr double kReplayEventsPerSecondLimit = 500000;
 
 /// GET http://127.0.0.1:port/metrics → the value of `name` (first sample), or -1.
 double scrape(std::uint16_t port, const std::string& name) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    ::close(fd);
-    return -1;
-  }
+  const int fd = jetstream::testing::connect_loopback(port);
+  if (fd < 0) return -1;
   const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
   [[maybe_unused]] const auto sent = ::send(fd, request.data(), request.size(), 0);
   std::string response;

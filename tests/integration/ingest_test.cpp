@@ -147,13 +147,9 @@ class DecodeStub {
 /// GET http://127.0.0.1:port/path → {status code, body}; {0, ""} when it cannot connect.
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
   timeval timeout{2, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+  if (!support::connect_to_loopback(fd, port)) {
     ::close(fd);
     return {0, ""};
   }

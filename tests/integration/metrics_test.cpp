@@ -23,6 +23,7 @@
 #include "common/metrics/exposition.hpp"
 #include "common/metrics/metrics_server.hpp"
 #include "common/metrics/process_metrics.hpp"
+#include "tests/support/child_process.hpp"
 
 namespace {
 
@@ -37,11 +38,7 @@ constexpr milliseconds kClientTimeout{5000};
 class Client {
  public:
   explicit Client(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+    connected_ = jetstream::testing::connect_to_loopback(fd_, port);
   }
   ~Client() { ::close(fd_); }
   Client(const Client&) = delete;

@@ -115,6 +115,25 @@ inline std::uint16_t free_loopback_port() {
   return ntohs(address.sin_port);
 }
 
+/// Connects the TCP socket `fd` (options may be set on it first) to 127.0.0.1:`port`.
+inline bool connect_to_loopback(int fd, std::uint16_t port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+}
+
+/// A new TCP socket connected to 127.0.0.1:`port`, or -1.
+inline int connect_loopback(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && !connect_to_loopback(fd, port)) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 /// Polls `condition` every 10 ms until it holds or `timeout` passes.
 template <class Condition>
 bool eventually(Condition condition, std::chrono::milliseconds timeout) {

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "common/websocket/codec.hpp"
+#include "tests/support/child_process.hpp"
 
 namespace jetstream::testing {
 
@@ -44,11 +45,7 @@ class WsTestClient {
       int size = 4096;
       ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     }
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return -1;
+    if (!connect_to_loopback(fd_, port)) return -1;
     std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
     if (upgrade) {
       request +=
