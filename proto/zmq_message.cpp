@@ -6,9 +6,7 @@
 namespace jetstream::proto {
 
 std::string_view ReceivedMessage::label(std::string_view channel) const noexcept {
-  if (type_) return to_string(type_.value());
-  return topic_known_ ? to_string(static_cast<MessageType>(bytes_of(parts_[first_body_ - 1])[0]))
-                      : channel;
+  return topic_ ? to_string(*topic_) : channel;
 }
 
 bool receive_message(zmq::socket_t& socket, ReceivedMessage& message, Routing routing) {
@@ -18,7 +16,7 @@ bool receive_message(zmq::socket_t& socket, ReceivedMessage& message, Routing ro
   }
   const std::size_t topic_at = routing == Routing::routed ? 1 : 0;
   message.first_body_ = topic_at + 1;
-  message.topic_known_ = false;
+  message.topic_.reset();
   if (message.parts_.size() <= topic_at) {
     message.type_ = DecodeError::unknown_topic;
     return true;
@@ -28,7 +26,7 @@ bool receive_message(zmq::socket_t& socket, ReceivedMessage& message, Routing ro
     message.type_ = type.error();
     return true;
   }
-  message.topic_known_ = true;
+  message.topic_ = type.value();
   message.type_ = message.parts_.size() - topic_at == part_count(type.value())
                       ? type
                       : DecodeResult<MessageType>(DecodeError::wrong_part_count);

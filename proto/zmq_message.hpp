@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -52,7 +53,7 @@ class ReceivedMessage {
   std::vector<zmq::message_t> parts_;
   std::size_t first_body_ = 0;
   DecodeResult<MessageType> type_{DecodeError::unknown_topic};
-  bool topic_known_ = false;
+  std::optional<MessageType> topic_;  ///< the topic's type when it was readable
 };
 
 /// Receives one whole multipart message without blocking and checks its topic and part count.
