@@ -5,6 +5,7 @@
 #include "common/clock/clock.hpp"
 #include "common/log/log.hpp"
 #include "services/fanout/event_filter.hpp"
+#include "services/fanout/options_update.hpp"
 
 namespace jetstream::fanout {
 namespace {

@@ -1,11 +1,7 @@
 #include "services/fanout/event_feed.hpp"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
+#include <utility>
 
-#include <zmq_addon.hpp>
-
-#include "common/log/log.hpp"
 #include "proto/wire.hpp"
 #include "proto/zmq_message.hpp"
 
@@ -17,14 +13,15 @@ EventFeed::EventFeed(zmq::context_t& context, EventFeedOptions options, EventWin
       options_(std::move(options)),
       window_(window),
       on_block_(std::move(on_block)),
-      observer_(observer) {
-  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-}
+      observer_(observer),
+      replay_(context,
+              ReplayClientOptions{options_.replay_endpoint, options_.replay_timeout,
+                                  options_.replay_attempts},
+              [this](std::string_view message, std::string_view reason) {
+                observer_.on_proto_rejected(message, reason);
+              }) {}
 
-EventFeed::~EventFeed() {
-  stop();
-  if (wake_fd_ >= 0) ::close(wake_fd_);
-}
+EventFeed::~EventFeed() { stop(); }
 
 void EventFeed::start() {
   thread_ = std::thread([this] { run(); });
@@ -36,12 +33,21 @@ void EventFeed::stop() {
 }
 
 void EventFeed::request_replay(proto::ReplayRequest request, ReplayCallback done) {
-  {
-    std::lock_guard lock(submissions_mutex_);
-    submissions_.push_back(Pending{std::move(request), std::move(done), {}, 0, false});
-  }
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const auto written = ::write(wake_fd_, &one, sizeof one);
+  replay_.submit(std::move(request), [done = std::move(done)](const proto::ReplayPageView* page) {
+    ReplayResult result;
+    if (page == nullptr) {
+      result.timed_out = true;
+      result.status = proto::ReplayStatus::internal_error;
+    } else {
+      result.status = page->status;
+      result.done = page->done;
+      result.next_time_us = page->next_time_us;
+      result.oldest_time_us = page->oldest_time_us;
+      result.newest_time_us = page->newest_time_us;
+      if (!page->events.empty()) result.block = EventBlock::build(page->events);
+    }
+    done(std::move(result));
+  });
 }
 
 FeedStatus EventFeed::status() const {
@@ -58,21 +64,15 @@ void EventFeed::run() {
   events.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::heartbeat));
   events.set(zmq::sockopt::linger, 0);
   events.connect(options_.events_endpoint);
-  replay_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
-  replay_->set(zmq::sockopt::linger, 0);
-  replay_->connect(options_.replay_endpoint);
+  replay_.open();
 
   proto::ReceivedMessage message;
   while (!stopping_.load(std::memory_order_relaxed)) {
     zmq::pollitem_t items[] = {{events.handle(), 0, ZMQ_POLLIN, 0},
-                               {replay_->handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+                               {replay_.socket_handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, replay_.wake_fd(), ZMQ_POLLIN, 0}};
     zmq::poll(items, 3, std::chrono::milliseconds(100));
-    if ((items[2].revents & ZMQ_POLLIN) != 0) {
-      std::uint64_t count = 0;
-      [[maybe_unused]] const auto got = ::read(wake_fd_, &count, sizeof count);
-    }
-    drain_submissions();
+    replay_.send_submitted();
     bool received = false;
     for (int i = 0; i < 1000; ++i) {
       if (!proto::receive_message(events, message)) break;
@@ -90,77 +90,15 @@ void EventFeed::run() {
                                       proto::to_string(proto::DecodeError::wrong_type));
       }
     }
-    for (int i = 0; i < 1000; ++i) {
-      if (!proto::receive_message(*replay_, message)) break;
-      if (!message.type() || message.type().value() != proto::MessageType::replay_page) {
-        observer_.on_proto_rejected(message.label("replay"),
-                                    proto::to_string(message.type() ? proto::DecodeError::wrong_type
-                                                                    : message.type().error()));
-        continue;
-      }
-      on_page(message.body());
-    }
-    check_timeouts();
+    replay_.receive(1000);
+    replay_.expire(std::chrono::steady_clock::now());
     std::lock_guard lock(status_mutex_);
     status_.joined = joined_;
     status_.repairing = repairing_;
     status_.head = head_;
     if (received) status_.last_message = std::chrono::steady_clock::now();
   }
-  replay_.reset();
-}
-
-void EventFeed::drain_submissions() {
-  std::vector<Pending> submitted;
-  {
-    std::lock_guard lock(submissions_mutex_);
-    submitted.swap(submissions_);
-  }
-  for (auto& pending : submitted) send_request(pending);
-}
-
-void EventFeed::send_request(Pending& pending) {
-  pending.request.request_id = next_request_id_++;
-  pending.sent_at = std::chrono::steady_clock::now();
-  ++pending.attempts;
-  const auto body = proto::encode_replay_request(pending.request);
-  const auto topic = proto::topic(proto::MessageType::replay_request);
-  replay_->send(zmq::buffer(topic), zmq::send_flags::sndmore);
-  replay_->send(zmq::buffer(body), zmq::send_flags::none);
-  const auto id = pending.request.request_id;
-  in_flight_.emplace(id, std::move(pending));
-}
-
-void EventFeed::check_timeouts() {
-  const auto now = std::chrono::steady_clock::now();
-  std::vector<std::uint64_t> expired;
-  for (const auto& [id, pending] : in_flight_) {
-    if (now - pending.sent_at > options_.replay_timeout) expired.push_back(id);
-  }
-  for (const auto id : expired) {
-    Pending pending = std::move(in_flight_.at(id));
-    in_flight_.erase(id);
-    if (pending.attempts < options_.replay_attempts) {
-      log::warn_every(std::chrono::seconds(10), "replay_timeout",
-                      "decode did not answer a replay request in time; retrying",
-                      {{"attempt", pending.attempts}});
-      send_request(pending);  // pages are idempotent: a late answer to the old id is ignored
-      continue;
-    }
-    if (pending.repair) {
-      // decode is unreachable: give up on the repair; the chain restarts at the next message.
-      observer_.on_chain_reset("replay unreachable during gap repair");
-      joined_ = false;
-      repairing_ = false;
-      held_.clear();
-      held_events_ = 0;
-    } else {
-      ReplayResult result;
-      result.timed_out = true;
-      result.status = proto::ReplayStatus::internal_error;
-      pending.done(std::move(result));
-    }
-  }
+  replay_.close();
 }
 
 void EventFeed::append(std::span<const proto::EventView> events) {
@@ -183,13 +121,10 @@ void EventFeed::on_events(std::span<const std::uint8_t> body, bool fresh) {
     held_events_ += batch.value().size();
     if (held_events_ > options_.max_held_events) {
       // The repair cannot keep up: re-join at the live stream; clients behind read the log.
-      observer_.on_chain_reset("repair fell behind the live stream");
-      in_flight_.clear();
-      repairing_ = false;
-      joined_ = false;
       std::deque<std::vector<std::uint8_t>> held;
       held.swap(held_);
       held_events_ = 0;
+      abandon_repair("repair fell behind the live stream");
       for (const auto& bytes : held) on_events(bytes, /*fresh=*/false);
     }
     return;
@@ -247,48 +182,46 @@ void EventFeed::start_repair(std::int64_t end_time_us) {
   repairing_ = true;
   repair_end_ = end_time_us;
   repaired_events_ = 0;
-  Pending pending;
-  pending.repair = true;
-  pending.request.start_time_us = head_ + 1;
-  pending.request.end_time_us = end_time_us;
-  pending.request.max_events = options_.repair_page_events;
-  pending.request.max_bytes = proto::kMaxPageBytes / 2;
-  pending.request.want_zstd = true;
-  pending.request.clamp_to_oldest = false;
-  send_request(pending);
+  proto::ReplayRequest request;
+  request.start_time_us = head_ + 1;
+  request.end_time_us = end_time_us;
+  request.max_events = options_.repair_page_events;
+  request.max_bytes = proto::kMaxPageBytes / 2;
+  request.want_zstd = true;
+  request.clamp_to_oldest = false;
+  request_repair_page(std::move(request));
 }
 
-void EventFeed::on_page(std::span<const std::uint8_t> body) {
-  auto page = proto::decode_replay_page(body);
-  if (!page) {
-    observer_.on_proto_rejected("replay_page", proto::to_string(page.error()));
-    return;  // the request times out and is sent again
-  }
-  const auto it = in_flight_.find(page.value().request_id);
-  if (it == in_flight_.end()) return;  // an answer to a request already retried or abandoned
-  Pending pending = std::move(it->second);
-  in_flight_.erase(it);
-  const auto& view = page.value();
+void EventFeed::request_repair_page(proto::ReplayRequest request) {
+  const std::uint64_t generation = repair_generation_;
+  replay_.send(request, [this, generation, request](const proto::ReplayPageView* page) {
+    if (generation != repair_generation_) return;  // a page of a repair already given up
+    if (page == nullptr) {
+      abandon_repair("replay unreachable during gap repair");
+      return;
+    }
+    on_repair_page(*page, request);
+  });
+}
 
-  if (!pending.repair) {
-    ReplayResult result;
-    result.status = view.status;
-    result.done = view.done;
-    result.next_time_us = view.next_time_us;
-    result.oldest_time_us = view.oldest_time_us;
-    result.newest_time_us = view.newest_time_us;
-    if (!view.events.empty()) result.block = EventBlock::build(view.events);
-    pending.done(std::move(result));
-    return;
-  }
+void EventFeed::abandon_repair(std::string_view why) {
+  observer_.on_chain_reset(why);
+  ++repair_generation_;
+  repairing_ = false;
+  joined_ = false;
+  held_.clear();
+  held_events_ = 0;
+}
 
+void EventFeed::on_repair_page(const proto::ReplayPageView& view, proto::ReplayRequest request) {
   if (view.status == proto::ReplayStatus::internal_error) {
-    send_request(pending);
+    request_repair_page(std::move(request));
     return;
   }
   if (view.status != proto::ReplayStatus::ok) {
     // Events in the gap were deleted by retention (or decode refused): they cannot be repaired.
     observer_.on_chain_reset("gap cannot be repaired from the log");
+    ++repair_generation_;
     repairing_ = false;
     joined_ = false;
   } else {
@@ -298,18 +231,19 @@ void EventFeed::on_page(std::span<const std::uint8_t> body) {
                                                   view.events.size() - first);
     if (!fresh.empty() && fresh.front().prev_time_us != head_) {
       observer_.on_chain_reset("replayed events do not continue the window");
+      ++repair_generation_;
       repairing_ = false;
       joined_ = false;
     } else {
       append(fresh);
       repaired_events_ += fresh.size();
       if (!view.done && view.next_time_us < repair_end_) {
-        pending.request.start_time_us = view.next_time_us;
-        pending.attempts = 0;
-        send_request(pending);
+        request.start_time_us = view.next_time_us;
+        request_repair_page(std::move(request));
         return;
       }
       observer_.on_gap_repaired(repaired_events_);
+      ++repair_generation_;
       repairing_ = false;
     }
   }

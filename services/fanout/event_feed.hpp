@@ -1,5 +1,5 @@
-// fanout's link to decode: one thread owning the SUB socket on decode's events and the DEALER
-// socket on decode's replay endpoint.
+// fanout's link to decode: one thread owning the SUB socket on decode's events and the replay
+// client (replay_client.hpp) on decode's replay endpoint.
 //
 // Live stream (proto §5.2): joins at the first batch or heartbeat, then checks every batch's
 // prev_time_us against the window's head; a gap (or a heartbeat ahead of the head) is filled
@@ -7,7 +7,8 @@
 // Every block appended to the window is handed to `on_block` (the broadcaster).
 //
 // Client replay: sessions submit filtered replay requests from any thread; pages come back as
-// blocks through the request's callback (called on the feed thread: it must only post).
+// blocks through the request's callback (called on the feed thread: it must only post). The
+// feed's repair and the sessions share the replay client, its timeouts and retries.
 #pragma once
 
 #include <atomic>
@@ -18,12 +19,12 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 #include <zmq.hpp>
 
 #include "proto/replay.hpp"
 #include "services/fanout/event_window.hpp"
+#include "services/fanout/replay_client.hpp"
 
 namespace jetstream::fanout {
 
@@ -85,24 +86,16 @@ class EventFeed {
   FeedStatus status() const;
 
  private:
-  struct Pending {
-    proto::ReplayRequest request;
-    ReplayCallback done;
-    std::chrono::steady_clock::time_point sent_at;
-    int attempts = 0;
-    bool repair = false;
-  };
-
   void run();
   /// `fresh`: just received (not a batch held during a repair and processed again).
   void on_events(std::span<const std::uint8_t> body, bool fresh);
   void on_heartbeat(std::span<const std::uint8_t> body);
-  void on_page(std::span<const std::uint8_t> body);
   void apply_live(std::vector<proto::EventView>& events);
   void start_repair(std::int64_t end_time_us);
-  void send_request(Pending& pending);
-  void check_timeouts();
-  void drain_submissions();
+  void request_repair_page(proto::ReplayRequest request);
+  void on_repair_page(const proto::ReplayPageView& page, proto::ReplayRequest request);
+  /// Gives up the repair in progress: the chain re-joins at the next live message.
+  void abandon_repair(std::string_view why);
   void append(std::span<const proto::EventView> events);
 
   zmq::context_t& context_;
@@ -110,20 +103,16 @@ class EventFeed {
   EventWindow& window_;
   BlockCallback on_block_;
   FeedObserver& observer_;
-  std::unique_ptr<zmq::socket_t> replay_;
+  ReplayClient replay_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
-  int wake_fd_ = -1;
-
-  std::mutex submissions_mutex_;
-  std::vector<Pending> submissions_;
 
   // Feed thread only.
-  std::unordered_map<std::uint64_t, Pending> in_flight_;
-  std::uint64_t next_request_id_ = 1;
   bool joined_ = false;
   std::int64_t head_ = 0;
   bool repairing_ = false;
+  /// Bumped when a repair ends or is abandoned: a page of an older repair is ignored.
+  std::uint64_t repair_generation_ = 0;
   std::int64_t repair_end_ = 0;                 ///< exclusive; 0 = up to the newest stored
   std::deque<std::vector<std::uint8_t>> held_;  ///< live batch bodies waiting for the repair
   std::size_t held_events_ = 0;

@@ -11,6 +11,7 @@
 
 #include "proto/replay.hpp"
 #include "proto/wire.hpp"
+#include "services/fanout/options_update.hpp"
 #include "services/fanout/subscriber_options.hpp"
 
 namespace jetstream::fanout {
