@@ -1,11 +1,10 @@
-// One CAF actor per subscriber: owns its filters, its position in the event stream (the time_us
-// of the last event it examined), its replay state and its slow-client state. It pulls events in
-// order from three sources — a block just broadcast, the in-memory window, or decode's log via
-// replay — so the replay → live hand-off is the same rule as everything else: deliver every
-// matching event with time_us > position, exactly once, in order.
+// One CAF actor per subscriber, running its Subscription (subscription.hpp: filters, position,
+// replay and slow-client state, and every delivery decision). The actor gives the subscription
+// one caller at a time and turns its requests into messages: replay pages from the EventFeed,
+// delayed pumps, the tick. The broadcaster wakes every session when a block reaches the window.
 //
-// The actor decides what to send; its ClientSink (the websocket connection) writes on its own
-// strand. Frames are shared references into blocks: no per-client encoding or compression.
+// The subscription decides what to send; its ClientSink (the websocket connection) writes on its
+// own strand. Frames are shared references into blocks: no per-client encoding or compression.
 #pragma once
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 #include "services/fanout/fanout_probe.hpp"
 #include "services/fanout/ip_rate_limiter.hpp"
 #include "services/fanout/subscriber_options.hpp"
+#include "services/fanout/subscription.hpp"
 
 namespace jetstream::fanout {
 struct SessionHandle;
@@ -52,16 +52,6 @@ using session_actor =
                      caf::reacts_to<text_atom, std::string>, caf::reacts_to<closed_atom>,
                      caf::reacts_to<pump_atom>, caf::reacts_to<tick_atom>,
                      caf::reacts_to<shutdown_atom>>;
-
-/// The flags a session shares with whoever wakes it (no reference back to the session, so no
-/// cycle).
-struct SessionSignals {
-  /// A wake message is on its way and not yet taken.
-  std::atomic<bool> wake_pending{false};
-  /// The session stopped because its connection holds too many unsent bytes; the connection's
-  /// next write below the low-water mark must wake it.
-  std::atomic<bool> waiting_for_room{false};
-};
 
 /// How the rest of fanout reaches a session. `wake()` sends at most one wake message until the
 /// session has taken it: under load, wakes coalesce and each one delivers everything that arrived
@@ -100,19 +90,6 @@ using broadcaster_actor =
                      caf::replies_to<count_atom>::with<std::uint64_t>>;
 
 broadcaster_actor spawn_broadcaster(caf::actor_system& system);
-
-struct SessionConfig {
-  std::uint64_t high_water_bytes = 1u << 20;  ///< stop queueing above this many unsent bytes
-  /// A session stopped at the high-water mark resumes once its connection holds less than this:
-  /// half of it (at least one byte), so a backed-up client is refilled in large steps.
-  std::uint64_t low_water_bytes() const { return std::max<std::uint64_t>(1, high_water_bytes / 2); }
-  std::size_t max_frames_per_send = 512;
-  std::uint32_t replay_page_events = 2000;
-  std::uint32_t replay_page_bytes = 4u << 20;
-  std::chrono::seconds slow_client_timeout{60};  ///< no write progress while data waits → close
-  /// How often a session checks for slowness (and pumps, in case something was missed).
-  std::chrono::milliseconds tick_interval{1000};
-};
 
 /// Services every session shares; they outlive every session.
 struct SessionContext {

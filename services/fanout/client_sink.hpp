@@ -11,8 +11,8 @@
 
 namespace jetstream::fanout {
 
-/// A reference to bytes of a complete websocket frame that many clients share. `owner` keeps the
-/// block holding them alive until the write completes.
+/// A reference to bytes of a complete websocket frame that many clients share; who keeps the bytes
+/// alive is SharedFrame's rule (client_connection.hpp), stated there once.
 using OutboundFrame = SharedFrame;
 
 class ClientSink {

@@ -343,7 +343,8 @@ UpdateResult parse_client_message(std::string_view text) {
   UpdateResult result;
   const std::string error = handler.filters.finish(result.update.filters);
   if (!error.empty()) return close_with(kBadOptionsPrefix, error);
-  if (handler.max_size) result.update.max_message_size_bytes = max_message_size_from(handler.max_size);
+  if (handler.max_size)
+    result.update.max_message_size_bytes = max_message_size_from(handler.max_size);
   result.action = UpdateAction::update;
   return result;
 }

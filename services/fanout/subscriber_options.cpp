@@ -114,7 +114,8 @@ ParseResult parse_subscribe_request(std::string_view query,
   result.error = builder.finish(options.filters);
   if (!result.error.empty()) return result;
 
-  options.max_message_size_bytes = max_message_size_from(parse_go_int64(first("maxMessageSizeBytes")));
+  options.max_message_size_bytes =
+      max_message_size_from(parse_go_int64(first("maxMessageSizeBytes")));
   options.compress =
       first("compress") == "true" ||
       (socket_encoding_header && socket_encoding_header->find("zstd") != std::string_view::npos);
