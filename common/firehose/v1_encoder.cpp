@@ -55,7 +55,7 @@ void PendingEvent::append_finalized(std::string& out, std::int64_t time_us) cons
 
 V1Encoder::V1Encoder() = default;
 
-FrameOutcome V1Encoder::encode(byte_view frame, std::vector<PendingEvent>& out) {
+FrameOutcome V1Encoder::events_from_frame(byte_view frame, std::vector<PendingEvent>& out) {
   FrameOutcome outcome;
   ++stats_.frames;
   if (auto error = decoder_.decode(frame)) {
@@ -67,9 +67,9 @@ FrameOutcome V1Encoder::encode(byte_view frame, std::vector<PendingEvent>& out) 
   outcome.seq = decoder_.seq();
   ++stats_.frames_by_type[static_cast<std::size_t>(outcome.type)];
   switch (outcome.type) {
-    case FrameType::commit: encode_commit(out); break;
-    case FrameType::identity: encode_identity(out); break;
-    case FrameType::account: encode_account(out); break;
+    case FrameType::commit: commit_events(out); break;
+    case FrameType::identity: identity_event(out); break;
+    case FrameType::account: account_event(out); break;
     case FrameType::error: {
       ErrorBody body;
       if (!decoder_.read_error(body)) {
@@ -120,7 +120,7 @@ bool plausible_identifier(std::string_view value) {
 
 }  // namespace
 
-void V1Encoder::encode_commit(std::vector<PendingEvent>& out) {
+void V1Encoder::commit_events(std::vector<PendingEvent>& out) {
   if (decoder_.read_commit(commit_) || !plausible_identifier(commit_.repo)) {
     drop(DropReason::malformed_frame);
     return;
@@ -232,7 +232,7 @@ std::optional<std::int64_t> V1Encoder::admit_identity_event(bool unreadable, std
   return time_us;
 }
 
-void V1Encoder::encode_identity(std::vector<PendingEvent>& out) {
+void V1Encoder::identity_event(std::vector<PendingEvent>& out) {
   IdentityBody body;
   const auto time_us =
       admit_identity_event(decoder_.read_identity(body).has_value(), body.did, body.time);
@@ -252,7 +252,7 @@ void V1Encoder::encode_identity(std::vector<PendingEvent>& out) {
   json.append("}}");
 }
 
-void V1Encoder::encode_account(std::vector<PendingEvent>& out) {
+void V1Encoder::account_event(std::vector<PendingEvent>& out) {
   AccountBody body;
   const auto time_us =
       admit_identity_event(decoder_.read_account(body).has_value(), body.did, body.time);

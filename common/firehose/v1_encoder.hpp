@@ -76,15 +76,15 @@ class V1Encoder {
   V1Encoder();
 
   /// Appends the events of `frame` to `out`, one per commit op, identity or account.
-  FrameOutcome encode(byte_view frame, std::vector<PendingEvent>& out);
+  FrameOutcome events_from_frame(byte_view frame, std::vector<PendingEvent>& out);
 
   const DecodeStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
 
  private:
-  void encode_commit(std::vector<PendingEvent>& out);
-  void encode_identity(std::vector<PendingEvent>& out);
-  void encode_account(std::vector<PendingEvent>& out);
+  void commit_events(std::vector<PendingEvent>& out);
+  void identity_event(std::vector<PendingEvent>& out);
+  void account_event(std::vector<PendingEvent>& out);
   /// The checks identity and account events share: a readable body, a plausible DID, an RFC 3339
   /// time. Returns the time in µs, or nullopt after counting the drop.
   std::optional<std::int64_t> admit_identity_event(bool unreadable, std::string_view did,

@@ -20,9 +20,9 @@
 #include "services/decode/event_store.hpp"
 #include "services/decode/frame_receiver.hpp"
 #include "services/decode/log_upkeep.hpp"
-#include "services/decode/pipeline.hpp"
 #include "services/decode/replay_server.hpp"
 #include "services/decode/sequencer_actor.hpp"
+#include "services/decode/stage_messages.hpp"
 #include "services/decode/zmq_event_publisher.hpp"
 
 namespace jetstream::decode {

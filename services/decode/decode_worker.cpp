@@ -1,6 +1,6 @@
 #include <limits>
 
-#include "services/decode/pipeline.hpp"
+#include "services/decode/stage_messages.hpp"
 
 namespace jetstream::decode {
 namespace {
@@ -21,7 +21,7 @@ decode_worker_actor::behavior_type decode_worker(
         for (std::size_t i = 0; i < batch->frames.size(); ++i) {
           const auto& frame = batch->frames[i];
           const auto& header = batch->headers[i];
-          const auto outcome = encoder.encode(
+          const auto outcome = encoder.events_from_frame(
               {static_cast<const std::uint8_t*>(frame.data()), frame.size()}, decoded->events);
           if (!outcome.upstream_error.empty() && decoded->upstream_errors.size() < 8) {
             decoded->upstream_errors.push_back(outcome.upstream_error);

@@ -17,7 +17,7 @@
 #include "proto/events.hpp"
 #include "services/decode/decode_probe.hpp"
 #include "services/decode/event_store.hpp"
-#include "services/decode/pipeline.hpp"
+#include "services/decode/stage_messages.hpp"
 
 namespace jetstream::decode {
 

@@ -13,7 +13,7 @@
 #include "common/zstd/zstd_dictionary.hpp"
 #include "services/decode/decode_probe.hpp"
 #include "services/decode/event_store.hpp"
-#include "services/decode/pipeline.hpp"
+#include "services/decode/stage_messages.hpp"
 
 namespace jetstream::decode {
 

@@ -10,7 +10,7 @@ namespace jetstream::ingest {
 /// Delay before reconnect attempt n (0-based): a uniformly random value in [d/2, d] where
 /// d = min(max, initial * 2^n) ("equal jitter": never less than half the nominal delay, so a
 /// flapping upstream is not hammered, yet many ingests do not retry in lockstep). Not
-/// thread-safe: owned by the supervisor actor.
+/// thread-safe: owned by the connection state machine.
 class Backoff {
  public:
   Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max,

@@ -3,8 +3,8 @@
 // Threads: one thread of its own owns the PULL socket (bound in the constructor, then handed to
 // that thread). It polls with a short timeout so stop() returns promptly, decodes each message
 // strictly and hands valid resumes to `on_resume` (which must not block: the service sends them
-// to the supervisor actor with caf::anon_send). Rejected messages are counted and logged at a
-// bounded rate.
+// to the connection state machine with caf::anon_send). Rejected messages are counted and logged at
+// a bounded rate.
 #pragma once
 
 #include <atomic>

@@ -22,7 +22,7 @@ class Family;
 
 namespace jetstream::ingest {
 
-/// Where the upstream connection is, as the supervisor actor sees it.
+/// Where the upstream connection is, as the connection state machine sees it.
 enum class UpstreamState : std::uint8_t {
   idle,        ///< no resume from decode yet: deliberately not connected
   connecting,  ///< resolving, connecting, handshaking

@@ -16,9 +16,9 @@
 #include "common/runtime/service_main.hpp"
 #include "common/websocket/url.hpp"
 #include "proto/wire.hpp"
+#include "services/ingest/connection_state_machine.hpp"
 #include "services/ingest/control_receiver.hpp"
 #include "services/ingest/ingest_probe.hpp"
-#include "services/ingest/supervisor.hpp"
 #include "services/ingest/upstream_link.hpp"
 
 namespace jetstream::ingest {
@@ -83,7 +83,7 @@ struct IngestService::Impl {
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   std::unique_ptr<caf::actor_system_config> actor_config;
   std::unique_ptr<caf::actor_system> actors;
-  caf::actor supervisor;
+  caf::actor state_machine;
   std::unique_ptr<UpstreamLink> link;
   std::unique_ptr<ControlReceiver> control;
   bool stopped = false;
@@ -94,9 +94,9 @@ struct IngestService::Impl {
     if (stopped) return;
     stopped = true;
     if (control) control->stop();
-    if (supervisor) {
-      caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);
-      supervisor = nullptr;
+    if (state_machine) {
+      caf::anon_send_exit(state_machine, caf::exit_reason::user_shutdown);
+      state_machine = nullptr;
     }
     if (actors) actors->await_all_actors_done();
     if (link) link->stop();
@@ -184,17 +184,16 @@ std::unique_ptr<IngestService> IngestService::start(const IngestOptions& options
   link_options.send_high_water_mark = static_cast<int>(options.frames_send_hwm);
   link_options.status_interval = to_millis(options.status_interval);
 
-  // The link reports to the supervisor, which is spawned after the link exists: the events go
-  // through this holder, filled before the link's thread starts.
-  auto supervisor_ref = std::make_shared<caf::actor>();
+  // The link reports to the connection state machine, which is spawned after the link exists: the
+  // events go through this holder, filled before the link's thread starts.
+  auto machine_ref = std::make_shared<caf::actor>();
   LinkEvents events;
-  events.opened = [supervisor_ref](std::uint64_t generation) {
-    send_opened(*supervisor_ref, generation);
+  events.opened = [machine_ref](std::uint64_t generation) {
+    send_opened(*machine_ref, generation);
   };
-  events.failed = [supervisor_ref](std::uint64_t generation, std::string reason,
-                                   std::string message, std::int64_t last_stream_seq,
-                                   bool delivered) {
-    send_failed(*supervisor_ref, generation, std::move(reason), std::move(message), last_stream_seq,
+  events.failed = [machine_ref](std::uint64_t generation, std::string reason, std::string message,
+                                std::int64_t last_stream_seq, bool delivered) {
+    send_failed(*machine_ref, generation, std::move(reason), std::move(message), last_stream_seq,
                 delivered);
   };
   try {
@@ -205,22 +204,22 @@ std::unique_ptr<IngestService> IngestService::start(const IngestOptions& options
     return nullptr;
   }
 
-  SupervisorConfig supervisor_config;
-  supervisor_config.link = s.link.get();
-  supervisor_config.probe = s.probe.get();
-  supervisor_config.epoch = s.epoch;
-  supervisor_config.backoff_initial = to_millis(options.backoff_initial);
-  supervisor_config.backoff_max = to_millis(options.backoff_max);
-  supervisor_config.override_cursor = options.override_relay_cursor;
-  s.supervisor = spawn_supervisor(*s.actors, supervisor_config);
-  *supervisor_ref = s.supervisor;
+  ConnectionStateMachineConfig machine_config;
+  machine_config.link = s.link.get();
+  machine_config.probe = s.probe.get();
+  machine_config.epoch = s.epoch;
+  machine_config.backoff_initial = to_millis(options.backoff_initial);
+  machine_config.backoff_max = to_millis(options.backoff_max);
+  machine_config.override_cursor = options.override_relay_cursor;
+  s.state_machine = spawn_connection_state_machine(*s.actors, machine_config);
+  *machine_ref = s.state_machine;
 
   try {
-    s.control =
-        std::make_unique<ControlReceiver>(s.context, control_endpoint, *s.probe,
-                                          [supervisor = s.supervisor](const proto::Resume& resume) {
-                                            send_resume(supervisor, resume);
-                                          });
+    s.control = std::make_unique<ControlReceiver>(
+        s.context, control_endpoint, *s.probe,
+        [state_machine = s.state_machine](const proto::Resume& resume) {
+          send_resume(state_machine, resume);
+        });
   } catch (const std::exception& e) {
     error = "control endpoint " + control_endpoint + ": " + e.what();
     return nullptr;

@@ -42,7 +42,7 @@ void register_ingest_flags(config::FlagSet& flags, IngestOptions& options);
 /// IngestService::start checks it first.
 std::optional<std::string> validate_ingest_options(const IngestOptions& options);
 
-/// A running ingest: sockets bound, threads and the supervisor actor started, waiting for
+/// A running ingest: sockets bound, threads and the connection state machine started, waiting for
 /// decode's first resume.
 class IngestService {
  public:

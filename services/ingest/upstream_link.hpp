@@ -4,7 +4,7 @@
 // WebSocketClient of the current connection and the PUB socket (frames and status): each frame
 // goes from the websocket read straight to the PUB socket, with no actor hop and no copy (the
 // message buffer is handed to ZeroMQ). The public methods may be called from any thread (the
-// supervisor actor calls them); they post to the io thread and never block, except stop().
+// connection state machine calls them); they post to the io thread and never block, except stop().
 #pragma once
 
 #include <chrono>
@@ -33,7 +33,7 @@ struct LinkOptions {
   std::chrono::milliseconds status_interval{1000};
 };
 
-/// What the link reports to the supervisor (called on the io thread; must not block).
+/// What the link reports to the connection state machine (called on the io thread; must not block).
 struct LinkEvents {
   /// The connection of `generation` is open.
   std::function<void(std::uint64_t generation)> opened;

@@ -62,7 +62,7 @@ void BM_DecodeFramesToV1Json(benchmark::State& state) {
   for (auto _ : state) {
     for (const auto frame : c.frames) {
       events.clear();
-      encoder.encode(frame, events);
+      encoder.events_from_frame(frame, events);
       for (const auto& event : events) {
         finalized.clear();
         event.append_finalized(finalized, ++time_us);  // what the sequencer does per event

@@ -10,7 +10,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static jetstream::firehose::V1Encoder encoder;
   std::vector<jetstream::firehose::PendingEvent> events;
-  encoder.encode({data, size}, events);
+  encoder.events_from_frame({data, size}, events);
   for (const auto& event : events) {
     // Every event must be a complete JSON object with the time_us hole inside it.
     if (event.json.empty() || event.json.front() != '{' || event.json.back() != '}' ||

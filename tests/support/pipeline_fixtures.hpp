@@ -282,7 +282,7 @@ inline std::optional<std::size_t> write_repeated_capture(const std::filesystem::
   const std::size_t rest = count % frames->size();
   jetstream::firehose::V1Encoder encoder;
   std::vector<jetstream::firehose::PendingEvent> pending;
-  for (std::size_t i = 0; i < rest; ++i) encoder.encode((*frames)[i], pending);
+  for (std::size_t i = 0; i < rest; ++i) encoder.events_from_frame((*frames)[i], pending);
   return events + pending.size();
 }
 

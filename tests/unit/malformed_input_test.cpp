@@ -47,7 +47,7 @@ struct Outcome {
 Outcome encode(const Bytes& frame) {
   firehose::V1Encoder encoder;
   std::vector<firehose::PendingEvent> events;
-  encoder.encode(frame, events);
+  encoder.events_from_frame(frame, events);
   return {events.size(), encoder.stats()};
 }
 
@@ -68,7 +68,7 @@ TEST(MalformedInput, EveryTruncationOfARealFrameIsCountedAsMalformedAndYieldsNot
   for (std::size_t f = 0; f < frames->size(); f += 7) {
     const auto frame = (*frames)[f];
     for (std::size_t length = 0; length < frame.size(); length += 1 + length / 16) {
-      encoder.encode(frame.first(length), events);
+      encoder.events_from_frame(frame.first(length), events);
       ++truncations;
     }
   }
@@ -91,7 +91,7 @@ TEST(MalformedInput, ByteFlipsInRealFramesNeverCrashAndAlwaysAccountForTheFrame)
       for (const std::uint8_t mask : std::initializer_list<std::uint8_t>{0x01, 0x80, 0xff}) {
         frame[i] ^= mask;
         events.clear();
-        encoder.encode(frame, events);
+        encoder.events_from_frame(frame, events);
         for (const auto& event : events) {
           ASSERT_EQ(event.json.front(), '{');
           ASSERT_EQ(event.json.back(), '}');

@@ -29,7 +29,7 @@ Bytes like_record() {
 
 std::vector<std::string> encode_all(firehose::V1Encoder& encoder, const Bytes& frame) {
   std::vector<firehose::PendingEvent> events;
-  encoder.encode(frame, events);
+  encoder.events_from_frame(frame, events);
   std::vector<std::string> json;
   std::int64_t time_us = 1000;
   for (const auto& event : events) json.push_back(event.finalize(time_us++));
@@ -61,11 +61,12 @@ TEST(V1Encoder, GivesEveryOpOfAMultiOpCommitItsOwnEventInOpOrder) {
   const Bytes car = support::make_car({cid}, {{cid, record}});
   firehose::V1Encoder encoder;
   std::vector<firehose::PendingEvent> events;
-  encoder.encode(support::make_commit_frame(9, kDid, "rev1", car,
-                                            {{"create", "app.bsky.feed.like/a", cid},
-                                             {"delete", "app.bsky.feed.post/b", {}},
-                                             {"update", "app.bsky.actor.profile/self", cid}}),
-                 events);
+  encoder.events_from_frame(
+      support::make_commit_frame(9, kDid, "rev1", car,
+                                 {{"create", "app.bsky.feed.like/a", cid},
+                                  {"delete", "app.bsky.feed.post/b", {}},
+                                  {"update", "app.bsky.actor.profile/self", cid}}),
+      events);
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].collection, "app.bsky.feed.like");
   EXPECT_EQ(events[1].collection, "app.bsky.feed.post");
@@ -158,7 +159,7 @@ TEST(V1Encoder, ReportsAnUpstreamErrorFrameWithBoundedText) {
   frame.map(2).text("error").text("FutureCursor").text("message").text(std::string(5000, 'x'));
   firehose::V1Encoder encoder;
   std::vector<firehose::PendingEvent> events;
-  const auto outcome = encoder.encode(frame.take(), events);
+  const auto outcome = encoder.events_from_frame(frame.take(), events);
   EXPECT_TRUE(events.empty());
   EXPECT_EQ(outcome.type, firehose::FrameType::error);
   EXPECT_EQ(outcome.upstream_error.rfind("FutureCursor: xxx", 0), 0u);
@@ -172,7 +173,7 @@ TEST(V1Encoder, ReportsTheUpstreamSeqOfEveryReadableFrame) {
   frame.map(1).text("seq").uint(123456789);
   firehose::V1Encoder encoder;
   std::vector<firehose::PendingEvent> events;
-  EXPECT_EQ(encoder.encode(frame.take(), events).seq, 123456789);
+  EXPECT_EQ(encoder.events_from_frame(frame.take(), events).seq, 123456789);
 }
 
 }  // namespace

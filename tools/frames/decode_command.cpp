@@ -115,7 +115,7 @@ int run_decode(std::span<const std::string_view> args) {
     if ((status = reader.next()) != CaptureReadStatus::frame) break;
     ++frames;
     events.clear();
-    const auto outcome = encoder.encode(reader.frame(), events);
+    const auto outcome = encoder.events_from_frame(reader.frame(), events);
     if (!outcome.upstream_error.empty()) {
       std::fprintf(stderr, "frame %llu: upstream error frame: %s\n",
                    static_cast<unsigned long long>(frames), outcome.upstream_error.c_str());

@@ -1,4 +1,4 @@
-#include "services/ingest/supervisor.hpp"
+#include "services/ingest/connection_state_machine.hpp"
 
 #include <caf/all.hpp>
 
@@ -16,8 +16,8 @@ using opened_atom = caf::atom_constant<caf::atom("opened")>;
 using failed_atom = caf::atom_constant<caf::atom("failed")>;
 using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
 
-struct SupervisorState {
-  explicit SupervisorState() : backoff(std::chrono::milliseconds{250}, std::chrono::seconds{30}) {}
+struct MachineState {
+  explicit MachineState() : backoff(std::chrono::milliseconds{250}, std::chrono::seconds{30}) {}
 
   std::uint64_t accepted_resume = 0;  ///< 0: none yet (idle)
   std::int64_t stream_cursor = proto::kLiveCursor;
@@ -25,10 +25,11 @@ struct SupervisorState {
   bool override_pending = false;
   Backoff backoff;
 
-  static inline const char* name = "ingest-supervisor";
+  static inline const char* name = "ingest-connection-state-machine";
 };
 
-caf::behavior supervisor(caf::stateful_actor<SupervisorState>* self, SupervisorConfig config) {
+caf::behavior state_machine(caf::stateful_actor<MachineState>* self,
+                            ConnectionStateMachineConfig config) {
   self->state.backoff = Backoff(config.backoff_initial, config.backoff_max);
   self->state.override_pending = config.override_cursor >= 0;
   return {
@@ -95,23 +96,24 @@ caf::behavior supervisor(caf::stateful_actor<SupervisorState>* self, SupervisorC
 
 }  // namespace
 
-caf::actor spawn_supervisor(caf::actor_system& system, SupervisorConfig config) {
-  return system.spawn(supervisor, config);
+caf::actor spawn_connection_state_machine(caf::actor_system& system,
+                                          ConnectionStateMachineConfig config) {
+  return system.spawn(state_machine, config);
 }
 
-void send_resume(const caf::actor& supervisor, const proto::Resume& resume) {
-  caf::anon_send(supervisor, resume_atom::value, resume.resume_id, resume.seen_epoch,
+void send_resume(const caf::actor& state_machine, const proto::Resume& resume) {
+  caf::anon_send(state_machine, resume_atom::value, resume.resume_id, resume.seen_epoch,
                  resume.cursor);
 }
 
-void send_opened(const caf::actor& supervisor, std::uint64_t generation) {
-  caf::anon_send(supervisor, opened_atom::value, generation);
+void send_opened(const caf::actor& state_machine, std::uint64_t generation) {
+  caf::anon_send(state_machine, opened_atom::value, generation);
 }
 
-void send_failed(const caf::actor& supervisor, std::uint64_t generation, std::string reason,
+void send_failed(const caf::actor& state_machine, std::uint64_t generation, std::string reason,
                  std::string message, std::int64_t last_stream_seq, bool delivered) {
-  caf::anon_send(supervisor, failed_atom::value, generation, std::move(reason), std::move(message),
-                 last_stream_seq, delivered);
+  caf::anon_send(state_machine, failed_atom::value, generation, std::move(reason),
+                 std::move(message), last_stream_seq, delivered);
 }
 
 }  // namespace jetstream::ingest

@@ -1,4 +1,4 @@
-// The supervisor actor: ingest's connection state machine (proto/README.md §5.1, ingest side).
+// ingest's upstream connection state machine, a CAF actor (proto/README.md §5.1, ingest side).
 //
 // It decides; the UpstreamLink acts. It holds the last accepted resume id, the stream's cursor,
 // the reconnect backoff and a generation number that tells current link events from stale ones.
@@ -20,7 +20,7 @@ namespace jetstream::ingest {
 class IngestProbe;
 class UpstreamLink;
 
-struct SupervisorConfig {
+struct ConnectionStateMachineConfig {
   UpstreamLink* link = nullptr;  ///< outlives the actor
   IngestProbe* probe = nullptr;  ///< outlives the actor
   std::uint64_t epoch = 0;       ///< this process's epoch (to log resumes aimed elsewhere)
@@ -31,12 +31,13 @@ struct SupervisorConfig {
   std::int64_t override_cursor = -1;
 };
 
-caf::actor spawn_supervisor(caf::actor_system& system, SupervisorConfig config);
+caf::actor spawn_connection_state_machine(caf::actor_system& system,
+                                          ConnectionStateMachineConfig config);
 
-// Messages to the supervisor, callable from any thread.
-void send_resume(const caf::actor& supervisor, const proto::Resume& resume);
-void send_opened(const caf::actor& supervisor, std::uint64_t generation);
-void send_failed(const caf::actor& supervisor, std::uint64_t generation, std::string reason,
+// Messages to the connection state machine, callable from any thread.
+void send_resume(const caf::actor& state_machine, const proto::Resume& resume);
+void send_opened(const caf::actor& state_machine, std::uint64_t generation);
+void send_failed(const caf::actor& state_machine, std::uint64_t generation, std::string reason,
                  std::string message, std::int64_t last_stream_seq, bool delivered);
 
 }  // namespace jetstream::ingest
