@@ -25,6 +25,7 @@
 
 #include "common/metrics/metrics_server.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/http_get.hpp"
 
 namespace {
 
@@ -32,21 +33,8 @@ using Clock = std::chrono::steady_clock;
 
 /// The status line of GET `path`, or "no answer in 5 s".
 std::string status_of(std::uint16_t port, const std::string& path) {
-  const int fd = jetstream::testing::connect_loopback(port);
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  [[maybe_unused]] const auto sent = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  pollfd item{fd, POLLIN, 0};
-  std::string answer = "no answer in 5 s";
-  if (::poll(&item, 1, 5000) > 0) {
-    char buffer[256];
-    const auto n = ::recv(fd, buffer, sizeof buffer, 0);
-    if (n > 0) {
-      answer.assign(buffer, static_cast<std::size_t>(n));
-      answer = answer.substr(0, answer.find("\r\n"));
-    }
-  }
-  ::close(fd);
-  return answer;
+  const auto response = jetstream::testing::http_get(port, path, std::chrono::seconds(5));
+  return response.raw.empty() ? "no answer in 5 s" : response.status_line();
 }
 
 int thread_count() {

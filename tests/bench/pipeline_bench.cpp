@@ -26,6 +26,7 @@
 #include "common/firehose/capture.hpp"
 #include "proto/replay.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/http_get.hpp"
 #include "tests/support/pipeline_fixtures.hpp"
 #include "tests/support/shared_data.hpp"
 
@@ -38,21 +39,9 @@ using Clock = std::chrono::steady_clock;
 constexpr double kFramesPerSecondLimit = 20000;
 constexpr double kReplayEventsPerSecondLimit = 500000;
 
-/// GET http://127.0.0.1:port/metrics → the value of `name` (first sample), or -1.
+/// The value of `name` (first sample) in decode's /metrics, or -1.
 double scrape(std::uint16_t port, const std::string& name) {
-  const int fd = jetstream::testing::connect_loopback(port);
-  if (fd < 0) return -1;
-  const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  [[maybe_unused]] const auto sent = ::send(fd, request.data(), request.size(), 0);
-  std::string response;
-  char buffer[65536];
-  ssize_t n = 0;
-  while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0)
-    response.append(buffer, static_cast<std::size_t>(n));
-  ::close(fd);
-  const auto at = response.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(response.substr(at + name.size() + 2));
+  return support::metric_value(support::http_get(port, "/metrics").body, name);
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include "common/websocket/frame_server.hpp"
 #include "proto/proto.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/http_get.hpp"
 #include "tests/support/refused_flags.hpp"
 #include "tests/support/shared_data.hpp"
 #include "tests/support/tls_certificate.hpp"
@@ -144,41 +145,8 @@ class DecodeStub {
   std::optional<proto::Status> last_status_;
 };
 
-/// GET http://127.0.0.1:port/path → {status code, body}; {0, ""} when it cannot connect.
-std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval timeout{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  if (!support::connect_to_loopback(fd, port)) {
-    ::close(fd);
-    return {0, ""};
-  }
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  static_cast<void>(::write(fd, request.data(), request.size()));
-  std::string response;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) {
-    response.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  if (response.size() < 12) return {0, ""};
-  const auto body = response.find("\r\n\r\n");
-  return {std::stoi(response.substr(9, 3)),
-          body == std::string::npos ? "" : response.substr(body + 4)};
-}
-
-/// The value of the sample `series` (name plus labels exactly as exposed) in a scrape; -1 if
-/// absent.
-double metric(const std::string& scrape, const std::string& series) {
-  std::size_t at = 0;
-  while ((at = scrape.find(series + " ", at)) != std::string::npos) {
-    if (at == 0 || scrape[at - 1] == '\n') {
-      return std::stod(scrape.substr(at + series.size() + 1));
-    }
-    at += series.size();
-  }
-  return -1;
-}
+using support::http_get;
+using support::metric_value;
 
 class IngestBinary : public ::testing::Test {
  protected:
@@ -242,7 +210,7 @@ class IngestBinary : public ::testing::Test {
     return std::make_unique<DecodeStub>(frames_port_, control_port_);
   }
 
-  std::string scrape() { return http_get(metrics_port_, "/metrics").second; }
+  std::string scrape() { return http_get(metrics_port_, "/metrics").body; }
 
   /// Checks that `received` are `expected` in their envelopes: same bytes, contiguous ingest
   /// seqs from `first_ingest_seq`, upstream seqs read from the frame.
@@ -286,9 +254,9 @@ TEST_F(IngestBinary, DoesNotConnectUpstreamBeforeDecodesFirstResume) {
   }
   EXPECT_EQ(server_->connections(), 0u);
   // Waiting for decode is a normal, ready state.
-  EXPECT_EQ(http_get(metrics_port_, "/healthz").first, 200);
-  EXPECT_EQ(http_get(metrics_port_, "/readyz").first, 200);
-  EXPECT_EQ(metric(scrape(), "jetstream_ingest_upstream_state{state=\"idle\"}"), 1);
+  EXPECT_EQ(http_get(metrics_port_, "/healthz").status, 200);
+  EXPECT_EQ(http_get(metrics_port_, "/readyz").status, 200);
+  EXPECT_EQ(metric_value(scrape(), "jetstream_ingest_upstream_state{state=\"idle\"}"), 1);
 }
 
 TEST_F(IngestBinary, AfterALiveResumeEveryFrameArrivesUntouchedWithContiguousIngestSeqs) {
@@ -316,14 +284,14 @@ TEST_F(IngestBinary, AfterALiveResumeEveryFrameArrivesUntouchedWithContiguousIng
   EXPECT_TRUE(status->connected);
 
   const auto text = scrape();
-  EXPECT_EQ(metric(text, "jetstream_ingest_frames_received_total"),
+  EXPECT_EQ(metric_value(text, "jetstream_ingest_frames_received_total"),
             static_cast<double>(corpus_.size()));
-  EXPECT_EQ(metric(text, "jetstream_ingest_frames_published_total"),
+  EXPECT_EQ(metric_value(text, "jetstream_ingest_frames_published_total"),
             static_cast<double>(corpus_.size()));
-  EXPECT_EQ(metric(text, "jetstream_ingest_upstream_connected"), 1);
-  EXPECT_EQ(metric(text, "jetstream_ingest_last_upstream_seq"),
+  EXPECT_EQ(metric_value(text, "jetstream_ingest_upstream_connected"), 1);
+  EXPECT_EQ(metric_value(text, "jetstream_ingest_last_upstream_seq"),
             static_cast<double>(seq_of(corpus_.back())));
-  EXPECT_EQ(http_get(metrics_port_, "/readyz").first, 200);
+  EXPECT_EQ(http_get(metrics_port_, "/readyz").status, 200);
 }
 
 TEST_F(IngestBinary, AResumeWithACursorReconnectsUpstreamWithThatCursor) {
@@ -386,9 +354,9 @@ TEST_F(IngestBinary, UpstreamDroppingEveryFewFramesIsReconnectedFromTheLastSeqWi
                               "?cursor=" + std::to_string(seq_of(corpus_[i * 10 - 1])))
         << "connection " << i;
   }
-  EXPECT_GE(
-      metric(scrape(), "jetstream_ingest_upstream_reconnects_total{reason=\"closed_by_peer\"}"),
-      static_cast<double>(expected_connections - 1));
+  EXPECT_GE(metric_value(scrape(),
+                         "jetstream_ingest_upstream_reconnects_total{reason=\"closed_by_peer\"}"),
+            static_cast<double>(expected_connections - 1));
 }
 
 TEST_F(IngestBinary, QuietUpstreamIsReconnectedAfterTheStallTimeoutAndIngestStaysUp) {
@@ -410,9 +378,9 @@ TEST_F(IngestBinary, QuietUpstreamIsReconnectedAfterTheStallTimeoutAndIngestStay
   EXPECT_EQ(targets.back(), std::string(jetstream::websocket::kSubscribeReposPath) +
                                 "?cursor=" + std::to_string(seq_of(corpus_.back())));
   const auto text = scrape();
-  EXPECT_GE(metric(text, "jetstream_ingest_upstream_reconnects_total{reason=\"stall\"}"), 2);
-  EXPECT_GE(metric(text, "jetstream_ingest_seconds_since_last_frame"), 0.5);
-  EXPECT_EQ(http_get(metrics_port_, "/healthz").first, 200);
+  EXPECT_GE(metric_value(text, "jetstream_ingest_upstream_reconnects_total{reason=\"stall\"}"), 2);
+  EXPECT_GE(metric_value(text, "jetstream_ingest_seconds_since_last_frame"), 0.5);
+  EXPECT_EQ(http_get(metrics_port_, "/healthz").status, 200);
   // Statuses keep coming, and no frame was duplicated by the reconnects.
   const auto status = decode->next_status();
   ASSERT_TRUE(status);
@@ -449,8 +417,9 @@ TEST_F(IngestBinary, UpstreamErrorFrameIsPublishedThenTheConnectionIsRemadeFromT
   EXPECT_EQ(server_->request_targets()[1], std::string(jetstream::websocket::kSubscribeReposPath) +
                                                "?cursor=" + std::to_string(seq_of(frames[9])));
   const auto text = scrape();
-  EXPECT_EQ(metric(text, "jetstream_ingest_error_frames_total"), 1);
-  EXPECT_EQ(metric(text, "jetstream_ingest_upstream_reconnects_total{reason=\"error_frame\"}"), 1);
+  EXPECT_EQ(metric_value(text, "jetstream_ingest_error_frames_total"), 1);
+  EXPECT_EQ(
+      metric_value(text, "jetstream_ingest_upstream_reconnects_total{reason=\"error_frame\"}"), 1);
   EXPECT_TRUE(ingest_.running());
 }
 
@@ -486,7 +455,8 @@ TEST_F(IngestBinary, WssUpstreamWithAnUntrustedCertificateIsRetriedAndCountedAsT
   decode->resume(1, first->epoch, proto::kLiveCursor);
   ASSERT_TRUE(support::eventually(
       [&] {
-        return metric(scrape(), "jetstream_ingest_upstream_reconnects_total{reason=\"tls\"}") >= 2;
+        return metric_value(scrape(),
+                            "jetstream_ingest_upstream_reconnects_total{reason=\"tls\"}") >= 2;
       },
       5s));
   EXPECT_EQ(server_->connections(), 0u);
@@ -504,14 +474,14 @@ TEST_F(IngestBinary, UnreachableUpstreamIsRetriedWithBackoffAndReportedNotReady)
   decode->resume(1, first->epoch, proto::kLiveCursor);
   ASSERT_TRUE(support::eventually(
       [&] {
-        return metric(scrape(), "jetstream_ingest_upstream_reconnects_total{reason=\"connect\"}") >=
-               3;
+        return metric_value(scrape(),
+                            "jetstream_ingest_upstream_reconnects_total{reason=\"connect\"}") >= 3;
       },
       5s));
   EXPECT_TRUE(ingest_.running());
   const auto ready = http_get(metrics_port_, "/readyz");
-  EXPECT_EQ(ready.first, 503);
-  EXPECT_NE(ready.second.find("upstream not connected"), std::string::npos) << ready.second;
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_NE(ready.body.find("upstream not connected"), std::string::npos) << ready.body;
   const auto status = decode->next_status();
   ASSERT_TRUE(status);
   EXPECT_EQ(status->resume_id, 1u);

@@ -21,6 +21,7 @@
 #include "common/firehose/v1_encoder.hpp"
 #include "proto/proto.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/http_get.hpp"
 #include "tests/support/shared_data.hpp"
 
 namespace jetstream::testing {
@@ -401,44 +402,19 @@ class StackUnderTest {
     return (std::filesystem::path(JETSTREAM_BINARY_DIR) / relative).string();
   }
 
-  /// GET http://127.0.0.1:port/path; returns "" when unreachable.
+  /// GET http://127.0.0.1:port/path: the whole response, "" when unreachable.
   static std::string http_get(std::uint16_t port, const std::string& path) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    std::string response;
-    if (connect_to_loopback(fd, port)) {
-      const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-      [[maybe_unused]] const auto sent = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-      char buffer[65536];
-      ssize_t n = 0;
-      while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0)
-        response.append(buffer, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return response;
+    return testing::http_get(port, path).raw;
   }
 
-  /// A metric's first sample value from /metrics (including labels in `series`), or -1.
+  /// A metric's sample value from /metrics (`series`: the name plus labels as exposed), or -1.
   static double metric(std::uint16_t port, const std::string& series) {
-    const std::string text = http_get(port, "/metrics");
-    const auto at = text.find("\n" + series + " ");
-    return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
+    return metric_value(testing::http_get(port, "/metrics").body, series);
   }
 
   /// The sum of every series of metric `name` (all label sets).
   static double metric_sum(std::uint16_t port, const std::string& name) {
-    const std::string text = http_get(port, "/metrics");
-    double sum = 0;
-    std::size_t at = 0;
-    while ((at = text.find("\n" + name, at)) != std::string::npos) {
-      const auto line_end = text.find('\n', at + 1);
-      const std::string line = text.substr(at + 1, line_end - at - 1);
-      const auto space = line.rfind(' ');
-      const char next = line.size() > name.size() ? line[name.size()] : ' ';
-      if ((next == '{' || next == ' ') && space != std::string::npos)
-        sum += std::stod(line.substr(space + 1));
-      at = line_end;
-    }
-    return sum;
+    return testing::metric_sum(testing::http_get(port, "/metrics").body, name);
   }
 
   static bool wait_until_ready(std::uint16_t metrics_port) {

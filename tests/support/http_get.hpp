@@ -1,0 +1,83 @@
+// One blocking HTTP GET for tests and benchmarks: the services' /metrics, /healthz, /readyz and
+// fanout's plain HTTP answers, on 127.0.0.1. HTTP/1.0, so the server closes after its answer and
+// the whole response is what was read before the close.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "tests/support/child_process.hpp"
+
+namespace jetstream::testing {
+
+struct HttpResponse {
+  int status = 0;    ///< 0 when nothing came back (unreachable, or no answer in time)
+  std::string raw;   ///< status line, headers and body as received
+  std::string body;  ///< after the blank line
+
+  /// The status line without its line end ("HTTP/1.1 200 OK"), or "" when nothing came back.
+  [[nodiscard]] std::string status_line() const { return raw.substr(0, raw.find("\r\n")); }
+};
+
+/// GET http://127.0.0.1:`port``path`. Each read waits at most `read_timeout`: a server that
+/// stops answering yields what came so far.
+inline HttpResponse http_get(std::uint16_t port, const std::string& path,
+                             std::chrono::milliseconds read_timeout = std::chrono::seconds(10)) {
+  HttpResponse response;
+  const int fd = connect_loopback(port);
+  if (fd < 0) return response;
+  timeval timeout{};
+  timeout.tv_sec = static_cast<time_t>(read_timeout.count() / 1000);
+  timeout.tv_usec = static_cast<suseconds_t>((read_timeout.count() % 1000) * 1000);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  [[maybe_unused]] const auto sent = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  char buffer[65536];
+  for (ssize_t n = 0; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
+    response.raw.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (response.raw.size() >= 12 && response.raw.compare(0, 5, "HTTP/") == 0) {
+    response.status = std::stoi(response.raw.substr(9, 3));
+  }
+  const auto blank = response.raw.find("\r\n\r\n");
+  if (blank != std::string::npos) response.body = response.raw.substr(blank + 4);
+  return response;
+}
+
+/// The value of the sample `series` (the metric name plus its labels exactly as exposed) in a
+/// Prometheus text scrape; -1 when absent.
+inline double metric_value(const std::string& scrape, const std::string& series) {
+  std::size_t at = 0;
+  while ((at = scrape.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || scrape[at - 1] == '\n') return std::stod(scrape.substr(at + series.size() + 1));
+    at += series.size();
+  }
+  return -1;
+}
+
+/// The sum of every sample of metric `name`, whatever its labels; 0 when absent.
+inline double metric_sum(const std::string& scrape, const std::string& name) {
+  double sum = 0;
+  std::size_t at = 0;
+  while ((at = scrape.find(name, at)) != std::string::npos) {
+    const auto line_end = scrape.find('\n', at);
+    const bool line_start = at == 0 || scrape[at - 1] == '\n';
+    const std::string line = scrape.substr(at, line_end - at);
+    const char next = line.size() > name.size() ? line[name.size()] : '\0';
+    const auto space = line.rfind(' ');
+    if (line_start && (next == '{' || next == ' ') && space != std::string::npos) {
+      sum += std::stod(line.substr(space + 1));
+    }
+    if (line_end == std::string::npos) break;
+    at = line_end;
+  }
+  return sum;
+}
+
+}  // namespace jetstream::testing
