@@ -251,6 +251,25 @@ def decode() -> Board:
     b.timeseries("Event log writable", [("min by (instance) (jetstream_decode_log_writable)", "{{instance}}")],
                  unit="none", w=8,
                  description="0: decode started on a full disk and serves its log read-only until space returns.")
+    b.row("Compacted twin (state for snapshot=true)")
+    b.timeseries("Records kept, by group", [
+        ("max by (group) (jetstream_decode_twin_records)", "{{group}}")], w=8,
+        description="The latest create/update of every record of the --compact-collections, and "
+                    "every DID's latest identity and account event.")
+    b.timeseries("Tombstones kept, by group", [
+        ("max by (group) (jetstream_decode_twin_tombstones)", "{{group}}")], w=8,
+        description="Deletes kept until --tombstone-ttl (default 7d).")
+    b.timeseries("Twin on disk", [("max by (instance) (jetstream_decode_twin_bytes)", "{{instance}}")],
+                 unit="bytes", w=8)
+    b.timeseries("Tombstones expired per second", [
+        (f"sum(rate(jetstream_decode_twin_tombstones_expired_total[{RI}]))", "expired")], w=8)
+    b.timeseries("State build progress", [
+        ("min by (instance) (jetstream_decode_twin_build_progress_ratio)", "{{instance}}")],
+        unit="percentunit", w=8,
+        description="Collections added to --compact-collections are built from the log that "
+                    "decode holds, while ingestion goes on; 1 when no build runs.")
+    b.timeseries("State build: log events read per second", [
+        (f"sum(rate(jetstream_decode_twin_build_events_read_total[{RI}]))", "read")], w=8)
     b.row("Replay")
     b.timeseries("Replay pages by status", [
         (f"sum by (status) (rate(jetstream_decode_replay_pages_total[{RI}]))", "{{status}}")], w=8)

@@ -29,6 +29,7 @@ std::string env_var_name(std::string_view flag_name);
 
 /// Parses a Go duration (`time.ParseDuration` syntax): a sequence of decimal numbers, each with
 /// an optional fraction and a unit `h`, `m`, `s`, `ms`, `us` (or `µs`), `ns`; a bare `0` is zero.
+/// One unit beyond Go's: `d`, 24 hours (`--tombstone-ttl 7d`).
 /// Nanoseconds are truncated to whole microseconds. Negative durations and values over Go's range
 /// (~292 years) are rejected; `error` (when given) says why.
 std::optional<std::chrono::microseconds> parse_duration(std::string_view text,

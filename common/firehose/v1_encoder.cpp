@@ -5,6 +5,7 @@
 #include "common/codec/cid.hpp"
 #include "common/codec/json_writer.hpp"
 #include "common/firehose/rfc3339.hpp"
+#include "common/text/utf8.hpp"
 
 namespace jetstream::firehose {
 
@@ -178,6 +179,10 @@ void V1Encoder::commit_events(std::vector<PendingEvent>& out) {
     PendingEvent& event =
         start_event(out, EventKind::commit, commit_.seq, commit_.repo, *commit_time_us);
     event.collection.assign(collection);
+    event.rkey.clear();
+    text::append_replacing_invalid(event.rkey, rkey);
+    event.rev.assign(commit_.rev);
+    event.is_delete = is_delete;
     std::string& json = event.json;
     // Go's omitempty: empty rev, collection or rkey are left out.
     json.push_back('{');

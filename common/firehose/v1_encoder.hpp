@@ -27,6 +27,12 @@ struct PendingEvent {
   std::string collection;  ///< empty for identity and account events
   std::string json;        ///< v1 JSON without the time_us digits
   std::uint32_t time_us_offset = 0;
+  /// Commit events: the record key as a client reads it from the JSON (bytes that are not UTF-8
+  /// become U+FFFD, as the JSON writes them), the commit's rev, and whether the op deletes. The
+  /// compacted twin keys records by them (services/decode/compacted_twin.hpp).
+  std::string rkey;
+  std::string rev;
+  bool is_delete = false;
 
   /// The final JSON with `time_us` in place.
   std::string finalize(std::int64_t time_us) const;

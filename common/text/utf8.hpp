@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace jetstream::text {
@@ -55,5 +56,9 @@ inline char32_t utf8_code_point(const unsigned char* p, std::size_t length) noex
 
 /// Whether all of `text` is well-formed UTF-8.
 bool is_valid_utf8(std::string_view text) noexcept;
+
+/// Appends `text` with each byte that does not start a well-formed sequence replaced by U+FFFD:
+/// what a JSON reader gets back from codec::append_json_string's `\ufffd` for the same bytes.
+void append_replacing_invalid(std::string& out, std::string_view text);
 
 }  // namespace jetstream::text

@@ -5,6 +5,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <string>
 
 namespace jetstream::decode {
@@ -58,6 +59,45 @@ DecodeProbe::DecodeProbe(std::shared_ptr<prometheus::Registry> registry,
     frame_verdicts_[i] =
         &verdicts.Add({{"verdict", std::string(to_string(static_cast<FrameVerdict>(i)))}});
   }
+  twin_records_ = &prometheus::BuildGauge()
+                       .Name("jetstream_decode_twin_records")
+                       .Help(
+                           "Records (latest create or update) kept in the compacted twin, by "
+                           "group: a --compact-collections pattern, #identity, #account")
+                       .Register(r);
+  twin_tombstones_ =
+      &prometheus::BuildGauge()
+           .Name("jetstream_decode_twin_tombstones")
+           .Help("Deletes kept in the compacted twin until --tombstone-ttl, by group")
+           .Register(r);
+  twin_bytes_ = &prometheus::BuildGauge()
+                     .Name("jetstream_decode_twin_bytes")
+                     .Help("Bytes of the compacted twin on disk (SST files and memtables)")
+                     .Register(r)
+                     .Add({});
+  tombstones_expired_ = &prometheus::BuildCounter()
+                             .Name("jetstream_decode_twin_tombstones_expired_total")
+                             .Help("Tombstones removed after --tombstone-ttl")
+                             .Register(r)
+                             .Add({});
+  twin_building_ = &prometheus::BuildGauge()
+                        .Name("jetstream_decode_twin_building")
+                        .Help(
+                            "1 while collections added to --compact-collections are built "
+                            "from the log")
+                        .Register(r)
+                        .Add({});
+  twin_build_progress_ = &prometheus::BuildGauge()
+                              .Name("jetstream_decode_twin_build_progress_ratio")
+                              .Help("How far the twin's build has read the log (0..1; 1 = done)")
+                              .Register(r)
+                              .Add({});
+  twin_build_progress_->Set(1);
+  twin_build_events_ = &prometheus::BuildCounter()
+                            .Name("jetstream_decode_twin_build_events_read_total")
+                            .Help("Log events read by the twin's build")
+                            .Register(r)
+                            .Add({});
   resumes_ = &prometheus::BuildCounter()
                   .Name("jetstream_decode_resumes_total")
                   .Help("Resume requests sent to ingest (start, gap, ingest restart, lost tail)")
@@ -215,6 +255,47 @@ void DecodeProbe::set_log_bounds(std::int64_t oldest_time_us, std::int64_t newes
 
 void DecodeProbe::set_disk_free(std::uint64_t bytes) {
   disk_free_->Set(static_cast<double>(bytes));
+}
+
+void DecodeProbe::set_twin(const std::map<std::string, EventStore::TwinCounts>& counts,
+                           std::uint64_t disk_bytes) {
+  for (const auto& [group, value] : counts) {
+    auto it = twin_groups_.find(group);
+    if (it == twin_groups_.end()) {
+      it = twin_groups_
+               .emplace(group, std::pair{&twin_records_->Add({{"group", group}}),
+                                         &twin_tombstones_->Add({{"group", group}})})
+               .first;
+    }
+    it->second.first->Set(static_cast<double>(value.records));
+    it->second.second->Set(static_cast<double>(value.tombstones));
+  }
+  for (auto& [group, gauges] : twin_groups_) {
+    if (!counts.contains(group)) {
+      gauges.first->Set(0);
+      gauges.second->Set(0);
+    }
+  }
+  twin_bytes_->Set(static_cast<double>(disk_bytes));
+}
+
+void DecodeProbe::record_tombstones_expired(std::int64_t count) {
+  if (count > 0) tombstones_expired_->Increment(static_cast<double>(count));
+}
+
+void DecodeProbe::set_twin_build(const EventStore::TwinBuild& build, std::int64_t oldest_time_us) {
+  twin_building_->Set(build.pending ? 1 : 0);
+  double progress = 1;
+  if (build.pending && build.newest > oldest_time_us) {
+    progress = static_cast<double>(std::max(build.position, oldest_time_us) - oldest_time_us) /
+               static_cast<double>(build.newest - oldest_time_us);
+    progress = std::clamp(progress, 0.0, 1.0);
+  }
+  twin_build_progress_->Set(progress);
+  if (build.events_read > twin_build_events_seen_) {
+    twin_build_events_->Increment(static_cast<double>(build.events_read - twin_build_events_seen_));
+    twin_build_events_seen_ = build.events_read;
+  }
 }
 
 void DecodeProbe::set_min_free(std::uint64_t bytes) { min_free_->Set(static_cast<double>(bytes)); }

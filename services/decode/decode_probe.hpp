@@ -5,11 +5,13 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string_view>
 
 #include "common/firehose/v1_encoder.hpp"
 #include "common/metrics/proto_rejections.hpp"
+#include "services/decode/event_store.hpp"
 #include "services/decode/ingest_tracker.hpp"
 
 namespace prometheus {
@@ -48,6 +50,14 @@ class DecodeProbe {
   /// 1 while the event log is open for writing, 0 while read-only (started on a full disk).
   void set_log_writable(bool writable);
   void record_retention_run(double seconds);
+  /// The compacted twin: records and tombstones per group (a pattern, `#identity`,
+  /// `#account`), its disk bytes, tombstones expired by the TTL.
+  void set_twin(const std::map<std::string, EventStore::TwinCounts>& counts,
+                std::uint64_t disk_bytes);
+  void record_tombstones_expired(std::int64_t count);
+  /// The build of newly compacted collections from the log: 1 while it runs, and its position
+  /// within the log (0..1; 1 when no build runs).
+  void set_twin_build(const EventStore::TwinBuild& build, std::int64_t oldest_time_us);
   void record_replay_page(std::string_view status, std::size_t events, double seconds);
 
  private:
@@ -77,6 +87,15 @@ class DecodeProbe {
   prometheus::Histogram* retention_seconds_ = nullptr;
   prometheus::Histogram* replay_page_seconds_ = nullptr;
   prometheus::Counter* replay_events_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* twin_records_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* twin_tombstones_ = nullptr;
+  std::map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> twin_groups_;
+  prometheus::Gauge* twin_bytes_ = nullptr;
+  prometheus::Counter* tombstones_expired_ = nullptr;
+  prometheus::Gauge* twin_building_ = nullptr;
+  prometheus::Gauge* twin_build_progress_ = nullptr;
+  prometheus::Counter* twin_build_events_ = nullptr;
+  std::uint64_t twin_build_events_seen_ = 0;
 };
 
 }  // namespace jetstream::decode

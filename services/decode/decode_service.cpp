@@ -62,6 +62,19 @@ void register_decode_flags(config::FlagSet& flags, DecodeOptions& o) {
   flags.add_duration("disk-check-interval", &o.disk_check_interval,
                      "how often the data directory's free space is looked at");
   flags.add_string("log-level", &o.log_level, "debug, info, warn or error");
+  flags.add_string("compact-collections", &o.compact_collections,
+                   "collections whose current records are kept in the compacted twin for "
+                   "snapshot=true: exact NSIDs and prefix.* patterns, comma-separated (empty: "
+                   "no twin)");
+  flags.add_duration("tombstone-ttl", &o.tombstone_ttl,
+                     "how long a delete is kept in the compacted twin (a snapshot cursor older "
+                     "than that restarts the snapshot)");
+  flags.add_int64("twin-build-step-events", &o.twin_build_step_events,
+                  "log events read per step when newly compacted collections are built from the "
+                  "log");
+  flags.add_bool("check-state", &o.check_state,
+                 "recompute the compacted twin from the log, compare it with the stored one, "
+                 "print the differences and exit (0 equal, 1 not)");
 }
 
 struct DecodeService::Impl {
@@ -77,6 +90,7 @@ struct DecodeService::Impl {
   sequencer_actor sequencer;
   retention_actor retention_worker;
   disk_watch_actor disk_watcher;
+  twin_build_actor twin_builder;
   std::vector<decode_worker_actor> workers;
   std::unique_ptr<FrameReceiver> receiver;
   std::unique_ptr<ReplayServer> replay;
@@ -112,6 +126,12 @@ std::optional<std::string> validate_decode_options(const DecodeOptions& o) {
   if (o.disk_check_interval < std::chrono::milliseconds(10)) {
     return "--disk-check-interval must be at least 10ms";
   }
+  std::string set_error;
+  if (!CollectionSet::parse(o.compact_collections, set_error)) {
+    return "--compact-collections: " + set_error;
+  }
+  if (o.tombstone_ttl.count() <= 0) return "--tombstone-ttl must be positive";
+  if (o.twin_build_step_events < 1) return "--twin-build-step-events must be at least 1";
   return std::nullopt;
 }
 
@@ -130,6 +150,11 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   EventStore::Options store_options;
   store_options.path = (std::filesystem::path(options.data_dir) / "events").string();
   store_options.sync_writes = options.sync_writes;
+  {
+    std::string ignored;  // validated above
+    store_options.compact =
+        CollectionSet::parse(options.compact_collections, ignored).value_or(CollectionSet{});
+  }
   // RocksDB aborts the process when the writes of a read-write open fail on a full disk, and a
   // pod that crash-loops cannot serve the replay it still holds: below the reserve, the log
   // opens read-only, and the disk watch opens it for writing once space returns.
@@ -145,6 +170,9 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   }
   s.store = EventStore::open(store_options, error);
   if (!s.store) return nullptr;
+  if (!s.store->twin_open_report().empty()) {
+    log::info("compacted twin: " + s.store->twin_open_report());
+  }
   s.counters.durable_cursor.store(s.store->upstream_cursor());
   s.counters.newest_time_us.store(s.store->last_time_us());
 
@@ -198,8 +226,14 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   for (std::size_t i = 0; i < worker_count; ++i) {
     s.workers.push_back(spawn_decode_worker(*s.actors, s.sequencer));
   }
-  s.retention_worker =
-      spawn_retention(*s.actors, *s.store, *s.probe, options.event_ttl, options.retention_interval);
+  s.retention_worker = spawn_retention(*s.actors, *s.store, *s.probe, options.event_ttl,
+                                       options.tombstone_ttl, options.retention_interval);
+  s.probe->set_twin(s.store->twin_counts(), s.store->twin_disk_bytes());
+  s.probe->set_twin_build(s.store->twin_build(), s.store->oldest_time_us());
+  if (s.store->twin_build().pending) {
+    s.twin_builder = spawn_twin_build(*s.actors, *s.store, *s.probe,
+                                      static_cast<std::size_t>(options.twin_build_step_events));
+  }
   s.disk_watcher = spawn_disk_watch(*s.actors, *s.store, *s.probe, s.counters, options.data_dir,
                                     options.min_free_bytes, options.disk_check_interval);
   try {
@@ -266,10 +300,12 @@ void DecodeService::stop() {
     caf::anon_send_exit(s.sequencer, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(s.retention_worker, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(s.disk_watcher, caf::exit_reason::user_shutdown);
+    if (s.twin_builder) caf::anon_send_exit(s.twin_builder, caf::exit_reason::user_shutdown);
     s.workers.clear();
     s.sequencer = nullptr;
     s.retention_worker = nullptr;
     s.disk_watcher = nullptr;
+    s.twin_builder = nullptr;
     s.actors->await_all_actors_done();
   }
   if (s.metrics_server) s.metrics_server->stop();
@@ -286,12 +322,51 @@ std::string DecodeService::events_endpoint() const { return impl_->events_endpoi
 std::string DecodeService::replay_endpoint() const { return impl_->replay->endpoint(); }
 std::uint16_t DecodeService::metrics_port() const { return impl_->metrics_server->port(); }
 
+int check_state(const DecodeOptions& options, std::ostream& out) {
+  if (auto invalid = validate_decode_options(options)) {
+    out << "jetstream-decode --check-state: " << *invalid << "\n";
+    return 1;
+  }
+  EventStore::Options store_options;
+  store_options.path = (std::filesystem::path(options.data_dir) / "events").string();
+  store_options.read_only = true;
+  std::string error;
+  store_options.compact =
+      CollectionSet::parse(options.compact_collections, error).value_or(CollectionSet{});
+  const auto store = EventStore::open(store_options, error);
+  if (!store) {
+    out << "jetstream-decode --check-state: " << error << "\n";
+    return 1;
+  }
+  const EventStore::TwinCheck check = store->check_twin();
+  out << "state check of " << store_options.path << " (compacted: '"
+      << store_options.compact.canonical() << "'): " << check.log_events_folded
+      << " log events folded, " << check.entries_checked << " twin entries checked\n";
+  for (const auto& [group, counts] : store->twin_counts()) {
+    out << "  " << group << ": " << counts.records << " records, " << counts.tombstones
+        << " tombstones\n";
+  }
+  if (store->twin_build().pending) {
+    out << "  building from the log: " << store->twin_build().collections << "\n";
+  }
+  for (const auto& problem : check.problems) out << "  problem: " << problem << "\n";
+  if (check.problem_count > check.problems.size()) {
+    out << "  ... and " << check.problem_count - check.problems.size() << " more\n";
+  }
+  out << (check.ok() ? "OK" : "MISMATCH: " + std::to_string(check.problem_count) + " problems")
+      << "\n";
+  return check.ok() ? 0 : 1;
+}
+
 int run_decode(int argc, char** argv) {
   DecodeOptions options;
   config::FlagSet flags("jetstream-decode",
                         "Decodes firehose frames from ingest into v1 events, stores them in the "
                         "event log and publishes them to fanout; serves replay.");
   register_decode_flags(flags, options);
+  // --check-state is a one-shot command, not the service: parsed here first (a bad flag or
+  // --help is left to run_service, which reports it).
+  if (flags.parse(argc, argv).ok() && options.check_state) return check_state(options, std::cout);
   return runtime::run_service<DecodeService>(argc, argv, flags, "decode", options);
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 
 #include "common/config/flags.hpp"
@@ -38,7 +39,21 @@ struct DecodeOptions {
   /// How often the free space is looked at.
   std::chrono::microseconds disk_check_interval = std::chrono::seconds(1);
   std::string log_level = "info";
+  /// Collections whose compacted twin is kept: exact NSIDs and `prefix.*`, comma-separated;
+  /// empty (the default): no twin, nothing costs anything (API.md "State").
+  std::string compact_collections;
+  /// How long a delete stays in the twin as a tombstone.
+  std::chrono::microseconds tombstone_ttl = std::chrono::hours(24 * 7);
+  /// Log events per step of the twin's build from the log (newly compacted collections).
+  std::int64_t twin_build_step_events = 5000;
+  /// Recompute the twin from the log, compare it with the stored one, print what differs and
+  /// exit (0: equal, 1: not, or the store cannot be read). Does not start the service.
+  bool check_state = false;
 };
+
+/// `--check-state`: opens the store read-only (beside a running decode too), checks the twin
+/// and prints the result to `out`; returns the exit code.
+int check_state(const DecodeOptions& options, std::ostream& out);
 
 /// Declares every flag of jetstream-decode (with its JETSTREAM_* environment variable).
 void register_decode_flags(config::FlagSet& flags, DecodeOptions& options);

@@ -50,6 +50,8 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
   json_.resize(count);
   zstd_.resize(count);
   views_.resize(count);
+  const bool twin = !store_.options().compact.empty();
+  changes_.resize(twin ? count : 0);
   for (std::size_t i = 0; i < count; ++i) {
     const firehose::PendingEvent& pending = batch.events[i];
     const std::int64_t time_us = clock_.next();
@@ -68,6 +70,7 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
     view.collection = pending.collection;
     view.json = json_[i];
     view.zstd = {reinterpret_cast<const std::uint8_t*>(zstd_[i].data()), zstd_[i].size()};
+    if (twin) changes_[i] = RecordChange{pending.rkey, pending.rev, pending.is_delete};
     previous_time_us_ = time_us;
   }
   if (batch.cursor > cursor_) cursor_ = batch.cursor;
@@ -82,7 +85,7 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
   }
   const auto write_start = std::chrono::steady_clock::now();
   std::string error;
-  while (!store_.append(views_, cursor_, error)) {
+  while (!store_.append(views_, changes_, cursor_, error)) {
     probe_.record_store_error();
     log::error("event log write failed; retrying in 1s (nothing is acknowledged meanwhile)",
                {{"error", error}, {"events", count}});

@@ -84,6 +84,8 @@ class EventSequencer {
   std::vector<std::string> json_;
   std::vector<std::string> zstd_;
   std::vector<proto::EventView> views_;
+  /// What each event does to the compacted twin (filled only when a twin is configured).
+  std::vector<RecordChange> changes_;
 };
 
 }  // namespace jetstream::decode

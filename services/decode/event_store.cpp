@@ -2,6 +2,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
@@ -25,6 +26,11 @@ namespace {
 
 constexpr const char* kEventsFamily = "events";
 constexpr const char* kMetaFamily = "meta";
+// The compacted twin (compacted_twin.hpp): twin key -> TwinEntry; time_us -> the stored event
+// (the same value format as the log's); time_us of a tombstone -> its twin key (for the TTL).
+constexpr const char* kTwinKeysFamily = "twin_keys";
+constexpr const char* kTwinEventsFamily = "twin_events";
+constexpr const char* kTwinTombstonesFamily = "twin_tombstones";
 
 /// kind u8, did_len u16 LE, collection_len u16 LE, json_len u32 LE; then did, collection, json,
 /// and the zstd frame (the remainder of the value).
@@ -37,6 +43,14 @@ constexpr std::string_view kMetaLastTimeUs = "last_time_us";
 constexpr std::string_view kMetaOldestTimeUs = "oldest_time_us";
 constexpr std::string_view kMetaDeletedThrough = "deleted_through_time_us";
 constexpr std::string_view kMetaRetentionFloor = "retention_floor_time_us";
+constexpr std::string_view kMetaTwinCollections = "twin_collections";  // CollectionSet text
+constexpr std::string_view kMetaTwinBuild = "twin_build";              // "0|" or "1|" + text
+constexpr std::string_view kMetaTwinBuildPosition = "twin_build_position";
+constexpr std::string_view kMetaTombstoneHorizon = "tombstone_horizon_time_us";
+constexpr std::string_view kMetaTwinCountPrefix = "twin_count:";  // + group: records, tombstones
+constexpr std::string_view kMetaTwinCountEnd = "twin_count;";     // ';' follows ':'
+/// Twin rows changed per write while the twin is reconciled, built or expired.
+constexpr std::size_t kTwinRowsPerWrite = 10'000;
 
 /// Readahead for replay scans: pages are sequential reads of up to tens of MB.
 constexpr std::size_t kReplayReadaheadBytes = std::size_t{2} << 20;
@@ -208,13 +222,16 @@ struct EventStore::Db {
   rocksdb::ColumnFamilyHandle* default_family = nullptr;
   rocksdb::ColumnFamilyHandle* events = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* twin_keys = nullptr;
+  rocksdb::ColumnFamilyHandle* twin_events = nullptr;
+  rocksdb::ColumnFamilyHandle* twin_tombstones = nullptr;
   rocksdb::WriteOptions write_options;
   /// Reused by append so a steady writer does not reallocate the batch's buffer.
   rocksdb::WriteBatch batch;
 
   ~Db() {
     if (!db) return;
-    for (auto* handle : {events, meta, default_family}) {
+    for (auto* handle : {events, meta, twin_keys, twin_events, twin_tombstones, default_family}) {
       if (handle != nullptr) (void)db->DestroyColumnFamilyHandle(handle);
     }
     (void)db->Close();
@@ -262,6 +279,64 @@ rocksdb::ColumnFamilyOptions small_family_options(const std::shared_ptr<rocksdb:
   return family;
 }
 
+rocksdb::ColumnFamilyOptions twin_keys_family_options(
+    const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_top_level_index_and_filter = true;
+  // Every append looks its records up: a bloom filter spares the disk for records not seen yet.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  rocksdb::ColumnFamilyOptions family;
+  family.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  family.write_buffer_size = std::size_t{32} << 20;
+  family.level_compaction_dynamic_level_bytes = true;
+  family.compression = rocksdb::kLZ4Compression;
+  family.bottommost_compression = rocksdb::kLZ4Compression;
+  return family;
+}
+
+/// A meta value as bytes; `found` false when absent.
+bool read_meta_bytes(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
+                     const rocksdb::ReadOptions& read, std::string_view key, std::string& value,
+                     bool& found, std::string& error) {
+  const rocksdb::Status status = db.Get(read, meta, slice(key), &value);
+  if (status.IsNotFound()) {
+    found = false;
+    return true;
+  }
+  if (!status.ok()) {
+    error = "reading meta '" + std::string(key) + "': " + describe(status);
+    return false;
+  }
+  found = true;
+  return true;
+}
+
+/// A twin key for messages: `\0` shown as `/`, at most 300 bytes.
+std::string printable_key(std::string_view key) {
+  std::string out(key.substr(0, 300));
+  for (char& c : out) {
+    if (c == '\0') c = '/';
+  }
+  if (key.size() > 300) out += "...";
+  return out;
+}
+
+std::string encode_counts(const EventStore::TwinCounts& counts) {
+  const MetaValue records = encode_i64(counts.records);
+  const MetaValue tombstones = encode_i64(counts.tombstones);
+  std::string out(records.data(), records.size());
+  out.append(tombstones.data(), tombstones.size());
+  return out;
+}
+
+/// Adds the meta writes of the count groups `touched` to `batch` (defined with the twin below).
+rocksdb::Status put_counts(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* meta,
+                           const std::map<std::string, EventStore::TwinCounts>& counts,
+                           const std::unordered_set<std::string>& touched);
+
 /// Reads an i64 from the meta family (optionally at a snapshot). nullopt-like: returns false with
 /// `error` set on a RocksDB failure or a malformed value; `found` false when the key is absent.
 bool read_meta(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta, const rocksdb::ReadOptions& read,
@@ -305,7 +380,7 @@ EventStore::~EventStore() {
 /// What open_db read: the RocksDB handles (or none) and the metadata, checked.
 struct EventStore::Opened {
   std::unique_ptr<Db> db;
-  std::int64_t cursor = -1, last = 0, oldest = 0, deleted_through = 0, floor = 0;
+  std::int64_t cursor = -1, last = 0, oldest = 0, deleted_through = 0, floor = 0, horizon = 0;
 };
 
 bool EventStore::open_db(const Options& options, Opened& out, std::string& error) {
@@ -340,6 +415,9 @@ bool EventStore::open_db(const Options& options, Opened& out, std::string& error
       {rocksdb::kDefaultColumnFamilyName, small_family_options(cache)},
       {kEventsFamily, events_family_options(options, cache)},
       {kMetaFamily, small_family_options(cache)},
+      {kTwinKeysFamily, twin_keys_family_options(cache)},
+      {kTwinEventsFamily, events_family_options(options, cache)},
+      {kTwinTombstonesFamily, small_family_options(cache)},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -365,6 +443,9 @@ bool EventStore::open_db(const Options& options, Opened& out, std::string& error
   db->default_family = handles.at(0);
   db->events = handles.at(1);
   db->meta = handles.at(2);
+  db->twin_keys = handles.at(3);
+  db->twin_events = handles.at(4);
+  db->twin_tombstones = handles.at(5);
   db->write_options.sync = options.sync_writes;
   db->write_options.disableWAL = false;
 
@@ -382,7 +463,7 @@ bool EventStore::open_db(const Options& options, Opened& out, std::string& error
   const bool fresh = !found;
   if (!load(kMetaUpstreamCursor, cursor) || !load(kMetaLastTimeUs, last) ||
       !load(kMetaOldestTimeUs, oldest) || !load(kMetaDeletedThrough, deleted_through) ||
-      !load(kMetaRetentionFloor, floor)) {
+      !load(kMetaRetentionFloor, floor) || !load(kMetaTombstoneHorizon, out.horizon)) {
     error = "event store " + options.path + ": " + error;
     return false;
   }
@@ -443,6 +524,7 @@ void EventStore::adopt(Opened& opened) {
   oldest_time_us_.store(opened.oldest);
   deleted_through_.store(opened.deleted_through);
   retention_floor_.store(opened.floor);
+  tombstone_horizon_.store(opened.horizon);
 }
 
 std::unique_ptr<EventStore> EventStore::open(const Options& options, std::string& error) {
@@ -455,6 +537,13 @@ std::unique_ptr<EventStore> EventStore::open(const Options& options, std::string
   std::unique_ptr<EventStore> store(new EventStore(options, nullptr));
   store->adopt(opened);
   store->writable_.store(!options.read_only);
+  {
+    std::lock_guard lock(store->write_mutex_);
+    if (store->db_ && !store->reconcile_twin(error)) {
+      error = "event store " + options.path + ": " + error;
+      return nullptr;
+    }
+  }
   return store;
 }
 
@@ -476,10 +565,11 @@ bool EventStore::reopen_writable(std::string& error) {
   adopt(opened);
   options_.read_only = false;
   writable_.store(true, std::memory_order_release);
-  return true;
+  return reconcile_twin(error);
 }
 
-bool EventStore::append(std::span<const proto::EventView> events, std::int64_t upstream_cursor,
+bool EventStore::append(std::span<const proto::EventView> events,
+                        std::span<const RecordChange> changes, std::int64_t upstream_cursor,
                         std::string& error) {
   std::lock_guard lock(write_mutex_);
   std::shared_lock guard(db_guard_);
@@ -513,11 +603,29 @@ bool EventStore::append(std::span<const proto::EventView> events, std::int64_t u
   if (upstream_cursor < -1) {
     sequencer_bug("upstream cursor %lld is below -1", static_cast<long long>(upstream_cursor));
   }
+  const bool twin = !options_.compact.empty();
+  if (twin && changes.size() != events.size()) {
+    sequencer_bug("%zu record changes for %zu events with a compacted twin", changes.size(),
+                  events.size());
+  }
 
   rocksdb::WriteBatch& batch = db_->batch;
   batch.Clear();
+  std::map<std::string, TwinCounts> counts_before;
+  if (twin) {
+    batch_entries_.clear();
+    touched_groups_.clear();
+    std::lock_guard counts_lock(counts_mutex_);
+    counts_before = counts_;
+  }
+  const auto restore_counts = [&] {
+    if (!twin) return;
+    std::lock_guard counts_lock(counts_mutex_);
+    counts_ = std::move(counts_before);
+  };
   std::array<char, kValueHeaderSize> header{};
-  for (const proto::EventView& event : events) {
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const proto::EventView& event = events[i];
     const Key key = encode_key(event.time_us);
     encode_header(event, header);
     const rocksdb::Slice key_part = slice(key);
@@ -533,6 +641,25 @@ bool EventStore::append(std::span<const proto::EventView> events, std::int64_t u
                   rocksdb::SliceParts(value_parts.data(), static_cast<int>(value_parts.size())));
     if (!put.ok()) {
       error = "event store append: " + describe(put);
+      restore_counts();
+      return false;
+    }
+    if (twin && is_compacted(options_.compact, event)) {
+      const std::array<std::string_view, 5> parts{
+          std::string_view(header.data(), header.size()), event.did, event.collection, event.json,
+          std::string_view(reinterpret_cast<const char*>(event.zstd.data()), event.zstd.size())};
+      if (!twin_put(batch, event, changes[i], parts, error)) {
+        restore_counts();
+        return false;
+      }
+    }
+  }
+  if (twin) {
+    std::lock_guard counts_lock(counts_mutex_);
+    const rocksdb::Status status = put_counts(batch, db_->meta, counts_, touched_groups_);
+    if (!status.ok()) {
+      error = "event store append: " + describe(status);
+      counts_ = std::move(counts_before);
       return false;
     }
   }
@@ -555,6 +682,7 @@ bool EventStore::append(std::span<const proto::EventView> events, std::int64_t u
   if (batch.GetDataSize() > (std::size_t{64} << 20)) batch = rocksdb::WriteBatch();
   if (!put.ok()) {
     error = "event store append: " + describe(put);
+    restore_counts();
     return false;
   }
 
@@ -814,6 +942,647 @@ proto::ReplayStatus EventStore::read_page(const proto::ReplayRequest& request,
   out.payload_bytes_ = payload;
   out.rebuild_views();
   return proto::ReplayStatus::ok;
+}
+
+// ---- The compacted twin
+
+namespace {
+
+/// The stored value of an event taken apart (the log's and the twin's format).
+struct StoredEvent {
+  proto::EventView view;
+  ValueHeader header{};
+};
+
+bool parse_stored(std::int64_t time_us, const rocksdb::Slice& value, StoredEvent& out) {
+  if (!decode_header(value, out.header)) return false;
+  const char* data = value.data() + kValueHeaderSize;
+  out.view.time_us = time_us;
+  out.view.kind = out.header.kind;
+  out.view.did = {data, out.header.did_size};
+  out.view.collection = {data + out.header.did_size, out.header.collection_size};
+  out.view.json = {data + out.header.did_size + out.header.collection_size, out.header.json_size};
+  return true;
+}
+
+std::int64_t to_i64(const rocksdb::Slice& bytes) {
+  std::int64_t value = 0;
+  return decode_i64(bytes, value) ? value : 0;
+}
+
+}  // namespace
+
+std::string EventStore::group_of(const proto::EventView& event) const {
+  if (event.kind == proto::EventKind::identity) return "#identity";
+  if (event.kind == proto::EventKind::account) return "#account";
+  for (const auto& pattern : options_.compact.patterns()) {
+    if (pattern.matches(event.collection)) {
+      return pattern.kind == syntax::CollectionPatternKind::kPrefix ? pattern.value + "*"
+                                                                    : pattern.value;
+    }
+  }
+  return "#other";  // not compacted: never reached for what twin_put is given
+}
+
+void EventStore::count(const std::string& group, int records, int tombstones) {
+  std::lock_guard lock(counts_mutex_);
+  TwinCounts& counts = counts_[group];
+  counts.records += records;
+  counts.tombstones += tombstones;
+  touched_groups_.insert(group);
+}
+
+bool EventStore::twin_put(rocksdb::WriteBatch& batch, const proto::EventView& event,
+                          const RecordChange& change, std::span<const std::string_view> value,
+                          std::string& error) {
+  const bool commit = event.kind == proto::EventKind::commit;
+  if (commit && change.rkey.empty()) return true;  // no record to key (the JSON has no rkey)
+  std::string key =
+      commit ? twin_key(event.did, event.collection, change.rkey) : twin_key(event.kind, event.did);
+  std::optional<TwinEntry> existing;
+  if (const auto it = batch_entries_.find(key); it != batch_entries_.end()) {
+    existing = it->second;
+  } else {
+    std::string bytes;
+    const rocksdb::Status status =
+        db_->db->Get(rocksdb::ReadOptions(), db_->twin_keys, slice(key), &bytes);
+    if (status.ok()) {
+      existing = parse_twin_entry(bytes);
+      if (!existing) {
+        error = "compacted twin: the entry of key '" + printable_key(key) + "' does not parse";
+        return false;
+      }
+    } else if (!status.IsNotFound()) {
+      error = "compacted twin: reading key '" + printable_key(key) + "': " + describe(status);
+      return false;
+    }
+  }
+  if (existing && existing->time_us >= event.time_us) return true;  // the newest event wins
+
+  TwinEntry entry;
+  entry.time_us = event.time_us;
+  entry.tombstone = commit && change.is_delete;
+  if (commit) entry.rev.assign(change.rev);
+  const Key time_key = encode_key(event.time_us);
+  rocksdb::Status status;
+  if (existing) {
+    const Key old_key = encode_key(existing->time_us);
+    status = batch.Delete(db_->twin_events, slice(old_key));
+    if (status.ok() && existing->tombstone) {
+      status = batch.Delete(db_->twin_tombstones, slice(old_key));
+    }
+  }
+  const std::string entry_bytes = encode_twin_entry(entry);
+  if (status.ok()) status = batch.Put(db_->twin_keys, slice(key), slice(entry_bytes));
+  if (status.ok()) {
+    std::array<rocksdb::Slice, 5> parts;
+    for (std::size_t i = 0; i < value.size() && i < parts.size(); ++i) parts[i] = slice(value[i]);
+    const rocksdb::Slice key_part = slice(time_key);
+    status = batch.Put(db_->twin_events, rocksdb::SliceParts(&key_part, 1),
+                       rocksdb::SliceParts(parts.data(), static_cast<int>(value.size())));
+  }
+  if (status.ok() && entry.tombstone) {
+    status = batch.Put(db_->twin_tombstones, slice(time_key), slice(key));
+  }
+  if (!status.ok()) {
+    error = "compacted twin: " + describe(status);
+    return false;
+  }
+  const std::string group = group_of(event);
+  const int was_record = existing && !existing->tombstone ? 1 : 0;
+  const int was_tombstone = existing && existing->tombstone ? 1 : 0;
+  count(group, (entry.tombstone ? 0 : 1) - was_record, (entry.tombstone ? 1 : 0) - was_tombstone);
+  batch_entries_[std::move(key)] = std::move(entry);
+  return true;
+}
+
+namespace {
+
+rocksdb::Status put_counts(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* meta,
+                           const std::map<std::string, EventStore::TwinCounts>& counts,
+                           const std::unordered_set<std::string>& touched) {
+  for (const auto& group : touched) {
+    const auto it = counts.find(group);
+    const std::string key = std::string(kMetaTwinCountPrefix) + group;
+    const rocksdb::Status status =
+        it == counts.end() ? batch.Delete(meta, slice(key))
+                           : batch.Put(meta, slice(key), slice(encode_counts(it->second)));
+    if (!status.ok()) return status;
+  }
+  return rocksdb::Status::OK();
+}
+
+}  // namespace
+
+bool EventStore::reconcile_twin(std::string& error) {
+  rocksdb::DB& db = *db_->db;
+  const rocksdb::ReadOptions read;
+  std::string stored_text, build_text;
+  bool has_set = false, has_build = false, found = false;
+  std::int64_t position = 0;
+  if (!read_meta_bytes(db, db_->meta, read, kMetaTwinCollections, stored_text, has_set, error) ||
+      !read_meta_bytes(db, db_->meta, read, kMetaTwinBuild, build_text, has_build, error) ||
+      !read_meta(db, db_->meta, read, kMetaTwinBuildPosition, position, found, error)) {
+    return false;
+  }
+  const auto stored = CollectionSet::parse(stored_text, error);
+  if (!stored) {
+    error = "compacted twin: meta 'twin_collections' does not parse: " + error;
+    return false;
+  }
+  CollectionSet build_set;
+  bool build_dids = false;
+  if (has_build) {
+    if (build_text.size() < 2 || (build_text[0] != '0' && build_text[0] != '1') ||
+        build_text[1] != '|') {
+      error = "compacted twin: meta 'twin_build' does not parse";
+      return false;
+    }
+    auto parsed = CollectionSet::parse(std::string_view(build_text).substr(2), error);
+    if (!parsed) {
+      error = "compacted twin: meta 'twin_build' does not parse: " + error;
+      return false;
+    }
+    build_set = std::move(*parsed);
+    build_dids = build_text[0] == '1';
+  }
+
+  // The counts as stored.
+  std::map<std::string, TwinCounts> counts;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read, db_->meta));
+    for (it->Seek(slice(kMetaTwinCountPrefix)); it->Valid(); it->Next()) {
+      const std::string_view key(it->key().data(), it->key().size());
+      if (!key.starts_with(kMetaTwinCountPrefix)) break;
+      if (it->value().size() != 16) {
+        error = "compacted twin: meta '" + std::string(key) + "' is not two 8-byte integers";
+        return false;
+      }
+      counts[std::string(key.substr(kMetaTwinCountPrefix.size()))] =
+          TwinCounts{to_i64(rocksdb::Slice(it->value().data(), 8)),
+                     to_i64(rocksdb::Slice(it->value().data() + 8, 8))};
+    }
+    if (!it->status().ok()) {
+      error = "compacted twin: reading counts: " + describe(it->status());
+      return false;
+    }
+  }
+
+  const CollectionSet& wanted = options_.compact;
+  const bool changed = !has_set ? !wanted.empty() : !(*stored == wanted);
+  if (!changed || !writable()) {
+    std::lock_guard lock(counts_mutex_);
+    counts_ = std::move(counts);
+    build_set_ = std::move(build_set);
+    build_dids_ = build_dids;
+    build_position_.store(position);
+    build_pending_.store(has_build);
+    return true;
+  }
+
+  // The set changed: drop what the new set does not cover, count what stays.
+  counts.clear();
+  std::uint64_t kept = 0, dropped = 0;
+  {
+    rocksdb::WriteBatch batch;
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read, db_->twin_keys));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string_view key_bytes(it->key().data(), it->key().size());
+      const auto key = parse_twin_key(key_bytes);
+      const auto entry = parse_twin_entry(std::string_view(it->value().data(), it->value().size()));
+      if (!key || !entry) {
+        error = "compacted twin: the key '" + printable_key(key_bytes) +
+                "' or its entry does not parse";
+        return false;
+      }
+      const bool keep =
+          key->kind == proto::EventKind::commit ? wanted.matches(key->collection) : !wanted.empty();
+      if (keep) {
+        proto::EventView view;
+        view.kind = key->kind;
+        view.collection = key->collection;
+        TwinCounts& group = counts[group_of(view)];
+        (entry->tombstone ? group.tombstones : group.records) += 1;
+        ++kept;
+        continue;
+      }
+      const Key time_key = encode_key(entry->time_us);
+      rocksdb::Status status = batch.Delete(db_->twin_keys, it->key());
+      if (status.ok()) status = batch.Delete(db_->twin_events, slice(time_key));
+      if (status.ok() && entry->tombstone) {
+        status = batch.Delete(db_->twin_tombstones, slice(time_key));
+      }
+      if (status.ok() && batch.Count() >= kTwinRowsPerWrite) {
+        status = db.Write(db_->write_options, &batch);
+        batch.Clear();
+      }
+      if (!status.ok()) {
+        error = "compacted twin: dropping uncompacted collections: " + describe(status);
+        return false;
+      }
+      ++dropped;
+    }
+    if (!it->status().ok()) {
+      error = "compacted twin: reading keys: " + describe(it->status());
+      return false;
+    }
+    const rocksdb::Status status = db.Write(db_->write_options, &batch);
+    if (!status.ok()) {
+      error = "compacted twin: dropping uncompacted collections: " + describe(status);
+      return false;
+    }
+  }
+
+  // What the new set adds is built from the log; a build under way restarts with the new set.
+  CollectionSet added = wanted.minus(*stored);
+  CollectionSet next_build;
+  {
+    std::string ignored;
+    std::string text = added.canonical();
+    for (const auto& pattern : build_set.patterns()) {
+      if (wanted.covers(pattern)) {
+        text += "," + (pattern.kind == syntax::CollectionPatternKind::kPrefix ? pattern.value + "*"
+                                                                              : pattern.value);
+      }
+    }
+    next_build = CollectionSet::parse(text, ignored).value_or(CollectionSet{});
+  }
+  const bool next_dids = !wanted.empty() && (build_dids || stored->empty());
+  // Nothing to build from an empty log (a new store).
+  const bool building = (!next_build.empty() || next_dids) && last_time_us_.load() != 0;
+
+  rocksdb::WriteBatch batch;
+  rocksdb::Status status =
+      batch.DeleteRange(db_->meta, slice(kMetaTwinCountPrefix), slice(kMetaTwinCountEnd));
+  std::unordered_set<std::string> groups;
+  for (const auto& [group, value] : counts) groups.insert(group);
+  if (status.ok()) status = put_counts(batch, db_->meta, counts, groups);
+  const std::string wanted_text = wanted.canonical();
+  if (status.ok()) status = batch.Put(db_->meta, slice(kMetaTwinCollections), slice(wanted_text));
+  const std::string build_value = std::string(next_dids ? "1|" : "0|") + next_build.canonical();
+  const MetaValue position_bytes = encode_i64(oldest_time_us_.load());
+  if (status.ok()) {
+    status = building ? batch.Put(db_->meta, slice(kMetaTwinBuild), slice(build_value))
+                      : batch.Delete(db_->meta, slice(kMetaTwinBuild));
+  }
+  if (status.ok()) {
+    status = batch.Put(db_->meta, slice(kMetaTwinBuildPosition),
+                       rocksdb::Slice(position_bytes.data(), position_bytes.size()));
+  }
+  if (status.ok()) status = db.Write(db_->write_options, &batch);
+  if (!status.ok()) {
+    error = "compacted twin: writing its metadata: " + describe(status);
+    return false;
+  }
+  twin_open_report_ = "compacted collections changed from '" + stored->canonical() + "' to '" +
+                      wanted_text + "': " + std::to_string(kept) + " entries kept, " +
+                      std::to_string(dropped) + " dropped; " +
+                      (building ? "building '" + build_value.substr(2) + "' from the log"
+                                : std::string("nothing to build"));
+  std::lock_guard lock(counts_mutex_);
+  counts_ = std::move(counts);
+  build_set_ = std::move(next_build);
+  build_dids_ = next_dids;
+  build_position_.store(oldest_time_us_.load());
+  build_pending_.store(building);
+  return true;
+}
+
+bool EventStore::build_twin_step(std::size_t max_events, std::string& error) {
+  std::lock_guard lock(write_mutex_);
+  std::shared_lock guard(db_guard_);
+  if (!build_pending_.load() || !writable() || !db_) return true;
+  rocksdb::DB& db = *db_->db;
+  const std::int64_t start =
+      std::max(build_position_.load(), oldest_time_us_.load(std::memory_order_relaxed));
+  const std::int64_t newest = last_time_us_.load(std::memory_order_relaxed);
+  batch_entries_.clear();
+  touched_groups_.clear();
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), db_->events));
+  std::int64_t next = start;
+  std::size_t read = 0;
+  for (it->Seek(slice(encode_key(start))); it->Valid() && read < max_events; it->Next(), ++read) {
+    std::int64_t time_us = 0;
+    StoredEvent stored;
+    if (!decode_key(it->key(), time_us) || !parse_stored(time_us, it->value(), stored)) {
+      error = "compacted twin build: malformed stored event after time_us " + std::to_string(next);
+      return false;
+    }
+    next = time_us + 1;
+    const proto::EventView& view = stored.view;
+    const bool commit = view.kind == proto::EventKind::commit;
+    if (commit ? !build_set_.matches(view.collection) : !build_dids_) continue;
+    OwnedRecordChange change;
+    if (commit) {
+      auto parsed = change_from_json(view.json);
+      if (!parsed) continue;  // not a record operation a client could fold either
+      change = std::move(*parsed);
+    }
+    const std::string_view value(it->value().data(), it->value().size());
+    if (!twin_put(batch, view, change.view(), std::span<const std::string_view>(&value, 1),
+                  error)) {
+      return false;
+    }
+  }
+  if (!it->status().ok()) {
+    error = "compacted twin build: reading the log: " + describe(it->status());
+    return false;
+  }
+  const bool done = !it->Valid() || next > newest;
+  const MetaValue position_bytes = encode_i64(next);
+  rocksdb::Status status = put_counts(batch, db_->meta, counts_, touched_groups_);
+  if (status.ok()) {
+    status = batch.Put(db_->meta, slice(kMetaTwinBuildPosition),
+                       rocksdb::Slice(position_bytes.data(), position_bytes.size()));
+  }
+  if (status.ok() && done) status = batch.Delete(db_->meta, slice(kMetaTwinBuild));
+  if (status.ok()) status = db.Write(db_->write_options, &batch);
+  if (!status.ok()) {
+    error = "compacted twin build: " + describe(status);
+    return false;
+  }
+  build_position_.store(next);
+  build_events_read_.fetch_add(read);
+  if (done) build_pending_.store(false);
+  return true;
+}
+
+std::int64_t EventStore::expire_tombstones(std::int64_t cutoff_time_us, std::string& error) {
+  std::lock_guard lock(write_mutex_);
+  std::shared_lock guard(db_guard_);
+  if (!writable() || !db_ || cutoff_time_us <= tombstone_horizon_.load()) return 0;
+  rocksdb::DB& db = *db_->db;
+  const Key upper = encode_key(cutoff_time_us);
+  const rocksdb::Slice upper_slice = slice(upper);
+  rocksdb::ReadOptions read;
+  read.iterate_upper_bound = &upper_slice;
+  std::int64_t expired = 0;
+  const MetaValue horizon_bytes = encode_i64(cutoff_time_us);
+  for (bool more = true; more;) {
+    touched_groups_.clear();
+    rocksdb::WriteBatch batch;
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read, db_->twin_tombstones));
+    std::size_t rows = 0;
+    for (it->SeekToFirst(); it->Valid() && rows < kTwinRowsPerWrite; it->Next(), ++rows) {
+      const std::string key(it->key().data(), it->key().size());
+      const std::string twin(it->value().data(), it->value().size());
+      rocksdb::Status status = batch.Delete(db_->twin_tombstones, slice(key));
+      std::string bytes;
+      const rocksdb::Status get =
+          db.Get(rocksdb::ReadOptions(), db_->twin_keys, slice(twin), &bytes);
+      std::int64_t time_us = 0;
+      if (get.ok() && decode_key(it->key(), time_us)) {
+        const auto entry = parse_twin_entry(bytes);
+        const auto parsed = parse_twin_key(twin);
+        if (!entry || !parsed) {
+          error =
+              "compacted twin: the key '" + printable_key(twin) + "' or its entry does not parse";
+          return -1;
+        }
+        if (entry->tombstone && entry->time_us == time_us) {
+          if (status.ok()) status = batch.Delete(db_->twin_keys, slice(twin));
+          if (status.ok()) status = batch.Delete(db_->twin_events, slice(key));
+          proto::EventView view;
+          view.kind = parsed->kind;
+          view.collection = parsed->collection;
+          count(group_of(view), 0, -1);
+          ++expired;
+        }
+      } else if (!get.ok() && !get.IsNotFound()) {
+        status = get;
+      }
+      if (!status.ok()) {
+        error = "compacted twin: expiring tombstones: " + describe(status);
+        return -1;
+      }
+    }
+    if (!it->status().ok()) {
+      error = "compacted twin: expiring tombstones: " + describe(it->status());
+      return -1;
+    }
+    more = it->Valid();
+    rocksdb::Status status = put_counts(batch, db_->meta, counts_, touched_groups_);
+    if (status.ok() && !more) {
+      status = batch.Put(db_->meta, slice(kMetaTombstoneHorizon),
+                         rocksdb::Slice(horizon_bytes.data(), horizon_bytes.size()));
+    }
+    if (status.ok()) status = db.Write(db_->write_options, &batch);
+    if (!status.ok()) {
+      error = "compacted twin: expiring tombstones: " + describe(status);
+      return -1;
+    }
+  }
+  tombstone_horizon_.store(cutoff_time_us, std::memory_order_release);
+  return expired;
+}
+
+EventStore::TwinBuild EventStore::twin_build() const {
+  TwinBuild build;
+  build.pending = build_pending_.load();
+  build.position = build_position_.load();
+  build.newest = last_time_us_.load();
+  build.events_read = build_events_read_.load();
+  if (build.pending) {
+    std::lock_guard lock(counts_mutex_);
+    build.collections = (build_dids_ ? std::string("#identity,#account") : std::string()) +
+                        (build_dids_ && !build_set_.empty() ? "," : "") + build_set_.canonical();
+  }
+  return build;
+}
+
+std::map<std::string, EventStore::TwinCounts> EventStore::twin_counts() const {
+  std::lock_guard lock(counts_mutex_);
+  return counts_;
+}
+
+std::uint64_t EventStore::twin_disk_bytes() const {
+  std::shared_lock guard(db_guard_);
+  if (!db_) return 0;
+  std::uint64_t total = 0;
+  for (auto* family : {db_->twin_keys, db_->twin_events, db_->twin_tombstones}) {
+    std::uint64_t bytes = 0;
+    (void)db_->db->GetIntProperty(family, rocksdb::DB::Properties::kTotalSstFilesSize, &bytes);
+    total += bytes;
+    (void)db_->db->GetIntProperty(family, rocksdb::DB::Properties::kCurSizeAllMemTables, &bytes);
+    total += bytes;
+  }
+  return total;
+}
+
+EventStore::TwinCheck EventStore::check_twin() const {
+  TwinCheck check;
+  const auto problem = [&check](std::string text) {
+    if (check.problems.size() < 50) check.problems.push_back(std::move(text));
+    ++check.problem_count;
+  };
+  std::shared_lock guard(db_guard_);
+  if (!db_) return check;
+  rocksdb::DB& db = *db_->db;
+  const rocksdb::Snapshot* snapshot = db.GetSnapshot();
+  struct Release {
+    rocksdb::DB& db;
+    const rocksdb::Snapshot* snapshot;
+    ~Release() { db.ReleaseSnapshot(snapshot); }
+  } release{db, snapshot};
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+
+  std::int64_t horizon = 0, oldest = 0;
+  bool found = false;
+  std::string error;
+  if (!read_meta(db, db_->meta, read, kMetaTombstoneHorizon, horizon, found, error) ||
+      !read_meta(db, db_->meta, read, kMetaOldestTimeUs, oldest, found, error)) {
+    problem(error);
+    return check;
+  }
+  std::string build_text, stored_set;
+  bool building = false, has_set = false;
+  if (!read_meta_bytes(db, db_->meta, read, kMetaTwinBuild, build_text, building, error) ||
+      !read_meta_bytes(db, db_->meta, read, kMetaTwinCollections, stored_set, has_set, error)) {
+    problem(error);
+    return check;
+  }
+  if (stored_set != options_.compact.canonical()) {
+    problem("the stored twin is of '" + stored_set + "', not of '" + options_.compact.canonical() +
+            "' (start decode with this set first)");
+    return check;
+  }
+
+  // The twin the log implies.
+  TwinFold fold(options_.compact);
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read, db_->events));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::int64_t time_us = 0;
+      StoredEvent stored;
+      if (!decode_key(it->key(), time_us) || !parse_stored(time_us, it->value(), stored)) {
+        problem("log: a stored event does not parse (after time_us " + std::to_string(time_us) +
+                ")");
+        return check;
+      }
+      ++check.log_events_folded;
+      if (!is_compacted(options_.compact, stored.view)) continue;
+      OwnedRecordChange change;
+      if (stored.view.kind == proto::EventKind::commit) {
+        auto parsed = change_from_json(stored.view.json);
+        if (!parsed) continue;
+        change = std::move(*parsed);
+      }
+      fold.apply(stored.view, change.view());
+    }
+  }
+  fold.expire_tombstones(horizon);
+
+  // Every stored entry against it.
+  std::map<std::string, TwinCounts> counts;
+  std::uint64_t tombstones = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read, db_->twin_keys));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      ++check.entries_checked;
+      const std::string key(it->key().data(), it->key().size());
+      const auto parsed = parse_twin_key(key);
+      const auto entry = parse_twin_entry(std::string_view(it->value().data(), it->value().size()));
+      if (!parsed || !entry) {
+        problem("twin key '" + printable_key(key) + "': the key or its entry does not parse");
+        continue;
+      }
+      proto::EventView group_view;
+      group_view.kind = parsed->kind;
+      group_view.collection = parsed->collection;
+      const bool compacted = parsed->kind == proto::EventKind::commit
+                                 ? options_.compact.matches(parsed->collection)
+                                 : !options_.compact.empty();
+      if (!compacted) {
+        problem("twin key '" + printable_key(key) + "': its collection is not compacted");
+        continue;
+      }
+      TwinCounts& group = counts[group_of(group_view)];
+      (entry->tombstone ? group.tombstones : group.records) += 1;
+      tombstones += entry->tombstone ? 1u : 0u;
+      const auto expected = fold.entries().find(key);
+      const std::string at = " (time_us " + std::to_string(entry->time_us) + ")";
+      if (entry->time_us >= oldest) {
+        if (expected == fold.entries().end()) {
+          problem("twin key '" + printable_key(key) + "'" + at + ": the log has no such event");
+        } else if (!(expected->second == *entry)) {
+          problem("twin key '" + printable_key(key) + "'" + at + ": the log's latest is time_us " +
+                  std::to_string(expected->second.time_us) +
+                  (expected->second.tombstone ? " (a delete)" : ""));
+        }
+      } else if (expected != fold.entries().end()) {
+        problem("twin key '" + printable_key(key) + "'" + at + ": older than a log event for it");
+      }
+      const Key time_key = encode_key(entry->time_us);
+      std::string twin_value, log_value, index_value;
+      const rocksdb::Status twin = db.Get(read, db_->twin_events, slice(time_key), &twin_value);
+      StoredEvent stored;
+      if (!twin.ok() || !parse_stored(entry->time_us, twin_value, stored)) {
+        problem("twin key '" + printable_key(key) + "'" + at + ": its event is missing or broken");
+      } else if (stored.view.did != parsed->did ||
+                 (parsed->kind == proto::EventKind::commit &&
+                  stored.view.collection != parsed->collection) ||
+                 stored.view.kind != parsed->kind) {
+        problem("twin key '" + printable_key(key) + "'" + at + ": its event is another record's");
+      } else if (entry->time_us >= oldest &&
+                 (!db.Get(read, db_->events, slice(time_key), &log_value).ok() ||
+                  log_value != twin_value)) {
+        problem("twin key '" + printable_key(key) + "'" + at +
+                ": its event differs from the log's");
+      }
+      if (entry->tombstone &&
+          (!db.Get(read, db_->twin_tombstones, slice(time_key), &index_value).ok() ||
+           index_value != key)) {
+        problem("twin key '" + printable_key(key) + "'" + at + ": not in the tombstone index");
+      }
+    }
+  }
+  // Every entry the log implies must be stored, unless it is still being built.
+  const bool build_pending = building;
+  if (!build_pending) {
+    for (const auto& [key, entry] : fold.entries()) {
+      std::string bytes;
+      if (db.Get(read, db_->twin_keys, slice(key), &bytes).IsNotFound()) {
+        problem("twin key '" + printable_key(key) + "' (time_us " + std::to_string(entry.time_us) +
+                "): in the log, missing from the twin");
+      }
+    }
+  }
+  // Rows of the other families that no entry points at.
+  std::uint64_t events = 0, indexed = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read, db_->twin_events));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++events;
+    std::unique_ptr<rocksdb::Iterator> tomb(db.NewIterator(read, db_->twin_tombstones));
+    for (tomb->SeekToFirst(); tomb->Valid(); tomb->Next()) ++indexed;
+  }
+  if (events != check.entries_checked) {
+    problem("twin_events holds " + std::to_string(events) + " events for " +
+            std::to_string(check.entries_checked) + " entries");
+  }
+  if (indexed != tombstones) {
+    problem("the tombstone index holds " + std::to_string(indexed) + " rows for " +
+            std::to_string(tombstones) + " tombstones");
+  }
+  std::map<std::string, TwinCounts> stored_counts;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read, db_->meta));
+    for (it->Seek(slice(kMetaTwinCountPrefix)); it->Valid(); it->Next()) {
+      const std::string_view key(it->key().data(), it->key().size());
+      if (!key.starts_with(kMetaTwinCountPrefix) || it->value().size() != 16) break;
+      const TwinCounts value{to_i64(rocksdb::Slice(it->value().data(), 8)),
+                             to_i64(rocksdb::Slice(it->value().data() + 8, 8))};
+      if (value.records != 0 || value.tombstones != 0) {
+        stored_counts[std::string(key.substr(kMetaTwinCountPrefix.size()))] = value;
+      }
+    }
+  }
+  for (auto it = counts.begin(); it != counts.end();) {
+    it = it->second.records == 0 && it->second.tombstones == 0 ? counts.erase(it) : std::next(it);
+  }
+  if (stored_counts != counts) problem("the stored counts per group differ from the entries");
+  return check;
 }
 
 std::int64_t EventStore::upstream_cursor() const noexcept {

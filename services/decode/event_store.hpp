@@ -15,17 +15,24 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "proto/events.hpp"
 #include "proto/replay.hpp"
+#include "services/decode/compacted_twin.hpp"
+
+namespace rocksdb {
+class WriteBatch;
+}  // namespace rocksdb
 
 namespace jetstream::decode {
 
@@ -109,6 +116,37 @@ class EventStore {
     /// Open without writing anything (RocksDB's read-only mode). A store that does not exist yet
     /// is then an empty log until reopen_writable() creates it.
     bool read_only = false;
+    /// The collections whose compacted twin is kept (`--compact-collections`); empty: none, and
+    /// the twin's column families stay empty. A set different from the one stored drops what
+    /// the new set no longer covers at open and builds what it adds from the log in the
+    /// background (build_twin_step).
+    CollectionSet compact;
+  };
+
+  /// Records and tombstones of one group of the twin: a pattern of the set (`app.bsky.*`), or
+  /// `#identity` / `#account` for the DIDs' latest identity and account events.
+  struct TwinCounts {
+    std::int64_t records = 0;
+    std::int64_t tombstones = 0;
+    friend bool operator==(const TwinCounts&, const TwinCounts&) = default;
+  };
+
+  /// Where the background build of newly compacted collections stands.
+  struct TwinBuild {
+    bool pending = false;           ///< collections added on this start are still being built
+    std::string collections;        ///< what is being built (canonical), empty when none
+    std::int64_t position = 0;      ///< the log is read from here (time_us) onwards
+    std::int64_t newest = 0;        ///< the log's newest event when this was read
+    std::uint64_t events_read = 0;  ///< log events read by build steps since open
+  };
+
+  /// The result of check_twin: every problem found (bounded), and what was compared.
+  struct TwinCheck {
+    std::vector<std::string> problems;  ///< at most 50, each naming the key or time_us
+    std::uint64_t problem_count = 0;
+    std::uint64_t entries_checked = 0;
+    std::uint64_t log_events_folded = 0;
+    [[nodiscard]] bool ok() const noexcept { return problem_count == 0; }
   };
 
   /// Opens (creating when missing, unless read_only) the store at options.path. nullptr with
@@ -136,7 +174,41 @@ class EventStore {
   /// false with `error` set when RocksDB fails the write or the store is read-only; nothing of it
   /// is then stored.
   bool append(std::span<const proto::EventView> events, std::int64_t upstream_cursor,
-              std::string& error);
+              std::string& error) {
+    return append(events, {}, upstream_cursor, error);
+  }
+  /// The same, moving the compacted twin in the same write: `changes[i]` is what `events[i]`
+  /// does to its record (read for commit events only). With a twin configured, `changes` must
+  /// hold one entry per event (else: a bug in the sequencer, abort).
+  bool append(std::span<const proto::EventView> events, std::span<const RecordChange> changes,
+              std::int64_t upstream_cursor, std::string& error);
+
+  // ---- The compacted twin (compacted_twin.hpp; README.md "Compacted twin").
+
+  /// Tombstones whose delete is older than `cutoff_time_us` are removed (with their event), and
+  /// the tombstone horizon becomes the cutoff: a snapshot cursor below it cannot be resumed.
+  /// Returns how many expired; -1 with `error` set when RocksDB fails.
+  std::int64_t expire_tombstones(std::int64_t cutoff_time_us, std::string& error);
+  /// Reads up to `max_events` log events from the build position and adds those of the
+  /// collections being built to the twin, where the twin holds nothing newer. The build is done
+  /// once it reaches the log's newest event. false with `error` when RocksDB fails.
+  bool build_twin_step(std::size_t max_events, std::string& error);
+  [[nodiscard]] TwinBuild twin_build() const;
+  /// What open did to the twin when the collection set had changed (for the log); empty when
+  /// the set was the stored one.
+  [[nodiscard]] const std::string& twin_open_report() const noexcept { return twin_open_report_; }
+  /// Counts per group (see TwinCounts).
+  [[nodiscard]] std::map<std::string, TwinCounts> twin_counts() const;
+  /// SST bytes of the twin's column families.
+  [[nodiscard]] std::uint64_t twin_disk_bytes() const;
+  /// time_us below which tombstones were expired; 0 when none ever were.
+  [[nodiscard]] std::int64_t tombstone_horizon_us() const noexcept {
+    return tombstone_horizon_.load(std::memory_order_acquire);
+  }
+  /// Recomputes the twin from the log this store holds and compares it with the stored twin:
+  /// every entry, its event (byte for byte with the log's where the log still has it), the
+  /// tombstone index and the counts. Reads one consistent snapshot; for `--check-state`.
+  [[nodiscard]] TwinCheck check_twin() const;
 
   /// Reads one replay page (proto/README.md §5.3) into `out` and returns its status (also in
   /// out.page().status). Thread-safe; reads one consistent snapshot.
@@ -181,6 +253,16 @@ class EventStore {
   EventStore(Options options, std::unique_ptr<Db> db);
   static bool open_db(const Options& options, Opened& out, std::string& error);
   void adopt(Opened& opened);
+  /// Under write_mutex_: brings the stored twin to options_.compact (drops, recounts, queues
+  /// the build). At open, writable stores only.
+  bool reconcile_twin(std::string& error);
+  /// Under write_mutex_: moves `key`'s entry to `event` in `batch` unless the twin (or this
+  /// batch) holds a newer one. `value` is the event's stored value.
+  bool twin_put(rocksdb::WriteBatch& batch, const proto::EventView& event,
+                const RecordChange& change, std::span<const std::string_view> value,
+                std::string& error);
+  std::string group_of(const proto::EventView& event) const;
+  void count(const std::string& group, int records, int tombstones);
 
   Options options_;
   /// Serializes append, delete_before and reopen_writable (the chain checks read the head).
@@ -197,6 +279,19 @@ class EventStore {
   std::atomic<std::int64_t> oldest_time_us_{0};
   std::atomic<std::int64_t> deleted_through_{0};
   std::atomic<std::int64_t> retention_floor_{0};
+  std::atomic<std::int64_t> tombstone_horizon_{0};
+
+  // The twin (writes under write_mutex_).
+  std::unordered_map<std::string, TwinEntry> batch_entries_;  ///< entries this batch wrote
+  std::map<std::string, TwinCounts> counts_;                  ///< guarded by counts_mutex_
+  std::unordered_set<std::string> touched_groups_;            ///< counts this batch changed
+  mutable std::mutex counts_mutex_;
+  CollectionSet build_set_;  ///< the collections being built (under write_mutex_)
+  bool build_dids_ = false;  ///< identity and account events are being built too
+  std::atomic<bool> build_pending_{false};
+  std::atomic<std::int64_t> build_position_{0};
+  std::atomic<std::uint64_t> build_events_read_{0};
+  std::string twin_open_report_;
 };
 
 }  // namespace jetstream::decode

@@ -396,7 +396,9 @@ def main() -> int:
                                "--events-endpoint", f"tcp://127.0.0.1:{p_dec_events}",
                                "--replay-endpoint", f"tcp://127.0.0.1:{p_dec_replay}",
                                "--metrics-listen-addr", f"127.0.0.1:{p_dec_metrics}",
-                               "--ws-url", upstream] + dict_args)
+                               "--ws-url", upstream,
+                               # the state panels need a twin: the corpus is mostly app.bsky.*
+                               "--compact-collections", "app.bsky.*"] + dict_args)
         procs.start("ingest", [bins["ingest"], "--ws-url", upstream,
                                "--frames-listen-addr", f"127.0.0.1:{p_ing_frames}",
                                "--control-listen-addr", f"127.0.0.1:{p_ing_control}",

@@ -83,14 +83,26 @@ TEST_F(Pipeline, StoredAndPublishedEventsEqualTheV1CorpusInOrder) {
 }
 
 TEST_F(Pipeline, KillNineOfDecodeMidStreamLosesAndDuplicatesNothing) {
+  // With a compacted twin: after every kill -9 the twin equals what the log implies.
+  constexpr const char* kCompacted = "app.bsky.*";
   StackUnderTest stack("kill-decode");
-  ASSERT_TRUE(stack.start(options(40)));  // ~2 s of upstream
-  ASSERT_TRUE(support::eventually([&] { return log_of(stack).size() >= 15; }, 30s))
-      << stack.decode.log();
-  stack.decode.kill_now();
-  std::this_thread::sleep_for(300ms);
-  ASSERT_TRUE(stack.restart_decode());
+  auto o = options(40);  // ~2 s of upstream
+  o.decode_args = {"--compact-collections", kCompacted};
+  ASSERT_TRUE(stack.start(o));
+  for (const std::size_t stored : {15u, 40u, 70u}) {
+    ASSERT_TRUE(support::eventually([&] { return log_of(stack).size() >= stored; }, 30s))
+        << stack.decode.log();
+    stack.decode.kill_now();
+    std::string report;
+    EXPECT_EQ(stack.check_state(kCompacted, report), 0) << report;
+    ASSERT_TRUE(stack.restart_decode());
+  }
   expect_log_is_the_corpus(stack);
+  stack.decode.kill_now();
+  std::string report;
+  EXPECT_EQ(stack.check_state(kCompacted, report), 0) << report;
+  EXPECT_NE(report.find("app.bsky.*: "), std::string::npos) << report;
+  EXPECT_EQ(report.find("app.bsky.*: 0 records"), std::string::npos) << report;
 }
 
 TEST_F(Pipeline, KillNineOfIngestMidStreamLosesAndDuplicatesNothing) {

@@ -76,6 +76,16 @@ class ChildProcess {
     return std::nullopt;
   }
 
+  /// Waits up to `timeout` for the process to exit by itself; its wait status, or nullopt.
+  std::optional<int> wait(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!running()) return exit_status_;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return std::nullopt;
+  }
+
   void kill_now() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);

@@ -392,6 +392,24 @@ class StackUnderTest {
     return decode.start(binary("services/decode/jetstream-decode"), decode_args_,
                         (dir_ / "decode.log").string());
   }
+  /// Runs `jetstream-decode --check-state` on decode's data dir with `compact_collections`;
+  /// returns its exit code (-1 when it did not finish in 120 s), its output in `output`.
+  int check_state(const std::string& compact_collections, std::string& output) {
+    ChildProcess check;
+    const std::string log = (dir_ / "check-state.log").string();
+    std::filesystem::remove(log);
+    if (!check.start(binary("services/decode/jetstream-decode"),
+                     {"--check-state", "--data-dir", (dir_ / "data").string(),
+                      "--compact-collections", compact_collections},
+                     log)) {
+      return -1;
+    }
+    const auto status = check.wait(std::chrono::seconds(120));
+    output = check.log();
+    if (!status) return -1;
+    return WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+  }
+
   /// Starts ingest again (after a kill): a new epoch for decode.
   bool restart_ingest() {
     return ingest.start(binary("services/ingest/jetstream-ingest"), ingest_args_,

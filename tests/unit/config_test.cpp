@@ -258,10 +258,10 @@ TEST(ConfigFlagErrors, BadNumbersAreNamedWithTheValue) {
 TEST(ConfigFlagErrors, BadDurationsAreNamed) {
   EXPECT_EQ(
       error_of({"--event-ttl", "24"}),
-      "invalid value \"24\" for flag --event-ttl: missing unit in duration (h, m, s, ms, us)");
+      "invalid value \"24\" for flag --event-ttl: missing unit in duration (d, h, m, s, ms, us)");
   EXPECT_EQ(
-      error_of({"--event-ttl", "1d"}),
-      "invalid value \"1d\" for flag --event-ttl: unknown unit in duration (h, m, s, ms, us)");
+      error_of({"--event-ttl", "1w"}),
+      "invalid value \"1w\" for flag --event-ttl: unknown unit in duration (d, h, m, s, ms, us)");
   EXPECT_EQ(error_of({"--event-ttl=-5s"}),
             "invalid value \"-5s\" for flag --event-ttl: negative durations are not allowed");
 }
@@ -370,8 +370,13 @@ TEST(ConfigDuration, ParsesGoSyntax) {
   }
 }
 
+TEST(ConfigDuration, DaysAreTwentyFourHours) {
+  EXPECT_EQ(config::parse_duration("7d"), std::chrono::hours(168));
+  EXPECT_EQ(config::parse_duration("1d12h"), std::chrono::hours(36));
+}
+
 TEST(ConfigDuration, RejectsMalformedNegativeAndOutOfRange) {
-  for (const char* text : {"", "s", "1", "10", "1x", "1d", "1 h", "h1", ".s", "1..5s", "-1s",
+  for (const char* text : {"", "s", "1", "10", "1x", "1w", "1 h", "h1", ".s", "1..5s", "-1s",
                            "-1h30m", "2562048h", "9999999999999999999s", "1h-2m", "+", "-"}) {
     std::string error;
     EXPECT_FALSE(config::parse_duration(text, &error).has_value()) << text;
