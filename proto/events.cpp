@@ -47,6 +47,12 @@ std::optional<DecodeError> validate_event_batch(std::span<const EventView> event
   return std::nullopt;
 }
 
+std::optional<DecodeError> validate(const StateInfo& info) noexcept {
+  if (info.tombstone_horizon_us < 0) return DecodeError::invalid_value;
+  if (info.compacted.size() > kMaxCompactedSetBytes) return DecodeError::limit_exceeded;
+  return std::nullopt;
+}
+
 std::optional<DecodeError> validate(const Heartbeat& heartbeat) noexcept {
   if (heartbeat.newest_time_us < 0 || heartbeat.oldest_time_us < 0) {
     return DecodeError::invalid_value;
@@ -118,6 +124,17 @@ std::array<std::uint8_t, kHeartbeatSize> encode_heartbeat(const Heartbeat& heart
   return out;
 }
 
+std::vector<std::uint8_t> encode_state_info(const StateInfo& info) {
+  detail::require_valid(validate(info), "encode_state_info: invalid state info");
+  std::vector<std::uint8_t> out(2 + 8 + 4 + info.compacted.size());
+  detail::Writer writer(out);
+  writer.header(MessageType::state_info);
+  writer.i64(info.tombstone_horizon_us);
+  writer.sized_text(info.compacted);
+  writer.finish();
+  return out;
+}
+
 DecodeResult<std::vector<EventView>> decode_event_batch(std::span<const std::uint8_t> body) {
   detail::Reader reader(body);
   reader.header(MessageType::event_batch);
@@ -141,6 +158,17 @@ DecodeResult<Heartbeat> decode_heartbeat(std::span<const std::uint8_t> body) noe
   if (!reader.finish()) return reader.error();
   if (const auto error = validate(heartbeat)) return *error;
   return heartbeat;
+}
+
+DecodeResult<StateInfo> decode_state_info(std::span<const std::uint8_t> body) noexcept {
+  detail::Reader reader(body);
+  reader.header(MessageType::state_info);
+  StateInfo info;
+  info.tombstone_horizon_us = reader.i64();
+  info.compacted = reader.sized_text(kMaxCompactedSetBytes);
+  if (!reader.finish()) return reader.error();
+  if (const auto error = validate(info)) return *error;
+  return info;
 }
 
 }  // namespace jetstream::proto

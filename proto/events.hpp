@@ -2,6 +2,7 @@
 //
 //   decode PUB :6012 ──▶ fanout SUB    ["E"][event batch: 1..N events]
 //   decode PUB :6012 ──▶ fanout SUB    ["H"][Heartbeat, 18 bytes]
+//   decode PUB :6012 ──▶ fanout SUB    ["C"][StateInfo]
 //
 // and the per-event layout that replay pages reuse. Decoding is zero-copy: an EventView's strings
 // and bytes point into the received buffer, which must outlive it.
@@ -56,6 +57,19 @@ struct Heartbeat {
 };
 
 inline constexpr std::size_t kHeartbeatSize = 18;
+
+/// What fanout must know of decode's compacted twin (API.md "State") before it answers a
+/// `snapshot=true` handshake: published with every heartbeat interval, whatever the load.
+struct StateInfo {
+  /// `--compact-collections` in canonical form (sorted, `*` kept); empty: no twin.
+  std::string_view compacted;
+  /// time_us below which tombstones were expired: a snapshot cursor at or below it restarts.
+  std::int64_t tombstone_horizon_us = 0;
+
+  friend bool operator==(const StateInfo&, const StateInfo&) = default;
+};
+/// The longest compacted-set text a StateInfo carries.
+inline constexpr std::uint32_t kMaxCompactedSetBytes = 64u * 1024u;
 /// Bytes of an event with every string empty: time_us, prev_time_us, kind, four u32 lengths.
 inline constexpr std::size_t kEventFixedSize = 8 + 8 + 1 + 4 * 4;
 
@@ -68,6 +82,7 @@ std::optional<DecodeError> validate(const EventView& event) noexcept;
 /// the event before it in the batch (a batch is a run of consecutive published events).
 std::optional<DecodeError> validate_event_batch(std::span<const EventView> events) noexcept;
 std::optional<DecodeError> validate(const Heartbeat& heartbeat) noexcept;
+std::optional<DecodeError> validate(const StateInfo& info) noexcept;
 
 // ---- Encoders. Input must pass validation, else they abort (a bug in the sender).
 
@@ -78,11 +93,14 @@ void encode_event_batch_into(std::span<const EventView> events,
                              std::span<std::uint8_t> out) noexcept;
 std::vector<std::uint8_t> encode_event_batch(std::span<const EventView> events);
 std::array<std::uint8_t, kHeartbeatSize> encode_heartbeat(const Heartbeat& heartbeat) noexcept;
+std::vector<std::uint8_t> encode_state_info(const StateInfo& info);
 
 // ---- Decoders: strict, bounds-checked, no exceptions. The batch decoder allocates the vector of
 // ---- views only (at most one entry per kEventFixedSize bytes of input).
 
 DecodeResult<std::vector<EventView>> decode_event_batch(std::span<const std::uint8_t> body);
 DecodeResult<Heartbeat> decode_heartbeat(std::span<const std::uint8_t> body) noexcept;
+/// The view points into `body`.
+DecodeResult<StateInfo> decode_state_info(std::span<const std::uint8_t> body) noexcept;
 
 }  // namespace jetstream::proto

@@ -38,6 +38,10 @@ struct ReplayRequest {
   /// When events at or after start_time_us were already deleted by retention: serve from the
   /// oldest retained event (client cursors) instead of answering too_old (gap repair).
   bool clamp_to_oldest = false;
+  /// Read the compacted twin (API.md "State") instead of the log: the latest event of every
+  /// record, in time_us order. A start at or below the tombstone horizon (start > 1) answers
+  /// too_old: the snapshot must restart from 0. clamp_to_oldest does not apply.
+  bool snapshot = false;
   /// Exact collection NSIDs. Empty exact and prefix lists = every collection.
   std::vector<std::string> collections;
   /// Collection prefixes, matched with starts_with: `app.bsky.feed.*` travels as `app.bsky.feed.`.
@@ -86,6 +90,7 @@ inline constexpr std::size_t kReplayRequestFixedSize = 35;
 inline constexpr std::size_t kReplayPageFixedSize = 40;
 inline constexpr std::uint8_t kReplayFlagWantZstd = 0x01;
 inline constexpr std::uint8_t kReplayFlagClampToOldest = 0x02;
+inline constexpr std::uint8_t kReplayFlagSnapshot = 0x04;
 
 std::string_view to_string(ReplayStatus status) noexcept;
 

@@ -27,6 +27,7 @@ std::string_view to_string(MessageType type) noexcept {
     case MessageType::resume: return "resume";
     case MessageType::event_batch: return "event_batch";
     case MessageType::heartbeat: return "heartbeat";
+    case MessageType::state_info: return "state_info";
     case MessageType::replay_request: return "replay_request";
     case MessageType::replay_page: return "replay_page";
   }
@@ -40,6 +41,7 @@ std::string_view topic(MessageType type) noexcept {
     case MessageType::resume: return "R";
     case MessageType::event_batch: return "E";
     case MessageType::heartbeat: return "H";
+    case MessageType::state_info: return "C";
     case MessageType::replay_request: return "Q";
     case MessageType::replay_page: return "P";
   }
@@ -57,6 +59,7 @@ DecodeResult<MessageType> decode_topic(std::span<const std::uint8_t> topic_frame
     case MessageType::resume:
     case MessageType::event_batch:
     case MessageType::heartbeat:
+    case MessageType::state_info:
     case MessageType::replay_request:
     case MessageType::replay_page: return type;
   }

@@ -31,6 +31,7 @@ enum class MessageType : std::uint8_t {
   resume = 'R',          ///< decode → ingest, PUSH → PULL :6011: restart upstream at a cursor
   event_batch = 'E',     ///< decode → fanout, PUB :6012: 1..N consecutive events
   heartbeat = 'H',       ///< decode → fanout, PUB :6012: newest time_us while idle
+  state_info = 'C',      ///< decode → fanout, PUB :6012: the compacted twin's set and horizon
   replay_request = 'Q',  ///< fanout → decode, DEALER → ROUTER :6013
   replay_page = 'P',     ///< decode → fanout, ROUTER → DEALER :6013: the answer to one request
 };

@@ -28,6 +28,7 @@ class EventPublisher {
   virtual ~EventPublisher() = default;
   virtual void publish_events(std::span<const proto::EventView> events) = 0;
   virtual void publish_heartbeat(const proto::Heartbeat& heartbeat) = 0;
+  virtual void publish_state_info(const proto::StateInfo& info) = 0;
 };
 
 /// Unique, strictly increasing microsecond timestamps: wall clock, +1 on ties or when the clock

@@ -824,27 +824,61 @@ proto::ReplayStatus EventStore::read_page(const proto::ReplayRequest& request,
   page.oldest_time_us = oldest;
   page.newest_time_us = newest;
 
-  // Where the scan starts. Retention deleted exactly the events up to deleted_through.
+  // Where the scan starts, and in which family: the log, or (snapshot) the compacted twin.
+  rocksdb::ColumnFamilyHandle* family = db_->events;
   std::int64_t start = request.start_time_us;
-  if (deleted_through > 0 && start <= deleted_through) {
-    if (!request.clamp_to_oldest) {
+  std::int64_t end = 0;
+  if (request.snapshot) {
+    family = db_->twin_events;
+    std::int64_t horizon = 0;
+    if (!read_meta(db, db_->meta, read, kMetaTombstoneHorizon, horizon, found, error)) {
+      return fail(proto::ReplayStatus::internal_error, std::move(error));
+    }
+    if (start <= 0) start = 1;
+    if (horizon > 0 && start > 1 && start <= horizon) {
       page.next_time_us = request.start_time_us;
       return fail(proto::ReplayStatus::too_old,
-                  "start_time_us " + std::to_string(start) + " is at or below " +
-                      std::to_string(deleted_through) + ", deleted by retention");
+                  "snapshot start_time_us " + std::to_string(start) +
+                      " is at or below the tombstone horizon " + std::to_string(horizon));
     }
-    start = deleted_through + 1;
-  }
-  if (start <= 0) start = request.clamp_to_oldest && oldest > 0 ? oldest : 1;
-  page.next_time_us = start;
+    std::int64_t twin_newest = 0;
+    {
+      std::unique_ptr<rocksdb::Iterator> last(db.NewIterator(read, family));
+      last->SeekToLast();
+      if (last->Valid() && !decode_key(last->key(), twin_newest)) {
+        return fail(proto::ReplayStatus::internal_error, "malformed key in the twin's events");
+      }
+    }
+    page.next_time_us = start;
+    end = request.end_time_us > 0 ? request.end_time_us
+          : twin_newest < std::numeric_limits<std::int64_t>::max() ? twin_newest + 1
+                                                                   : twin_newest;
+    if (twin_newest == 0 || start >= end || start > twin_newest) {
+      page.done = true;
+      return proto::ReplayStatus::ok;
+    }
+  } else {
+    // Retention deleted exactly the events up to deleted_through.
+    if (deleted_through > 0 && start <= deleted_through) {
+      if (!request.clamp_to_oldest) {
+        page.next_time_us = request.start_time_us;
+        return fail(proto::ReplayStatus::too_old,
+                    "start_time_us " + std::to_string(start) + " is at or below " +
+                        std::to_string(deleted_through) + ", deleted by retention");
+      }
+      start = deleted_through + 1;
+    }
+    if (start <= 0) start = request.clamp_to_oldest && oldest > 0 ? oldest : 1;
+    page.next_time_us = start;
 
-  // [start, end): end is the request's, else one past the newest event in the snapshot.
-  const std::int64_t end = request.end_time_us > 0                             ? request.end_time_us
-                           : newest < std::numeric_limits<std::int64_t>::max() ? newest + 1
-                                                                               : newest;
-  if (newest == 0 || start >= end || start > newest) {
-    page.done = true;
-    return proto::ReplayStatus::ok;
+    // [start, end): end is the request's, else one past the newest event in the snapshot.
+    end = request.end_time_us > 0                             ? request.end_time_us
+          : newest < std::numeric_limits<std::int64_t>::max() ? newest + 1
+                                                              : newest;
+    if (newest == 0 || start >= end || start > newest) {
+      page.done = true;
+      return proto::ReplayStatus::ok;
+    }
   }
 
   // Filters. Views into the request, which outlives this call.
@@ -872,12 +906,12 @@ proto::ReplayStatus EventStore::read_page(const proto::ReplayRequest& request,
   const rocksdb::Slice upper_slice = slice(upper);
   read.iterate_upper_bound = &upper_slice;
   read.readahead_size = kReplayReadaheadBytes;
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read, db_->events));
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read, family));
 
   // prev_time_us of the first event scanned: the event before it in the log, or, when it is the
-  // oldest retained one, the last one retention deleted.
-  std::int64_t prev = deleted_through;
-  if (start > 1 && start > oldest) {
+  // oldest retained one, the last one retention deleted. In the twin: the twin event before it.
+  std::int64_t prev = request.snapshot ? 0 : deleted_through;
+  if (start > 1 && (request.snapshot || start > oldest)) {
     it->SeekForPrev(slice(encode_key(start - 1)));
     if (it->Valid() && !decode_key(it->key(), prev)) {
       return fail(proto::ReplayStatus::internal_error, "malformed key in the events family");

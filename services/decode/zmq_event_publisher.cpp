@@ -26,6 +26,13 @@ void ZmqEventPublisher::publish_heartbeat(const proto::Heartbeat& heartbeat) {
   socket_.send(zmq::buffer(body), zmq::send_flags::none);
 }
 
+void ZmqEventPublisher::publish_state_info(const proto::StateInfo& info) {
+  const auto body = proto::encode_state_info(info);
+  const auto topic = proto::topic(proto::MessageType::state_info);
+  socket_.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+  socket_.send(zmq::buffer(body), zmq::send_flags::none);
+}
+
 std::string ZmqEventPublisher::endpoint() const { return socket_.get(zmq::sockopt::last_endpoint); }
 
 }  // namespace jetstream::decode

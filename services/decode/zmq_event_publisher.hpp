@@ -14,6 +14,7 @@ class ZmqEventPublisher final : public EventPublisher {
   ZmqEventPublisher(zmq::context_t& context, const std::string& endpoint, int send_high_water_mark);
   void publish_events(std::span<const proto::EventView> events) override;
   void publish_heartbeat(const proto::Heartbeat& heartbeat) override;
+  void publish_state_info(const proto::StateInfo& info) override;
   /// The bound endpoint with its real port (after binding to port 0).
   std::string endpoint() const;
 

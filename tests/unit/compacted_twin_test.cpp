@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "proto/replay.hpp"
 #include "services/decode/event_store.hpp"
 
 namespace jetstream::decode {
@@ -344,6 +345,43 @@ TEST_F(StoredTwin, ARemovedCollectionIsDroppedAndAnAddedOneIsBuiltFromTheLog) {
   EXPECT_EQ(store->twin_counts().at("app.bsky.feed.like"), (EventStore::TwinCounts{1, 1}));
   EXPECT_EQ(store->twin_counts().at("#identity").records, 1) << "kept across the change";
   expect_check_ok(*store);
+}
+
+TEST_F(StoredTwin, SnapshotPagesReadTheLatestEventOfEachRecordInTimeOrder) {
+  auto store = open("app.bsky.feed.post");
+  log_.commit("did:plc:a", "app.bsky.feed.post", "1", "create");  // superseded below
+  log_.commit("did:plc:a", "app.bsky.feed.post", "2", "create");
+  log_.commit("did:plc:a", "app.bsky.feed.like", "3", "create");  // not compacted
+  log_.commit("did:plc:a", "app.bsky.feed.post", "1", "update");
+  log_.commit("did:plc:b", "app.bsky.feed.post", "4", "delete");
+  append(*store, log_.take());
+  proto::ReplayRequest request;
+  request.request_id = 1;
+  request.start_time_us = 0;
+  request.max_events = 2;
+  request.max_bytes = 1 << 20;
+  request.snapshot = true;
+  std::vector<std::int64_t> times;
+  ReplayPageBuffer page;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(store->read_page(request, page), proto::ReplayStatus::ok) << page.error();
+    for (const auto& event : page.page().events) times.push_back(event.time_us);
+    if (page.page().done) break;
+    request.start_time_us = page.page().next_time_us;
+  }
+  EXPECT_EQ(times, (std::vector<std::int64_t>{all_[1].time_us, all_[3].time_us, all_[4].time_us}));
+  // A cursor: only what changed after it.
+  request.start_time_us = all_[3].time_us;
+  ASSERT_EQ(store->read_page(request, page), proto::ReplayStatus::ok);
+  ASSERT_EQ(page.page().events.size(), 2u);
+  EXPECT_EQ(page.page().events[0].json, all_[3].json) << "byte for byte the log's event";
+  // Below the tombstone horizon a snapshot cannot resume: too_old.
+  std::string error;
+  ASSERT_EQ(store->expire_tombstones(all_[4].time_us + 1, error), 1) << error;
+  request.start_time_us = all_[2].time_us;
+  EXPECT_EQ(store->read_page(request, page), proto::ReplayStatus::too_old);
+  request.start_time_us = 0;
+  EXPECT_EQ(store->read_page(request, page), proto::ReplayStatus::ok) << "from 0 it restarts";
 }
 
 TEST_F(StoredTwin, NoSetKeepsNothing) {

@@ -28,6 +28,10 @@ class RecordingPublisher final : public EventPublisher {
     }
   }
   void publish_heartbeat(const proto::Heartbeat&) override { ++heartbeats; }
+  void publish_state_info(const proto::StateInfo& info) override {
+    state_infos.emplace_back(info.compacted);
+  }
+  std::vector<std::string> state_infos;
 
   std::vector<Published> published;
   int heartbeats = 0;
@@ -162,6 +166,7 @@ TEST_F(EventSequencerTest, ARestartedSequencerContinuesTheChainAboveTheLastStore
 TEST_F(EventSequencerTest, HeartbeatsGoToThePublisher) {
   sequencer_->publish_heartbeat();
   EXPECT_EQ(publisher_.heartbeats, 1);
+  EXPECT_EQ(publisher_.state_infos, std::vector<std::string>{""}) << "no twin: an empty set";
 }
 
 }  // namespace

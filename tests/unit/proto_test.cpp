@@ -393,6 +393,40 @@ TEST(EveryMessage, RandomCorruptionIsRejectedOrReencodesToTheSameBytes) {
   }
 }
 
+// ---- State info.
+
+TEST(StateInfo, RoundTripsAndRejectsWhatTheSpecForbids) {
+  const StateInfo info{"app.bsky.*,chat.bsky.actor.declaration", 1'700'000'000'000'000};
+  const auto body = encode_state_info(info);
+  ASSERT_EQ(body.size(), 2u + 8u + 4u + info.compacted.size());
+  EXPECT_EQ(body[1], 'C');
+  const auto decoded = decode_state_info(body);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(*decoded, info);
+  EXPECT_EQ(decode_state_info(std::span(body).first(body.size() - 1)).error(),
+            DecodeError::truncated);
+  auto negative = body;
+  negative[9] = 0x80;  // the horizon's sign bit
+  EXPECT_EQ(decode_state_info(negative).error(), DecodeError::invalid_value);
+  auto longer = body;
+  longer.push_back(0);
+  EXPECT_EQ(decode_state_info(longer).error(), DecodeError::trailing_bytes);
+  EXPECT_TRUE(decode_state_info(encode_state_info(StateInfo{})));
+}
+
+TEST(ReplayRequest, TheSnapshotFlagRoundTrips) {
+  ReplayRequest request;
+  request.request_id = 7;
+  request.start_time_us = 5;
+  request.max_events = 10;
+  request.max_bytes = 100;
+  request.snapshot = true;
+  const auto decoded = decode_replay_request(encode_replay_request(request));
+  ASSERT_TRUE(decoded);
+  EXPECT_TRUE(decoded->snapshot);
+  EXPECT_EQ(*decoded, request);
+}
+
 // ---- Topics, errors, results.
 
 TEST(Topics, EachMessageTypeTravelsUnderItsOneLetterTopic) {
@@ -400,7 +434,7 @@ TEST(Topics, EachMessageTypeTravelsUnderItsOneLetterTopic) {
       {MessageType::frame, "F"},       {MessageType::status, "S"},
       {MessageType::resume, "R"},      {MessageType::event_batch, "E"},
       {MessageType::heartbeat, "H"},   {MessageType::replay_request, "Q"},
-      {MessageType::replay_page, "P"},
+      {MessageType::replay_page, "P"}, {MessageType::state_info, "C"},
   };
   for (const auto& [type, letter] : expected) {
     EXPECT_EQ(topic(type), letter);
@@ -769,7 +803,7 @@ TEST(ReplayRequest, BoundsIdsFlagsAndEmptyStringsAreChecked) {
   check([](auto& r) { r.collection_prefixes.push_back(""); }, DecodeError::invalid_value);
 
   Bytes bytes = kGoldenReplayRequest;
-  bytes[34] = 0x04;  // unknown flag bit
+  bytes[34] = 0x08;  // unknown flag bit
   EXPECT_EQ(error_of(decode_replay_request(bytes)), DecodeError::invalid_value);
   bytes = kGoldenReplayRequest;
   put_u32(bytes, 26, 0);  // max_events 0
