@@ -13,38 +13,12 @@
 #include <string_view>
 #include <vector>
 
-#include "common/syntax/syntax.hpp"
+#include "common/syntax/collection_set.hpp"
 #include "proto/events.hpp"
 
 namespace jetstream::decode {
 
-/// `--compact-collections`: exact NSIDs and `prefix.*` patterns. Empty: no twin at all.
-class CollectionSet {
- public:
-  CollectionSet() = default;
-
-  /// Parses a comma-separated list (spaces around items ignored, empty items skipped). nullopt
-  /// with `error` naming the first invalid item.
-  static std::optional<CollectionSet> parse(std::string_view list, std::string& error);
-
-  [[nodiscard]] bool empty() const noexcept { return patterns_.empty(); }
-  [[nodiscard]] bool matches(std::string_view collection) const noexcept;
-  /// The patterns sorted and de-duplicated, comma-separated, `*` restored: the form stored in
-  /// the twin's metadata to notice a changed set on restart.
-  [[nodiscard]] std::string canonical() const;
-  [[nodiscard]] const std::vector<syntax::CollectionPattern>& patterns() const noexcept {
-    return patterns_;
-  }
-  /// The patterns of this set that `other` lacks (a pattern, not the collections it covers).
-  [[nodiscard]] CollectionSet minus(const CollectionSet& other) const;
-  /// Whether every collection a pattern of `pattern` can match is matched by this set.
-  [[nodiscard]] bool covers(const syntax::CollectionPattern& pattern) const noexcept;
-
-  friend bool operator==(const CollectionSet&, const CollectionSet&) = default;
-
- private:
-  std::vector<syntax::CollectionPattern> patterns_;  ///< sorted by value, unique
-};
+using syntax::CollectionSet;  // `--compact-collections` (common/syntax/collection_set.hpp)
 
 /// What an appended event does to the twin, beside its EventView: the record it writes or
 /// deletes (commit events only; identity and account events are keyed by DID alone).

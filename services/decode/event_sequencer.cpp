@@ -123,7 +123,8 @@ void EventSequencer::publish_heartbeat() {
   heartbeat.newest_time_us = previous_time_us_;
   heartbeat.oldest_time_us = store_.oldest_time_us();
   publisher_.publish_heartbeat(heartbeat);
-  // What fanout needs for snapshot=true handshakes, on every tick whatever the load.
+  // What fanout needs for snapshot=true handshakes, on every tick whatever the load (fanout is
+  // ready only once it has it).
   const std::string compacted = store_.options().compact.canonical();
   publisher_.publish_state_info(proto::StateInfo{compacted, store_.tombstone_horizon_us()});
   probe_.set_log_bounds(heartbeat.oldest_time_us, heartbeat.newest_time_us);

@@ -837,9 +837,9 @@ proto::ReplayStatus EventStore::read_page(const proto::ReplayRequest& request,
     if (start <= 0) start = 1;
     if (horizon > 0 && start > 1 && start <= horizon) {
       page.next_time_us = request.start_time_us;
-      return fail(proto::ReplayStatus::too_old,
-                  "snapshot start_time_us " + std::to_string(start) +
-                      " is at or below the tombstone horizon " + std::to_string(horizon));
+      return fail(proto::ReplayStatus::too_old, "snapshot start_time_us " + std::to_string(start) +
+                                                    " is at or below the tombstone horizon " +
+                                                    std::to_string(horizon));
     }
     std::int64_t twin_newest = 0;
     {
@@ -850,7 +850,7 @@ proto::ReplayStatus EventStore::read_page(const proto::ReplayRequest& request,
       }
     }
     page.next_time_us = start;
-    end = request.end_time_us > 0 ? request.end_time_us
+    end = request.end_time_us > 0                                  ? request.end_time_us
           : twin_newest < std::numeric_limits<std::int64_t>::max() ? twin_newest + 1
                                                                    : twin_newest;
     if (twin_newest == 0 || start >= end || start > twin_newest) {
@@ -1010,10 +1010,7 @@ std::string EventStore::group_of(const proto::EventView& event) const {
   if (event.kind == proto::EventKind::identity) return "#identity";
   if (event.kind == proto::EventKind::account) return "#account";
   for (const auto& pattern : options_.compact.patterns()) {
-    if (pattern.matches(event.collection)) {
-      return pattern.kind == syntax::CollectionPatternKind::kPrefix ? pattern.value + "*"
-                                                                    : pattern.value;
-    }
+    if (pattern.matches(event.collection)) return syntax::pattern_text(pattern);
   }
   return "#other";  // not compacted: never reached for what twin_put is given
 }

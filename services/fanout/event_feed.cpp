@@ -62,6 +62,7 @@ void EventFeed::run() {
     events.set(zmq::sockopt::rcvbuf, options_.receive_buffer_bytes);
   events.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::event_batch));
   events.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::heartbeat));
+  events.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::state_info));
   events.set(zmq::sockopt::linger, 0);
   events.connect(options_.events_endpoint);
   replay_.open();
@@ -85,6 +86,7 @@ void EventFeed::run() {
       switch (message.type().value()) {
         case proto::MessageType::event_batch: on_events(message.body(), /*fresh=*/true); break;
         case proto::MessageType::heartbeat: on_heartbeat(message.body()); break;
+        case proto::MessageType::state_info: on_state_info(message.body()); break;
         default:
           observer_.on_proto_rejected(message.label("events"),
                                       proto::to_string(proto::DecodeError::wrong_type));
@@ -159,6 +161,30 @@ void EventFeed::apply_live(std::vector<proto::EventView>& events) {
     window_.reset(head_);
     append(fresh);
   }
+}
+
+std::shared_ptr<const CompactedState> EventFeed::compacted_state() const {
+  std::lock_guard lock(status_mutex_);
+  return compacted_state_;
+}
+
+void EventFeed::on_state_info(std::span<const std::uint8_t> body) {
+  const auto info = proto::decode_state_info(body);
+  if (!info) {
+    observer_.on_proto_rejected("state_info", proto::to_string(info.error()));
+    return;
+  }
+  std::string error;
+  auto set = syntax::CollectionSet::parse(info.value().compacted, error);
+  if (!set) {
+    observer_.on_proto_rejected("state_info", proto::to_string(proto::DecodeError::invalid_value));
+    return;
+  }
+  auto state = std::make_shared<CompactedState>();
+  state->compacted = std::move(*set);
+  state->tombstone_horizon_us = info.value().tombstone_horizon_us;
+  std::lock_guard lock(status_mutex_);
+  compacted_state_ = std::move(state);
 }
 
 void EventFeed::on_heartbeat(std::span<const std::uint8_t> body) {

@@ -16,12 +16,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/syntax/collection_set.hpp"
 #include "proto/replay.hpp"
 #include "services/fanout/event_window.hpp"
 #include "services/fanout/replay_client.hpp"
@@ -44,6 +46,12 @@ struct FeedStatus {
   bool repairing = false;
   std::int64_t head = 0;
   std::chrono::steady_clock::time_point last_message{};
+};
+
+/// decode's compacted twin as its last state info said (proto §3.6b).
+struct CompactedState {
+  syntax::CollectionSet compacted;
+  std::int64_t tombstone_horizon_us = 0;
 };
 
 class FeedObserver {
@@ -84,12 +92,15 @@ class EventFeed {
   void request_replay(proto::ReplayRequest request, ReplayCallback done);
 
   FeedStatus status() const;
+  /// What decode's last state info said; null before the first one arrived.
+  std::shared_ptr<const CompactedState> compacted_state() const;
 
  private:
   void run();
   /// `fresh`: just received (not a batch held during a repair and processed again).
   void on_events(std::span<const std::uint8_t> body, bool fresh);
   void on_heartbeat(std::span<const std::uint8_t> body);
+  void on_state_info(std::span<const std::uint8_t> body);
   void apply_live(std::vector<proto::EventView>& events);
   void start_repair(std::int64_t end_time_us);
   void request_repair_page(proto::ReplayRequest request);
@@ -120,6 +131,7 @@ class EventFeed {
 
   mutable std::mutex status_mutex_;
   FeedStatus status_;
+  std::shared_ptr<const CompactedState> compacted_state_;  ///< under status_mutex_
 };
 
 }  // namespace jetstream::fanout

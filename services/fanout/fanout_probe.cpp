@@ -71,6 +71,30 @@ FanoutProbe::FanoutProbe(std::shared_ptr<prometheus::Registry> registry)
                           .Help("Subscribers currently served from decode's event log")
                           .Register(r)
                           .Add({});
+  snapshot_sessions_ = &prometheus::BuildGauge()
+                            .Name("jetstream_fanout_snapshot_sessions")
+                            .Help("snapshot=true subscribers still reading the compacted state")
+                            .Register(r)
+                            .Add({});
+  snapshot_events_ = &prometheus::BuildCounter()
+                          .Name("jetstream_fanout_snapshot_events_total")
+                          .Help(
+                              "Compacted events (records and tombstones) received for "
+                              "snapshot subscribers")
+                          .Register(r)
+                          .Add({});
+  snapshots_completed_ = &prometheus::BuildCounter()
+                              .Name("jetstream_fanout_snapshots_completed_total")
+                              .Help("Snapshots that reached SnapshotComplete")
+                              .Register(r)
+                              .Add({});
+  snapshots_restarted_ = &prometheus::BuildCounter()
+                              .Name("jetstream_fanout_snapshots_restarted_total")
+                              .Help(
+                                  "Snapshots restarted from 0: the cursor was older than the "
+                                  "tombstone horizon")
+                              .Register(r)
+                              .Add({});
   replay_pages_ = &prometheus::BuildCounter()
                        .Name("jetstream_fanout_replay_pages_total")
                        .Help("Replay pages received for subscribers")
@@ -181,6 +205,16 @@ void FanoutProbe::replay_page(std::uint64_t, double lag_seconds) {
   replay_pages_->Increment();
   replay_lag_->Observe(lag_seconds < 0 ? 0 : lag_seconds);
 }
+
+void FanoutProbe::snapshot_started() { snapshot_sessions_->Increment(); }
+void FanoutProbe::snapshot_finished(bool complete) {
+  snapshot_sessions_->Decrement();
+  if (complete) snapshots_completed_->Increment();
+}
+void FanoutProbe::snapshot_events(std::uint64_t events) {
+  snapshot_events_->Increment(static_cast<double>(events));
+}
+void FanoutProbe::snapshot_restarted() { snapshots_restarted_->Increment(); }
 
 void FanoutProbe::options_update(std::string_view result) {
   prometheus::BuildCounter()

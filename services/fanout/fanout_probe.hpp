@@ -48,6 +48,12 @@ class FanoutProbe final : public FeedObserver {
   void replay_started();
   void replay_finished();
   void replay_page(std::uint64_t events, double lag_seconds);
+  /// snapshot=true subscribers in their snapshot part, and what they were sent of it.
+  void snapshot_started();
+  /// `complete`: SnapshotComplete was sent (else the subscriber left before).
+  void snapshot_finished(bool complete);
+  void snapshot_events(std::uint64_t events);
+  void snapshot_restarted();
   void options_update(std::string_view result);
   void set_window(std::size_t bytes, std::int64_t head_time_us);
   /// The HTTP server's counters (called once a second; counters advance by the difference).
@@ -72,6 +78,10 @@ class FanoutProbe final : public FeedObserver {
   prometheus::Counter* skipped_oversize_ = nullptr;
   prometheus::Gauge* replay_sessions_ = nullptr;
   prometheus::Counter* replay_pages_ = nullptr;
+  prometheus::Gauge* snapshot_sessions_ = nullptr;
+  prometheus::Counter* snapshot_events_ = nullptr;
+  prometheus::Counter* snapshots_completed_ = nullptr;
+  prometheus::Counter* snapshots_restarted_ = nullptr;
   prometheus::Histogram* replay_lag_ = nullptr;
   prometheus::Histogram* delivery_lag_ = nullptr;
   prometheus::Histogram* write_lag_ = nullptr;

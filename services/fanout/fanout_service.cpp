@@ -84,6 +84,10 @@ metrics::HealthReport feed_readiness(const EventFeed& feed) {
   const auto status = feed.status();
   if (!status.joined) return metrics::HealthReport::unhealthy("not joined to decode's stream");
   if (status.repairing) return metrics::HealthReport::unhealthy("repairing a gap from the log");
+  if (!feed.compacted_state()) {
+    // Sent by decode right after each heartbeat: needed to answer snapshot=true handshakes.
+    return metrics::HealthReport::unhealthy("decode's state info not received yet");
+  }
   if (std::chrono::steady_clock::now() - status.last_message > std::chrono::seconds(5)) {
     return metrics::HealthReport::unhealthy("no message from decode for 5s");
   }

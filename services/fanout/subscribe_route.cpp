@@ -33,6 +33,14 @@ SubscribeHandler subscribe_handler(caf::actor_system& actors, SessionContext con
     if (parsed.options->compress && !compression_available) {
       return HttpError{400, "compression unavailable: no zstd dictionary configured"};
     }
+    if (parsed.options->snapshot) {
+      // What decode compacts, from its last state info (sent every heartbeat interval).
+      const auto state = context.feed->compacted_state();
+      if (!state) return HttpError{503, "snapshot unavailable: decode's state is not known yet"};
+      std::string error = apply_snapshot_collections(parsed.options->filters, state->compacted);
+      if (!error.empty()) return HttpError{400, std::move(error)};
+      parsed.options->snapshot_collections = state->compacted;
+    }
     return SubscribeAccept{
         [&actors, context, subscriber = std::move(*parsed.options),
          ip = request.client_ip](const std::shared_ptr<ClientConnection>& connection) {

@@ -120,8 +120,34 @@ ParseResult parse_subscribe_request(std::string_view query,
       first("compress") == "true" ||
       (socket_encoding_header && socket_encoding_header->find("zstd") != std::string_view::npos);
   options.require_hello = first("requireHello") == "true";
+  options.snapshot = first("snapshot") == "true";
   result.options = std::move(options);
   return result;
+}
+
+std::string apply_snapshot_collections(SubscriberFilters& filters,
+                                       const syntax::CollectionSet& compacted) {
+  if (compacted.empty()) return std::string(kSnapshotNoSetText);
+  const auto outside = [&](const syntax::CollectionPattern& pattern) -> std::string {
+    if (compacted.covers(pattern)) return {};
+    return std::string(kSnapshotCollectionPrefix) + syntax::pattern_text(pattern);
+  };
+  for (const auto& exact : filters.collections) {
+    auto error = outside({syntax::CollectionPatternKind::kExact, exact});
+    if (!error.empty()) return error;
+  }
+  for (const auto& prefix : filters.collection_prefixes) {
+    auto error = outside({syntax::CollectionPatternKind::kPrefix, prefix});
+    if (!error.empty()) return error;
+  }
+  if (filters.wants_all_collections()) {
+    for (const auto& pattern : compacted.patterns()) {
+      (pattern.kind == syntax::CollectionPatternKind::kPrefix ? filters.collection_prefixes
+                                                              : filters.collections)
+          .push_back(pattern.value);
+    }
+  }
+  return {};
 }
 
 }  // namespace jetstream::fanout

@@ -16,6 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/syntax/collection_set.hpp"
 #include "services/fanout/did_set.hpp"
 
 namespace jetstream::fanout {
@@ -72,6 +73,12 @@ struct SubscriberOptions {
   bool compress = false;
   /// Send nothing until the first valid options_update.
   bool require_hello = false;
+  /// `snapshot=true` (API.md "State"): the compacted records first, then the log, then live.
+  /// `cursor` is then exclusive (`time_us > cursor`) and absent means 0.
+  bool snapshot = false;
+  /// Snapshot only: decode's compacted collections at the handshake (what options_update may
+  /// ask for; the filters when the client named no collection).
+  syntax::CollectionSet snapshot_collections;
 
   friend bool operator==(const SubscriberOptions&, const SubscriberOptions&) = default;
 };
@@ -95,7 +102,9 @@ struct ParseResult {
 /// kMaxWantedCollections distinct collection patterns. `maxMessageSizeBytes` (first value) is never
 /// an error: anything but an integer in 1..4294967295 means no limit. `compress` (first value)
 /// equal to `true`, or a header containing `zstd`, turns zstd on; `requireHello` (first value)
-/// equal to `true` holds delivery. Keys are case-sensitive; unknown keys are ignored.
+/// equal to `true` holds delivery; `snapshot` (first value) equal to `true` asks for the state
+/// (checked against decode's compacted set by snapshot_error). Keys are case-sensitive; unknown
+/// keys are ignored.
 [[nodiscard]] ParseResult parse_subscribe_request(
     std::string_view query, std::optional<std::string_view> socket_encoding_header);
 
@@ -128,5 +137,18 @@ class FilterBuilder {
   bool invalid_did_ = false;
   bool too_many_dids_ = false;
 };
+
+// ---- Snapshots (API.md "State").
+
+inline constexpr std::string_view kSnapshotNoSetText =
+    "snapshot unavailable: no compacted collections configured";
+inline constexpr std::string_view kSnapshotCollectionPrefix =
+    "snapshot unavailable for collection: ";
+
+/// Checks a snapshot subscriber's collections against decode's compacted set: the 400 text of
+/// the first collection outside it, kSnapshotNoSetText for an empty set, or empty (then, when the
+/// subscriber named no collection, its filters become the set's patterns).
+[[nodiscard]] std::string apply_snapshot_collections(SubscriberFilters& filters,
+                                                     const syntax::CollectionSet& compacted);
 
 }  // namespace jetstream::fanout

@@ -1,6 +1,8 @@
 #include "services/fanout/subscription.hpp"
 
 #include "common/clock/clock.hpp"
+#include "common/codec/json_writer.hpp"
+#include "common/websocket/codec.hpp"
 #include "services/fanout/options_update.hpp"
 
 namespace jetstream::fanout {
@@ -20,7 +22,13 @@ Subscription::Subscription(SubscriptionParts parts, std::shared_ptr<ClientSink> 
 }
 
 void Subscription::start(std::int64_t now_us, bool joined) {
-  if (!options_.cursor || *options_.cursor > now_us) {
+  if (options_.snapshot) {
+    // API.md "State": the compacted events with time_us > cursor, then the log, then live.
+    in_snapshot_ = true;
+    position_ = std::max<std::int64_t>(options_.cursor.value_or(0), 0);
+    replay_.more_pages = true;
+    parts_.probe->snapshot_started();
+  } else if (!options_.cursor || *options_.cursor > now_us) {
     // Live: start after the newest event fanout holds; before fanout has joined decode's
     // stream, join at the first block that arrives.
     if (joined) {
@@ -54,13 +62,25 @@ void Subscription::on_text(std::string_view text) {
       parts_.probe->options_update("invalid");
       finish(kClientErrorCloseCode, result.close_reason, CloseReason::invalid_message);
       return;
-    case UpdateAction::update:
-      parts_.probe->options_update("applied");
+    case UpdateAction::update: {
       apply_update(options_, result.update);
+      if (options_.snapshot) {
+        // The same rule as the handshake: only compacted collections, all of them by default.
+        const std::string error =
+            apply_snapshot_collections(options_.filters, options_.snapshot_collections);
+        if (!error.empty()) {
+          parts_.probe->options_update("invalid");
+          finish(kClientErrorCloseCode, websocket::fit_close_reason(error),
+                 CloseReason::invalid_message);
+          return;
+        }
+      }
+      parts_.probe->options_update("applied");
       filter_ = EventFilter(options_);
       holds_.hello = false;
       pump();
       return;
+    }
   }
 }
 
@@ -90,6 +110,7 @@ void Subscription::on_connection_closed() { finish(0, {}, CloseReason::client_cl
 void Subscription::finish(std::uint16_t code, const std::string& reason, CloseReason why) {
   if (closed_) return;
   closed_ = true;
+  if (in_snapshot_) parts_.probe->snapshot_finished(false);
   if (replay_.counted) parts_.probe->replay_finished();
   parts_.probe->subscriber_disconnected(options_.compress, why);
   if (code != 0) sink_->close(code, reason);
@@ -121,6 +142,7 @@ void Subscription::request_replay() {
   // Only the client's own cursor may start later than asked (older than retention → oldest);
   // a session already under way must never skip events silently.
   request.clamp_to_oldest = replay_.clamp_next;
+  request.snapshot = in_snapshot_;
   replay_.clamp_next = false;
   replay_.outstanding = true;
   set_replaying(true);
@@ -214,6 +236,10 @@ void Subscription::pump() {
       request_replay();
       return;
     }
+    if (in_snapshot_) {
+      complete_snapshot();
+      continue;
+    }
     switch (parts_.window->after(position_, 8, scratch_)) {
       case EventWindow::Coverage::covered:
         set_replaying(false);
@@ -240,11 +266,50 @@ void Subscription::pump() {
   if (!closed_ && !pump_scheduled_) schedule_pump(std::chrono::milliseconds(0));
 }
 
+void Subscription::send_info(std::string_view name, std::string_view message,
+                             std::int64_t time_us) {
+  std::string json = R"({"did":"","time_us":)";
+  json += std::to_string(time_us);
+  json += R"(,"kind":"info","info":{"name":)";
+  codec::append_json_string(json, name);
+  json += R"(,"message":)";
+  codec::append_json_string(json, message);
+  json += "}}";
+  std::vector<OutboundFrame> frames;
+  frames.push_back(OutboundFrame::copy_of(websocket::make_frame(websocket::Opcode::kText, json)));
+  sink_->send(std::move(frames));
+}
+
+void Subscription::complete_snapshot() {
+  // Everything compacted up to the position was delivered: the client holds the state as of it.
+  send_info("SnapshotComplete",
+            "the state of every matching record as of time_us was sent; changes follow", position_);
+  in_snapshot_ = false;
+  parts_.probe->snapshot_finished(true);
+  // The log from the same position: no gap, no duplicate (API.md "State"). Clamped: a twin that
+  // ended before the log's oldest event has nothing older to add.
+  replay_.clamp_next = true;
+  replay_.more_pages = true;
+}
+
 void Subscription::on_replay(ReplayResult& result) {
   replay_.outstanding = false;
   if (closed_) return;
   if (result.timed_out || result.status == proto::ReplayStatus::internal_error) {
     finish(1011, "event log unavailable", CloseReason::log_unavailable);
+    return;
+  }
+  if (result.status == proto::ReplayStatus::too_old && in_snapshot_) {
+    // Deletes older than the cursor are gone: the client starts again from nothing.
+    parts_.probe->snapshot_restarted();
+    send_info("SnapshotRestarted",
+              "the cursor is older than the tombstone horizon: the snapshot starts again from the "
+              "beginning; drop what you hold for these filters",
+              0);
+    position_ = 0;
+    replay_.after_queue = 0;
+    replay_.more_pages = true;
+    pump();
     return;
   }
   if (result.status == proto::ReplayStatus::too_old) {
@@ -256,6 +321,7 @@ void Subscription::on_replay(ReplayResult& result) {
     return;
   }
   const std::int64_t newest = result.newest_time_us;
+  if (result.block && in_snapshot_) parts_.probe->snapshot_events(result.block->events().size());
   if (result.block) {
     parts_.probe->replay_page(result.block->events().size(),
                               static_cast<double>(newest - result.block->last_time_us()) / 1e6);

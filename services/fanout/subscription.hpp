@@ -86,7 +86,8 @@ class Subscription {
   /// Places the position and schedules the first pump. A cursor at or before `now_us` starts in
   /// the log (inclusive; 0 or negative = the oldest retained event); otherwise the subscriber is
   /// live: after the window's newest event when fanout has `joined` decode's stream, else at the
-  /// window's start once it has.
+  /// window's start once it has. A snapshot subscriber starts in the compacted twin after its
+  /// cursor (exclusive; absent = 0), whatever the time.
   void start(std::int64_t now_us, bool joined);
   /// New events in the window, or room in the connection.
   void on_wake(bool joined);
@@ -119,6 +120,10 @@ class Subscription {
 
   void pump();
   Delivery deliver_queue();
+  /// Queues a text `info` message (API.md "State") behind what was sent.
+  void send_info(std::string_view name, std::string_view message, std::int64_t time_us);
+  /// The snapshot part is delivered: SnapshotComplete, then the log from the same position.
+  void complete_snapshot();
   void request_replay();
   void set_replaying(bool replaying);
   void schedule_pump(std::chrono::milliseconds delay);
@@ -151,6 +156,8 @@ class Subscription {
     std::int64_t after_queue = 0;  ///< position once `queue_` is delivered
   } replay_;
 
+  /// snapshot=true: reading the compacted twin (until SnapshotComplete), then the log as usual.
+  bool in_snapshot_ = false;
   bool pump_scheduled_ = false;                         ///< a pump (now or delayed) is on its way
   bool closed_ = false;                                 ///< finished: nothing more is sent
   std::deque<std::pair<BlockPtr, std::size_t>> queue_;  ///< blocks (and next index) to deliver

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -16,6 +18,7 @@
 #include "services/fanout/fanout_probe.hpp"
 #include "tests/support/pipeline_fixtures.hpp"
 #include "tests/support/replay_client.hpp"
+#include "tests/support/state_fold.hpp"
 
 namespace {
 
@@ -106,6 +109,14 @@ class RecordingSink final : public fanout::ClientSink {
 };
 
 const auto kAll = [](const support::OwnedEvent&) { return true; };
+
+constexpr const char* kCompacted = "app.bsky.*";
+
+/// Whether the log event belongs to a snapshot of app.bsky.*: its commits, and every DID's
+/// identity and account events.
+bool in_compacted_set(const support::OwnedEvent& event) {
+  return event.kind != proto::EventKind::commit || event.collection.starts_with("app.bsky.");
+}
 
 class FanoutCore : public ::testing::Test {
  protected:
@@ -299,6 +310,126 @@ TEST_F(FanoutCore, AClientBehindASmallWindowContinuesFromTheLogThenGoesLive) {
   auto sink = connect(options, small_pages);
   const auto log = wait_for_full_log();
   expect_caught_up_exactly(*sink, log, early[5].time_us);
+}
+
+// ---- snapshot=true (API.md "State")
+
+/// A snapshot subscriber's options as the handshake makes them (decode's set from its state
+/// info); `cursor` is exclusive.
+fanout::SubscriberOptions snapshot_options(const fanout::EventFeed& feed,
+                                           std::optional<std::int64_t> cursor = std::nullopt) {
+  fanout::SubscriberOptions options;
+  options.snapshot = true;
+  options.cursor = cursor;
+  const auto state = feed.compacted_state();
+  EXPECT_TRUE(state) << "decode's state info reached the feed";
+  if (state) {
+    EXPECT_EQ(fanout::apply_snapshot_collections(options.filters, state->compacted), "");
+    options.snapshot_collections = state->compacted;
+  }
+  return options;
+}
+
+/// The events of `received` (in order) split at SnapshotComplete, which must come exactly once.
+struct SnapshotStream {
+  std::vector<std::pair<std::int64_t, std::string>> snapshot, after;
+  std::int64_t complete_at = -1;
+  int completes = 0;
+};
+SnapshotStream split(const std::vector<std::pair<std::int64_t, std::string>>& received) {
+  SnapshotStream stream;
+  for (const auto& item : received) {
+    if (item.second.find(R"("kind":"info")") != std::string::npos) {
+      if (item.second.find("SnapshotComplete") != std::string::npos) {
+        ++stream.completes;
+        stream.complete_at = item.first;
+      }
+      continue;
+    }
+    (stream.completes == 0 ? stream.snapshot : stream.after).push_back(item);
+  }
+  return stream;
+}
+
+TEST_F(FanoutCore, ASnapshotClientGetsTheStateThenEveryChangeWithNoGapOrDuplicate) {
+  start_pipeline(8u << 20, 1ms, 100000, 0, {"--compact-collections", kCompacted});
+  ASSERT_TRUE(support::eventually([&] { return feed_->compacted_state() != nullptr; }, 10s));
+  EXPECT_EQ(feed_->compacted_state()->compacted.canonical(), kCompacted);
+  support::ReplayClient client(context_, decode_->replay_endpoint);
+  ASSERT_TRUE(support::eventually([&] { return client.read_all({}).size() >= 400; }, 30s));
+  fanout::SessionConfig small_pages;
+  small_pages.replay_page_events = 7;  // many snapshot pages while decode keeps writing
+  auto sink = connect(snapshot_options(*feed_), small_pages);
+  const auto log = wait_for_full_log();
+  ASSERT_TRUE(wait_for_last(*sink, log, in_compacted_set));
+  std::this_thread::sleep_for(300ms);  // duplicates, if any, would arrive now
+
+  const SnapshotStream stream = split(sink->received());
+  ASSERT_EQ(stream.completes, 1);
+  ASSERT_FALSE(stream.snapshot.empty());
+  std::int64_t previous = 0;
+  for (const auto& [time_us, json] : sink->received()) {
+    if (json.find(R"("kind":"info")") == std::string::npos) {
+      EXPECT_GT(time_us, previous) << "time_us strictly increases over the connection";
+    }
+    previous = std::max(previous, time_us);
+  }
+  EXPECT_GE(stream.complete_at, stream.snapshot.back().first);
+  // After SnapshotComplete: exactly the log's matching events after its time_us.
+  std::vector<std::int64_t> expected_after, got_after;
+  for (const auto& event : log) {
+    if (event.time_us > stream.complete_at && in_compacted_set(event)) {
+      expected_after.push_back(event.time_us);
+    }
+  }
+  for (const auto& item : stream.after) got_after.push_back(item.first);
+  EXPECT_EQ(got_after, expected_after);
+  // Folding the connection gives the state the whole log implies, byte for byte.
+  support::StateFold from_connection, from_log;
+  for (const auto& item : sink->received()) from_connection.apply(item.second);
+  for (const auto& event : log) {
+    if (in_compacted_set(event)) from_log.apply(event.json);
+  }
+  EXPECT_EQ(from_connection.state().size(), from_log.state().size());
+  EXPECT_TRUE(from_connection.state() == from_log.state());
+  EXPECT_LT(stream.snapshot.size(), log.size()) << "the snapshot part is compacted";
+}
+
+TEST_F(FanoutCore, ASnapshotClientResumesWithItsCursorInTheMiddleOfTheSnapshot) {
+  start_pipeline(8u << 20, 1ms, 100000, 0, {"--compact-collections", kCompacted});
+  ASSERT_TRUE(support::eventually([&] { return feed_->compacted_state() != nullptr; }, 10s));
+  const auto log = wait_for_full_log();  // a quiet twin: the snapshot part is long
+  fanout::SessionConfig small_pages;
+  small_pages.replay_page_events = 3;
+  small_pages.high_water_bytes = 1;  // one page at a time: the first connection stops early
+  auto first = std::make_shared<RecordingSink>();
+  first->hold();  // one event at a time, each after the test gives room: it stops at the third
+  connect(snapshot_options(*feed_), small_pages, first);
+  for (std::size_t i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(support::eventually([&] { return first->received().size() >= i; }, 30s));
+    if (i == 3) break;
+    first->drain();
+    last_handle_.room(0);
+  }
+  caf::anon_send(last_handle_.actor, fanout::closed_atom::value);  // the client goes away
+  const auto part = first->received();
+  ASSERT_EQ(split(part).completes, 0) << "it left in the middle of the snapshot";
+
+  fanout::SessionConfig pages;
+  pages.replay_page_events = 5;
+  auto second = connect(snapshot_options(*feed_, part.back().first), pages);
+  ASSERT_TRUE(wait_for_last(*second, log, in_compacted_set));
+  std::this_thread::sleep_for(300ms);
+  const auto rest = second->received();
+  ASSERT_EQ(split(rest).completes, 1);
+  EXPECT_GT(split(rest).snapshot.front().first, part.back().first) << "nothing repeated";
+  support::StateFold resumed, from_log;
+  for (const auto& item : part) resumed.apply(item.second);
+  for (const auto& item : rest) resumed.apply(item.second);
+  for (const auto& event : log) {
+    if (in_compacted_set(event)) from_log.apply(event.json);
+  }
+  EXPECT_TRUE(resumed.state() == from_log.state());
 }
 
 TEST_F(FanoutCore, LiveStreamGapsFromZeroMqDropsAreFilledFromTheLogBeforeDelivery) {

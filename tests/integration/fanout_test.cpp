@@ -11,6 +11,7 @@
 #include "tests/support/pipeline_fixtures.hpp"
 #include "tests/support/refused_flags.hpp"
 #include "tests/support/replay_client.hpp"
+#include "tests/support/state_fold.hpp"
 #include "tests/support/ws_client.hpp"
 
 namespace {
@@ -163,6 +164,7 @@ TEST_F(Fanout, HttpSurfaceMatchesV1) {
        "invalid subscriber options: invalid collection: not an nsid"},
       {"/subscribe?wantedDids=bob", "invalid subscriber options"},
       {"/subscribe?compress=true", "compression unavailable: no zstd dictionary configured"},
+      {"/subscribe?snapshot=true", "snapshot unavailable: no compacted collections configured"},
   };
   for (const auto& [target, body] : errors) {
     WsTestClient client;
@@ -179,6 +181,48 @@ TEST_F(Fanout, HttpSurfaceMatchesV1) {
   EXPECT_TRUE(
       too_many.response().ends_with("invalid subscriber options: too many wanted collections"))
       << too_many.response();
+}
+
+TEST_F(Fanout, ASnapshotOverTheWebsocketFoldsToTheStateOfTheLog) {
+  // The real binaries: decode compacting app.bsky.*, fanout, a raw websocket client.
+  StackUnderTest stack("snapshot");
+  StackUnderTest::Options options;
+  const auto capture = support::shared_file("corpus/dev.frames");
+  ASSERT_TRUE(capture);
+  options.capture = *capture;
+  options.decode_args = {"--compact-collections", "app.bsky.*"};
+  ASSERT_TRUE(stack.start(options)) << stack.fanout.log();
+  expected_events_ = 77;
+  const auto log = full_log(stack);
+  ASSERT_GE(log.size(), 77u);
+
+  WsTestClient outside;
+  EXPECT_EQ(
+      outside.connect(stack.fanout_port, "/subscribe?snapshot=true&wantedCollections=chat.bsky.*"),
+      400);
+  EXPECT_TRUE(outside.response().ends_with("snapshot unavailable for collection: chat.bsky.*"))
+      << outside.response();
+
+  WsTestClient client;
+  ASSERT_EQ(client.connect(stack.fanout_port, "/subscribe?snapshot=true"), 101);
+  support::StateFold from_connection;
+  bool complete = false;
+  while (!complete) {
+    auto message = client.read(30s);
+    ASSERT_TRUE(message) << "no SnapshotComplete";
+    ASSERT_EQ(message->opcode, 1);
+    if (!from_connection.apply(message->payload)) {
+      complete = message->payload.find(R"("name":"SnapshotComplete")") != std::string::npos;
+    }
+  }
+  support::StateFold from_log;
+  for (const auto& event : log) {
+    if (event.kind != proto::EventKind::commit || event.collection.starts_with("app.bsky.")) {
+      from_log.apply(event.json);
+    }
+  }
+  EXPECT_FALSE(from_log.state().empty());
+  EXPECT_TRUE(from_connection.state() == from_log.state());
 }
 
 TEST_F(Fanout, OptionsUpdateReplacesFiltersAndInvalidOnesCloseWithAReason) {

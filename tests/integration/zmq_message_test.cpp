@@ -44,9 +44,10 @@ TEST_F(ZmqMessageTest, NothingWaitingIsNotAMessage) {
 
 TEST_F(ZmqMessageTest, EveryTypeWithItsPartCountPassesAndGivesItsBody) {
   const std::vector<std::pair<std::string, MessageType>> types = {
-      {"S", MessageType::status},         {"R", MessageType::resume},
-      {"E", MessageType::event_batch},    {"H", MessageType::heartbeat},    {"C", MessageType::state_info},
-      {"Q", MessageType::replay_request}, {"P", MessageType::replay_page}};
+      {"S", MessageType::status},      {"R", MessageType::resume},
+      {"E", MessageType::event_batch}, {"H", MessageType::heartbeat},
+      {"C", MessageType::state_info},  {"Q", MessageType::replay_request},
+      {"P", MessageType::replay_page}};
   for (const auto& [topic, type] : types) {
     auto& message = round_trip({topic, "body"});
     ASSERT_TRUE(message.type()) << topic;

@@ -290,5 +290,40 @@ TEST(SubscribeRequest, IgnoresUnknownParametersAndReadsEverythingTogether) {
   EXPECT_EQ(options, expected);
 }
 
+// ---- snapshot (API.md "State").
+
+syntax::CollectionSet compacted(std::string_view text) {
+  std::string error;
+  return syntax::CollectionSet::parse(text, error).value();
+}
+
+TEST(SubscribeSnapshot, OnlyExactlyTrueAsksForIt) {
+  EXPECT_TRUE(parse_ok("snapshot=true").snapshot);
+  EXPECT_FALSE(parse_ok("snapshot=1").snapshot);
+  EXPECT_FALSE(parse_ok("").snapshot);
+}
+
+TEST(SubscribeSnapshot, CollectionsOutsideTheCompactedSetGetTheApiText) {
+  SubscriberOptions options = parse_ok(
+      "snapshot=true&wantedCollections=app.bsky.feed.post&"
+      "wantedCollections=chat.bsky.*");
+  EXPECT_EQ(apply_snapshot_collections(options.filters, compacted("app.bsky.*")),
+            "snapshot unavailable for collection: chat.bsky.*");
+  EXPECT_EQ(apply_snapshot_collections(options.filters, compacted("")),
+            "snapshot unavailable: no compacted collections configured");
+  SubscriberOptions narrower = parse_ok("snapshot=true&wantedCollections=app.bsky.feed.*");
+  EXPECT_EQ(apply_snapshot_collections(narrower.filters, compacted("app.bsky.*")), "");
+  EXPECT_EQ(narrower.filters.collection_prefixes, strings({"app.bsky.feed."})) << "kept as asked";
+}
+
+TEST(SubscribeSnapshot, NoCollectionMeansTheCompactedOnes) {
+  SubscriberOptions options = parse_ok("snapshot=true");
+  EXPECT_EQ(apply_snapshot_collections(options.filters,
+                                       compacted("app.bsky.*,chat.bsky.actor.declaration")),
+            "");
+  EXPECT_EQ(options.filters.collections, strings({"chat.bsky.actor.declaration"}));
+  EXPECT_EQ(options.filters.collection_prefixes, strings({"app.bsky."}));
+}
+
 }  // namespace
 }  // namespace jetstream::fanout
