@@ -338,6 +338,17 @@ def fanout() -> Board:
         (f"histogram_quantile(0.5, sum by (le) (rate(jetstream_fanout_replay_lag_seconds_bucket[{RI}])))", "p50"),
         (f"histogram_quantile(0.99, sum by (le) (rate(jetstream_fanout_replay_lag_seconds_bucket[{RI}])))", "p99"),
     ], unit="s", w=12)
+    b.row("Snapshots (snapshot=true)")
+    b.timeseries("Snapshot sessions reading the state", [
+        ("sum by (instance) (jetstream_fanout_snapshot_sessions)", "{{instance}}")], w=6)
+    b.timeseries("Snapshot events per second", [
+        (f"sum by (instance) (rate(jetstream_fanout_snapshot_events_total[{RI}]))", "{{instance}}")], w=6)
+    b.timeseries("Snapshots completed", [
+        (f"sum by (instance) (increase(jetstream_fanout_snapshots_completed_total[{RI}]))", "{{instance}}")],
+        w=6)
+    b.timeseries("Snapshots restarted (cursor older than the tombstone horizon)", [
+        (f"sum by (instance) (increase(jetstream_fanout_snapshots_restarted_total[{RI}]))", "{{instance}}")],
+        w=6)
     b.row("Replay and live feed")
     b.timeseries("Replay sessions by replica", [("sum by (instance) (jetstream_fanout_replay_sessions)",
                                                  "{{instance}}")], w=8)
