@@ -77,6 +77,8 @@ describe('e2e: real PDS → ingest → decode → fanout → real clients', { sk
       workDir: run.work,
       dictionary: dictionaryPath(),
       bin: binaries(buildDir()),
+      // The state twin on: every v1 client below must see exactly v1 anyway.
+      decodeArgs: ['--compact-collections', 'app.bsky.*'],
     });
     mark('pipeline ready');
     const ws = run.pipeline.fanoutWs;
@@ -165,6 +167,15 @@ describe('e2e: real PDS → ingest → decode → fanout → real clients', { sk
       soft(run.replayAcrossRestart.waitForCount(acrossCount, 20_000, 'replay across the restart'), 'replay across the decode restart'),
       soft(run.replayZstd.waitForCount(total, 20_000, 'compressed replay'), 'compressed replay'),
     ]);
+    // State: a ws client asking for snapshot=true after everything happened.
+    run.snapshot = await lib.openRaw(`${ws}/subscribe?snapshot=true`);
+    await soft(
+      waitFor(() => run.snapshot.texts().some((t) => t.includes('"name":"SnapshotComplete"')), {
+        timeoutMs: 20_000,
+        what: 'SnapshotComplete on the snapshot=true connection',
+      }),
+      'snapshot=true',
+    );
     await sleep(1000);
     mark('replays delivered');
     run.zstd = await lib.zstdDecoder(dictionaryPath());
@@ -172,7 +183,7 @@ describe('e2e: real PDS → ingest → decode → fanout → real clients', { sk
   }, { timeout: 200_000 });
 
   after(async () => {
-    for (const c of [run.live, run.liveZstd, run.replayFirst, run.replayZero, run.replayAcrossRestart, run.replayZstd]) {
+    for (const c of [run.live, run.liveZstd, run.replayFirst, run.replayZero, run.replayAcrossRestart, run.replayZstd, run.snapshot]) {
       c?.terminate();
     }
     run.skyware?.stop();
@@ -272,7 +283,61 @@ describe('e2e: real PDS → ingest → decode → fanout → real clients', { sk
       fail(sameBytes(decoded, run.live.texts(), `${label} (decoded with ${run.zstd.kind})`));
     }
   });
+
+  test('snapshot=true: a ws client folding the stream holds exactly the records the PDS holds (app.bsky.*)', async () => {
+    const problems = [];
+    const { records, completes } = foldRecords(run.snapshot?.texts() ?? []);
+    if (completes !== 1) problems.push(`SnapshotComplete ${completes} times, want once`);
+    const dids = [...new Set(run.rec.expected.filter((e) => e.kind === 'commit').map((e) => e.did))];
+    const want = await pdsRecords(lib.xrpc, run.pds.url, dids);
+    if (want.size === 0) problems.push('the PDS holds no app.bsky.* record: the scenario did not run');
+    for (const [key, cid] of want) {
+      if (!records.has(key)) problems.push(`missing from the snapshot: ${key}`);
+      else if (records.get(key) !== cid) problems.push(`${key}: cid ${records.get(key)}, the PDS has ${cid}`);
+    }
+    for (const key of records.keys()) if (!want.has(key)) problems.push(`not in the PDS: ${key}`);
+    fail(problems, logs());
+  });
 });
+
+// The records a snapshot=true client holds once it folded the stream: creates and updates set a
+// record, deletes remove it (by did, collection, rkey), until SnapshotComplete and after.
+function foldRecords(texts) {
+  const records = new Map();
+  let completes = 0;
+  for (const text of texts) {
+    const e = JSON.parse(text);
+    if (e.kind === 'info') {
+      if (e.info.name === 'SnapshotComplete') completes += 1;
+      continue;
+    }
+    if (e.kind !== 'commit') continue;
+    const key = `${e.did}/${e.commit.collection}/${e.commit.rkey}`;
+    if (e.commit.operation === 'delete') records.delete(key);
+    else records.set(key, e.commit.cid);
+  }
+  return { records, completes };
+}
+
+// What the PDS itself says its repositories hold in app.bsky.* (describeRepo, listRecords).
+async function pdsRecords(xrpc, pdsUrl, dids) {
+  const records = new Map();
+  for (const did of dids) {
+    const repo = await xrpc(pdsUrl, 'com.atproto.repo.describeRepo', { method: 'GET', query: { repo: did } });
+    for (const collection of repo.collections.filter((c) => c.startsWith('app.bsky.'))) {
+      let cursor;
+      do {
+        const page = await xrpc(pdsUrl, 'com.atproto.repo.listRecords', {
+          method: 'GET',
+          query: { repo: did, collection, limit: 100, ...(cursor ? { cursor } : {}) },
+        });
+        for (const r of page.records) records.set(r.uri.replace('at://', ''), r.cid);
+        cursor = page.cursor;
+      } while (cursor);
+    }
+  }
+  return records;
+}
 
 // flat(event) -> {kind, did, collection} for matchesFilter.
 function flat(e) {
@@ -287,3 +352,4 @@ function sameBytes(got, want, label) {
   if (got.length !== want.length) problems.push(`${label}: ${got.length} events, expected ${want.length}`);
   return problems;
 }
+

@@ -109,8 +109,8 @@ class Service {
   }
 }
 
-// startPipeline({wsUrl, workDir, dictionary}) -> Pipeline with .fanoutUrl, .services, .stop() ...
-export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries() }) {
+// startPipeline({wsUrl, workDir, dictionary, decodeArgs}) -> Pipeline with .fanoutUrl, .services, .stop() ...
+export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries(), decodeArgs = [] }) {
   const [frames, control, ingestMetrics, events, replay, decodeMetrics, fanoutHttp, fanoutMetrics] =
     await freePorts(8);
   const dataDir = path.join(workDir, 'data');
@@ -132,6 +132,7 @@ export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries
       '--events-endpoint', `tcp://${loop}:${events}`,
       '--replay-endpoint', `tcp://${loop}:${replay}`,
       '--metrics-listen-addr', `${loop}:${decodeMetrics}`,
+      ...decodeArgs,
     ], env, path.join(workDir, 'decode.log')),
     // run.sh: ingest --ws-url URL
     ingest: new Service('ingest', bin.ingest, [
