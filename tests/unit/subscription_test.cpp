@@ -118,10 +118,17 @@ std::string json(std::int64_t time_us, std::size_t padding = 0) {
   return "{\"time_us\":" + std::to_string(time_us) + "}" + std::string(padding, ' ');
 }
 
+/// The options as the handshake makes them; snapshot subscribers see a compacted `app.bsky.*`.
 SubscriberOptions options_for(std::string_view query) {
   auto parsed = parse_subscribe_request(query, std::nullopt);
   EXPECT_TRUE(parsed.ok()) << parsed.error;
-  return parsed.options.value_or(SubscriberOptions{});
+  SubscriberOptions options = parsed.options.value_or(SubscriberOptions{});
+  if (options.snapshot) {
+    std::string error;
+    options.snapshot_collections = syntax::CollectionSet::parse("app.bsky.*", error).value();
+    EXPECT_EQ(apply_snapshot_collections(options.filters, options.snapshot_collections), "");
+  }
+  return options;
 }
 
 class SubscriptionTest : public ::testing::Test {
@@ -348,6 +355,65 @@ TEST_F(SubscriptionTest, ShutdownClosesWith1001) {
   EXPECT_EQ(sink_->close_code, 1001);
   EXPECT_EQ(sink_->close_reason, "server shutting down");
   EXPECT_TRUE(driver_.stopped);
+}
+
+// ---- snapshot=true
+
+TEST_F(SubscriptionTest, ASnapshotReadsTheTwinThenSaysCompleteThenReadsTheLogFromThere) {
+  window_.append(block(300, {400}));
+  auto& subscription = subscribe("snapshot=true&cursor=50");
+  ASSERT_EQ(driver_.replays.size(), 1u);
+  EXPECT_TRUE(driver_.replays[0].snapshot);
+  EXPECT_EQ(driver_.replays[0].start_time_us, 51) << "a snapshot cursor is exclusive";
+  EXPECT_FALSE(driver_.replays[0].clamp_to_oldest);
+  answer_replay(0, {100, 250}, 251, /*done=*/true);
+  ASSERT_EQ(sink_->payloads.size(), 3u);
+  EXPECT_EQ(sink_->payloads[0], json(100));
+  EXPECT_EQ(sink_->payloads[1], json(250));
+  EXPECT_NE(
+      sink_->payloads[2].find(R"("time_us":250,"kind":"info","info":{"name":"SnapshotComplete")"),
+      std::string::npos)
+      << sink_->payloads[2];
+  ASSERT_EQ(driver_.replays.size(), 2u) << "then the log";
+  EXPECT_FALSE(driver_.replays[1].snapshot);
+  EXPECT_EQ(driver_.replays[1].start_time_us, 251);
+  EXPECT_TRUE(driver_.replays[1].clamp_to_oldest);
+  answer_replay(0, {300, 400}, 401, /*done=*/true);
+  EXPECT_EQ(sink_->payloads.back(), json(400));
+  EXPECT_EQ(sink_->payloads.size(), 5u) << "the window's 400 is not sent twice";
+  EXPECT_EQ(subscription.position(), 400);
+}
+
+TEST_F(SubscriptionTest, ASnapshotCursorBelowTheTombstoneHorizonRestartsFromZero) {
+  window_.append(block(300, {400}));
+  subscribe("snapshot=true&cursor=50");
+  ReplayResult too_old;
+  too_old.status = proto::ReplayStatus::too_old;
+  subscription_->on_replay(too_old);
+  ASSERT_EQ(sink_->payloads.size(), 1u);
+  EXPECT_NE(sink_->payloads[0].find(R"("name":"SnapshotRestarted")"), std::string::npos);
+  ASSERT_EQ(driver_.replays.size(), 2u);
+  EXPECT_TRUE(driver_.replays[1].snapshot);
+  EXPECT_EQ(driver_.replays[1].start_time_us, 1) << "from the beginning";
+  EXPECT_FALSE(subscription_->closed());
+}
+
+TEST_F(SubscriptionTest, AnOptionsUpdateDuringTheSnapshotChangesFiltersWithoutRestartingIt) {
+  window_.append(block(300, {400}));
+  subscribe("snapshot=true");
+  subscription_->on_text(R"({"type":"options_update","payload":{"wantedDids":["did:plc:x"]}})");
+  EXPECT_EQ(driver_.replays.size(), 1u) << "a page is outstanding: no second request";
+  answer_replay(0, {100}, 101, /*done=*/false);
+  ASSERT_EQ(driver_.replays.size(), 2u);
+  EXPECT_EQ(driver_.replays[1].start_time_us, 101) << "the snapshot goes on where it was";
+  EXPECT_TRUE(driver_.replays[1].snapshot);
+  EXPECT_EQ(driver_.replays[1].dids, std::vector<std::string>{"did:plc:x"});
+  EXPECT_EQ(driver_.replays[1].collection_prefixes, std::vector<std::string>{"app.bsky."})
+      << "no collection named: the compacted ones";
+  subscription_->on_text(
+      R"({"type":"options_update","payload":{"wantedCollections":["chat.bsky.*"]}})");
+  EXPECT_TRUE(subscription_->closed()) << "outside the compacted set";
+  EXPECT_EQ(sink_->close_reason, "snapshot unavailable for collection: chat.bsky.*");
 }
 
 }  // namespace
