@@ -40,7 +40,8 @@ struct ReplayRequest {
   bool clamp_to_oldest = false;
   /// Read the compacted twin (API.md "State") instead of the log: the latest event of every
   /// record, in time_us order. A start at or below the tombstone horizon (start > 1) answers
-  /// too_old: the snapshot must restart from 0. clamp_to_oldest does not apply.
+  /// too_old (the snapshot must restart from 0), unless clamp_to_oldest is set, which for a
+  /// snapshot means "continuing a snapshot already under way".
   bool snapshot = false;
   /// Exact collection NSIDs. Empty exact and prefix lists = every collection.
   std::vector<std::string> collections;

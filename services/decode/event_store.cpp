@@ -835,7 +835,9 @@ proto::ReplayStatus EventStore::read_page(const proto::ReplayRequest& request,
       return fail(proto::ReplayStatus::internal_error, std::move(error));
     }
     if (start <= 0) start = 1;
-    if (horizon > 0 && start > 1 && start <= horizon) {
+    // Checked where a snapshot starts or resumes (clamp_to_oldest marks a continuing one: a
+    // tombstone that expires ahead of a reading snapshot is missed, as in Kafka's compaction).
+    if (!request.clamp_to_oldest && horizon > 0 && start > 1 && start <= horizon) {
       page.next_time_us = request.start_time_us;
       return fail(proto::ReplayStatus::too_old, "snapshot start_time_us " + std::to_string(start) +
                                                     " is at or below the tombstone horizon " +
@@ -1342,14 +1344,16 @@ bool EventStore::build_twin_step(std::size_t max_events, std::string& error) {
 std::int64_t EventStore::expire_tombstones(std::int64_t cutoff_time_us, std::string& error) {
   std::lock_guard lock(write_mutex_);
   std::shared_lock guard(db_guard_);
-  if (!writable() || !db_ || cutoff_time_us <= tombstone_horizon_.load()) return 0;
+  if (!writable() || !db_) return 0;
   rocksdb::DB& db = *db_->db;
   const Key upper = encode_key(cutoff_time_us);
   const rocksdb::Slice upper_slice = slice(upper);
   rocksdb::ReadOptions read;
   read.iterate_upper_bound = &upper_slice;
   std::int64_t expired = 0;
-  const MetaValue horizon_bytes = encode_i64(cutoff_time_us);
+  // The horizon is the newest expired tombstone's time_us: a snapshot cursor at or below it
+  // may miss a delete; one above it missed none.
+  std::int64_t newest_expired = tombstone_horizon_.load();
   for (bool more = true; more;) {
     touched_groups_.clear();
     rocksdb::WriteBatch batch;
@@ -1379,6 +1383,7 @@ std::int64_t EventStore::expire_tombstones(std::int64_t cutoff_time_us, std::str
           view.collection = parsed->collection;
           count(group_of(view), 0, -1);
           ++expired;
+          newest_expired = std::max(newest_expired, time_us);
         }
       } else if (!get.ok() && !get.IsNotFound()) {
         status = get;
@@ -1394,7 +1399,8 @@ std::int64_t EventStore::expire_tombstones(std::int64_t cutoff_time_us, std::str
     }
     more = it->Valid();
     rocksdb::Status status = put_counts(batch, db_->meta, counts_, touched_groups_);
-    if (status.ok() && !more) {
+    const MetaValue horizon_bytes = encode_i64(newest_expired);
+    if (status.ok()) {
       status = batch.Put(db_->meta, slice(kMetaTombstoneHorizon),
                          rocksdb::Slice(horizon_bytes.data(), horizon_bytes.size()));
     }
@@ -1404,7 +1410,7 @@ std::int64_t EventStore::expire_tombstones(std::int64_t cutoff_time_us, std::str
       return -1;
     }
   }
-  tombstone_horizon_.store(cutoff_time_us, std::memory_order_release);
+  tombstone_horizon_.store(newest_expired, std::memory_order_release);
   return expired;
 }
 
@@ -1439,6 +1445,24 @@ std::uint64_t EventStore::twin_disk_bytes() const {
     total += bytes;
   }
   return total;
+}
+
+bool EventStore::flush_and_compact(std::string& error) {
+  std::lock_guard lock(write_mutex_);
+  std::shared_lock guard(db_guard_);
+  if (!db_ || !writable()) return true;
+  for (auto* family :
+       {db_->events, db_->meta, db_->twin_keys, db_->twin_events, db_->twin_tombstones}) {
+    rocksdb::Status status = db_->db->Flush(rocksdb::FlushOptions(), family);
+    if (status.ok() && family != db_->events && family != db_->meta) {
+      status = db_->db->CompactRange(rocksdb::CompactRangeOptions(), family, nullptr, nullptr);
+    }
+    if (!status.ok()) {
+      error = "event store flush: " + describe(status);
+      return false;
+    }
+  }
+  return true;
 }
 
 EventStore::TwinCheck EventStore::check_twin() const {
@@ -1503,7 +1527,7 @@ EventStore::TwinCheck EventStore::check_twin() const {
       fold.apply(stored.view, change.view());
     }
   }
-  fold.expire_tombstones(horizon);
+  if (horizon > 0) fold.expire_tombstones(horizon + 1);
 
   // Every stored entry against it.
   std::map<std::string, TwinCounts> counts;

@@ -186,7 +186,8 @@ class EventStore {
   // ---- The compacted twin (compacted_twin.hpp; README.md "Compacted twin").
 
   /// Tombstones whose delete is older than `cutoff_time_us` are removed (with their event), and
-  /// the tombstone horizon becomes the cutoff: a snapshot cursor below it cannot be resumed.
+  /// the tombstone horizon becomes the newest removed tombstone's time_us: a snapshot cursor at
+  /// or below it may have missed a delete and cannot be resumed.
   /// Returns how many expired; -1 with `error` set when RocksDB fails.
   std::int64_t expire_tombstones(std::int64_t cutoff_time_us, std::string& error);
   /// Reads up to `max_events` log events from the build position and adds those of the
@@ -199,9 +200,12 @@ class EventStore {
   [[nodiscard]] const std::string& twin_open_report() const noexcept { return twin_open_report_; }
   /// Counts per group (see TwinCounts).
   [[nodiscard]] std::map<std::string, TwinCounts> twin_counts() const;
-  /// SST bytes of the twin's column families.
+  /// SST bytes of the twin's column families (and their memtables).
   [[nodiscard]] std::uint64_t twin_disk_bytes() const;
-  /// time_us below which tombstones were expired; 0 when none ever were.
+  /// Writes every memtable to SST files and compacts the twin's families fully, so disk sizes
+  /// mean what is stored (the state benchmark's bytes per record). Slow: not for the hot path.
+  bool flush_and_compact(std::string& error);
+  /// time_us of the newest tombstone ever expired; 0 when none was.
   [[nodiscard]] std::int64_t tombstone_horizon_us() const noexcept {
     return tombstone_horizon_.load(std::memory_order_acquire);
   }

@@ -144,6 +144,9 @@ void Subscription::request_replay() {
   request.clamp_to_oldest = replay_.clamp_next;
   request.snapshot = in_snapshot_;
   replay_.clamp_next = false;
+  // A snapshot's first page checks the tombstone horizon; its later pages continue (the bit
+  // means "under way" for snapshots, proto §3.7).
+  if (in_snapshot_) request.clamp_to_oldest = snapshot_under_way_;
   replay_.outstanding = true;
   set_replaying(true);
   driver_.request_replay(std::move(request));
@@ -309,6 +312,7 @@ void Subscription::on_replay(ReplayResult& result) {
     position_ = 0;
     replay_.after_queue = 0;
     replay_.more_pages = true;
+    snapshot_under_way_ = false;
     pump();
     return;
   }
@@ -320,6 +324,7 @@ void Subscription::on_replay(ReplayResult& result) {
     finish(1011, "event log refused the request", CloseReason::log_unavailable);
     return;
   }
+  if (in_snapshot_) snapshot_under_way_ = true;
   const std::int64_t newest = result.newest_time_us;
   if (result.block && in_snapshot_) parts_.probe->snapshot_events(result.block->events().size());
   if (result.block) {

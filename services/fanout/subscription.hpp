@@ -158,6 +158,8 @@ class Subscription {
 
   /// snapshot=true: reading the compacted twin (until SnapshotComplete), then the log as usual.
   bool in_snapshot_ = false;
+  /// A snapshot page was received since the start (or restart): later pages skip the horizon.
+  bool snapshot_under_way_ = false;
   bool pump_scheduled_ = false;                         ///< a pump (now or delayed) is on its way
   bool closed_ = false;                                 ///< finished: nothing more is sent
   std::deque<std::pair<BlockPtr, std::size_t>> queue_;  ///< blocks (and next index) to deliver

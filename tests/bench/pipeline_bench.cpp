@@ -37,6 +37,7 @@ namespace proto = jetstream::proto;
 using Clock = std::chrono::steady_clock;
 
 constexpr double kFramesPerSecondLimit = 20000;
+constexpr double kCompactedFramesPerSecondLimit = 40000;  // issue "State": app.bsky.* compacted
 constexpr double kReplayEventsPerSecondLimit = 500000;
 
 /// The value of `name` (first sample) in decode's /metrics, or -1.
@@ -44,24 +45,16 @@ double scrape(std::uint16_t port, const std::string& name) {
   return support::metric_value(support::http_get(port, "/metrics").body, name);
 }
 
-}  // namespace
+/// One run of the stack on `dir`/bench.frames: serve → ingest → decode (with `compact` as its
+/// --compact-collections when set), the catch-up rate, then (`measure_replay`) one replay reader.
+struct CatchUp {
+  int status = 0;
+  double frames_per_second = 0;
+};
 
-int main(int argc, char** argv) {
-  std::size_t frame_count = 60000;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--frames") == 0) frame_count = std::stoul(argv[i + 1]);
-  }
-  frame_count = frame_count / 75 * 75;
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("jetstream-pipeline-bench-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const auto capture_events = support::write_repeated_capture(dir / "bench.frames", frame_count);
-  const std::size_t expected_events = capture_events.value_or(0);
-  if (!capture_events) {
-    std::fprintf(stderr, "pipeline_bench: ../shared/corpus/dev.frames missing or unreadable\n");
-    return 1;
-  }
+CatchUp catch_up(const std::filesystem::path& dir, std::size_t frame_count,
+                 std::size_t expected_events, const std::string& compact, bool measure_replay) {
+  CatchUp result;
   const auto upstream_port = support::free_loopback_port();
   const auto frames_port = support::free_loopback_port();
   const auto control_port = support::free_loopback_port();
@@ -91,6 +84,11 @@ int main(int argc, char** argv) {
     decode_args.push_back("--zstd-dictionary-path");
     decode_args.push_back(dictionary->string());
   }
+  if (!compact.empty()) {
+    decode_args.push_back("--compact-collections");
+    decode_args.push_back(compact);
+  }
+  std::filesystem::remove_all(dir / "data");
   decode.start(support::StackUnderTest::binary("services/decode/jetstream-decode"), decode_args,
                (dir / "decode.log").string());
   ingest.start(
@@ -102,8 +100,9 @@ int main(int argc, char** argv) {
        "127.0.0.1:" + std::to_string(ingest_metrics)},
       (dir / "ingest.log").string());
 
-  std::printf("catch-up: %zu real relay frames (%zu events) served at full speed\n", frame_count,
-              expected_events);
+  std::printf("catch-up: %zu real relay frames (%zu events) served at full speed, %s\n",
+              frame_count, expected_events,
+              compact.empty() ? "no compacted twin" : ("compacted twin of " + compact).c_str());
   Clock::time_point first{}, last{};
   double first_seq = 0;
   const auto deadline = Clock::now() + std::chrono::minutes(5);
@@ -121,19 +120,22 @@ int main(int argc, char** argv) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  int status = 0;
   if (last == Clock::time_point{}) {
     std::fprintf(stderr, "pipeline_bench: decode stored only up to seq %.0f of %zu\n%s\n", seq,
                  frame_count, decode.log().c_str());
-    status = 1;
+    result.status = 1;
   } else {
     const double seconds = std::chrono::duration<double>(last - first).count();
     const double frames = (static_cast<double>(frame_count) - first_seq) / seconds;
     const double events = frames * 77.0 / 75.0;
     std::printf("  ingest -> decode -> stored and published: %10.0f frames/s  %10.0f events/s\n",
                 frames, events);
-    std::printf("  frames/s vs the 20,000 frames/s limit: %.2fx\n", frames / kFramesPerSecondLimit);
-
+    std::printf(
+        "  frames/s vs the %s frames/s limit: %.2fx\n", compact.empty() ? "20,000" : "40,000",
+        frames / (compact.empty() ? kFramesPerSecondLimit : kCompactedFramesPerSecondLimit));
+    result.frames_per_second = frames;
+  }
+  if (result.status == 0 && measure_replay) {
     // The reader decodes every page (zero-copy views) and counts; it keeps nothing.
     zmq::context_t context;
     zmq::socket_t reader(context, zmq::socket_type::dealer);
@@ -171,12 +173,49 @@ int main(int argc, char** argv) {
     if (replayed != expected_events) {
       std::fprintf(stderr, "pipeline_bench: the log holds %zu events, expected %zu\n", replayed,
                    expected_events);
-      status = 1;
+      result.status = 1;
     }
   }
   ingest.stop();
   decode.stop();
   serve.stop();
+  return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::size_t frame_count = 60000;
+  std::string compact;  // --compact PATTERNS: also run with the twin, and print the ratio
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--frames") == 0) frame_count = std::stoul(argv[i + 1]);
+    if (std::strcmp(argv[i], "--compact") == 0) compact = argv[i + 1];
+  }
+  frame_count = frame_count / 75 * 75;
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("jetstream-pipeline-bench-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto capture_events = support::write_repeated_capture(dir / "bench.frames", frame_count);
+  const std::size_t expected_events = capture_events.value_or(0);
+  if (!capture_events) {
+    std::fprintf(stderr, "pipeline_bench: ../shared/corpus/dev.frames missing or unreadable\n");
+    return 1;
+  }
+  int status = 0;
+  if (!compact.empty()) {
+    // The same run without the twin first: the ratio is measured on this machine, now.
+    const CatchUp baseline =
+        catch_up(dir, frame_count, expected_events, "", /*measure_replay=*/true);
+    const CatchUp compacted = catch_up(dir, frame_count, expected_events, compact, false);
+    status = baseline.status | compacted.status;
+    if (status == 0) {
+      std::printf("compacted twin of %s: %.2fx the frames/s without it\n", compact.c_str(),
+                  compacted.frames_per_second / baseline.frames_per_second);
+    }
+  } else {
+    status = catch_up(dir, frame_count, expected_events, compact, true).status;
+  }
   std::filesystem::remove_all(dir);
   return status;
 }

@@ -407,6 +407,7 @@ TEST_F(SubscriptionTest, AnOptionsUpdateDuringTheSnapshotChangesFiltersWithoutRe
   ASSERT_EQ(driver_.replays.size(), 2u);
   EXPECT_EQ(driver_.replays[1].start_time_us, 101) << "the snapshot goes on where it was";
   EXPECT_TRUE(driver_.replays[1].snapshot);
+  EXPECT_TRUE(driver_.replays[1].clamp_to_oldest) << "under way: no horizon check";
   EXPECT_EQ(driver_.replays[1].dids, std::vector<std::string>{"did:plc:x"});
   EXPECT_EQ(driver_.replays[1].collection_prefixes, std::vector<std::string>{"app.bsky."})
       << "no collection named: the compacted ones";
