@@ -155,6 +155,25 @@ bool decode_header(const rocksdb::Slice& value, ValueHeader& header) noexcept {
 
 std::string describe(const rocksdb::Status& status) { return status.ToString(); }
 
+/// One consistent view of the whole store for as long as it lives.
+class ReadSnapshot {
+ public:
+  explicit ReadSnapshot(rocksdb::DB& db) : db_(db), snapshot_(db.GetSnapshot()) {}
+  ~ReadSnapshot() { db_.ReleaseSnapshot(snapshot_); }
+  ReadSnapshot(const ReadSnapshot&) = delete;
+  ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+
+  [[nodiscard]] rocksdb::ReadOptions read_options() const {
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot_;
+    return read;
+  }
+
+ private:
+  rocksdb::DB& db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
 }  // namespace
 
 // ---- ReplayPageBuffer
@@ -804,14 +823,8 @@ proto::ReplayStatus EventStore::read_page(const proto::ReplayRequest& request,
   // One snapshot for the metadata and the scan, so too_old, prev_time_us and the bounds agree
   // with the events read even while the writer appends or retention deletes.
   rocksdb::DB& db = *db_->db;
-  const rocksdb::Snapshot* snapshot = db.GetSnapshot();
-  struct Release {
-    rocksdb::DB& db;
-    const rocksdb::Snapshot* snapshot;
-    ~Release() { db.ReleaseSnapshot(snapshot); }
-  } release{db, snapshot};
-  rocksdb::ReadOptions read;
-  read.snapshot = snapshot;
+  const ReadSnapshot snapshot(db);
+  rocksdb::ReadOptions read = snapshot.read_options();
 
   std::int64_t newest = 0, oldest = 0, deleted_through = 0;
   bool found = false;
@@ -1466,14 +1479,8 @@ EventStore::TwinCheck EventStore::check_twin() const {
   std::shared_lock guard(db_guard_);
   if (!db_) return check;
   rocksdb::DB& db = *db_->db;
-  const rocksdb::Snapshot* snapshot = db.GetSnapshot();
-  struct Release {
-    rocksdb::DB& db;
-    const rocksdb::Snapshot* snapshot;
-    ~Release() { db.ReleaseSnapshot(snapshot); }
-  } release{db, snapshot};
-  rocksdb::ReadOptions read;
-  read.snapshot = snapshot;
+  const ReadSnapshot snapshot(db);
+  rocksdb::ReadOptions read = snapshot.read_options();
 
   std::int64_t horizon = 0, oldest = 0;
   bool found = false;
