@@ -360,21 +360,12 @@ rocksdb::Status put_counts(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHand
 /// `error` set on a RocksDB failure or a malformed value; `found` false when the key is absent.
 bool read_meta(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta, const rocksdb::ReadOptions& read,
                std::string_view key, std::int64_t& value, bool& found, std::string& error) {
-  rocksdb::PinnableSlice bytes;
-  const rocksdb::Status status = db.Get(read, meta, slice(key), &bytes);
-  if (status.IsNotFound()) {
-    found = false;
-    return true;
-  }
-  if (!status.ok()) {
-    error = "reading meta '" + std::string(key) + "': " + describe(status);
-    return false;
-  }
-  if (!decode_i64(bytes, value)) {
+  std::string bytes;
+  if (!read_meta_bytes(db, meta, read, key, bytes, found, error)) return false;
+  if (found && !decode_i64(bytes, value)) {
     error = "meta '" + std::string(key) + "' is not an 8-byte integer";
     return false;
   }
-  found = true;
   return true;
 }
 
