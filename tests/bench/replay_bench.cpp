@@ -36,6 +36,7 @@
 #include "proto/replay.hpp"
 #include "services/decode/event_store.hpp"
 #include "tests/support/shared_data.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
@@ -121,24 +122,10 @@ const std::vector<Sample>& samples() {
   return loaded;
 }
 
-/// A fresh directory under /tmp, removed with everything in it.
-class TempDir {
+/// A fresh directory under /tmp (tests/support/temp_dir.hpp).
+class TempDir : public jetstream::testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = "/tmp/replay_bench.XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) std::abort();
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string db() const { return (path_ / "db").string(); }
-
- private:
-  std::filesystem::path path_;
+  TempDir() : jetstream::testing::TempDir("replay_bench") {}
 };
 
 decode::EventStore::Compression bench_compression() {

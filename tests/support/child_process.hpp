@@ -68,12 +68,7 @@ class ChildProcess {
                           std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     if (pid_ <= 0) return exit_status_;
     ::kill(pid_, signal);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (!running()) return exit_status_;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return std::nullopt;
+    return wait(timeout);
   }
 
   /// Waits up to `timeout` for the process to exit by itself; its wait status, or nullopt.

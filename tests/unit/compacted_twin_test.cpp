@@ -17,6 +17,7 @@
 
 #include "proto/replay.hpp"
 #include "services/decode/event_store.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace jetstream::decode {
 namespace {
@@ -185,21 +186,10 @@ TEST(TwinFold, TheLatestEventOfEachRecordWinsAndDeletesLeaveTombstones) {
 
 // ---- The stored twin
 
-class TempDir {
+/// A fresh directory under /tmp (tests/support/temp_dir.hpp).
+class TempDir : public jetstream::testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = "/tmp/compacted_twin_test.XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) std::abort();
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string db() const { return (path_ / "db").string(); }
-
- private:
-  std::filesystem::path path_;
+  TempDir() : jetstream::testing::TempDir("compacted_twin_test") {}
 };
 
 class StoredTwin : public ::testing::Test {

@@ -20,6 +20,7 @@
 
 #include "proto/events.hpp"
 #include "proto/replay.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
@@ -30,25 +31,10 @@ using decode::ReplayPageBuffer;
 using proto::EventKind;
 using proto::ReplayStatus;
 
-/// A fresh directory under /tmp, removed with everything in it.
-class TempDir {
+/// A fresh directory under /tmp (tests/support/temp_dir.hpp).
+class TempDir : public jetstream::testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = "/tmp/event_store_test.XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) std::abort();
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string db() const { return (path_ / "db").string(); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
+  TempDir() : jetstream::testing::TempDir("event_store_test") {}
 };
 
 /// An event that owns its bytes.
