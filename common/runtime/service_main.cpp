@@ -1,13 +1,23 @@
 #include "common/runtime/service_main.hpp"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include "common/log/log.hpp"
 
 namespace jetstream::runtime {
+
+void keep_freed_memory(std::size_t keep_bytes) {
+  const int bytes = static_cast<int>(std::min<std::size_t>(keep_bytes, 1u << 30));
+  // A heap's free top is trimmed only beyond `bytes`; blocks up to 32 MiB (a memtable arena
+  // block is 8 MiB) come from the heaps, where freed ones are reused, not from fresh mmaps.
+  mallopt(M_TRIM_THRESHOLD, bytes);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+}
 
 int run_service(int argc, char** argv, config::FlagSet& flags, std::string_view service_name,
                 const std::string& log_level, const std::function<bool(std::string& error)>& start,

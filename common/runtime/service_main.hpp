@@ -3,6 +3,7 @@
 // waiting thread, start, wait for the signal, stop cleanly.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +12,14 @@
 #include "common/config/flags.hpp"
 
 namespace jetstream::runtime {
+
+/// Keeps memory the process frees in glibc's heaps for the next allocation instead of returning
+/// it to the kernel at once: a service that receives, decodes and stores a stream at full speed
+/// frees and reallocates the same megabytes every second (ZeroMQ receive buffers freed by the
+/// workers, RocksDB memtable arenas), and each page handed back costs a page fault and a zeroed
+/// page when it is taken again. Memory above `keep_bytes` is still returned. Measured in decode
+/// (docs/decisions.md "Allocator").
+void keep_freed_memory(std::size_t keep_bytes);
 
 /// `start` builds the service (returning false with `error` set when it cannot) and `stop` ends
 /// it. `log_level` is read after the flags are parsed (pass the option it is parsed into).

@@ -34,6 +34,12 @@ std::string twin_key(proto::EventKind kind, std::string_view did) {
   return key;
 }
 
+std::string twin_key_of(const proto::EventView& event, const RecordChange& change) {
+  if (event.kind != proto::EventKind::commit) return twin_key(event.kind, event.did);
+  if (change.rkey.empty()) return {};
+  return twin_key(event.did, event.collection, change.rkey);
+}
+
 std::optional<TwinKey> parse_twin_key(std::string_view bytes) noexcept {
   const std::size_t first = bytes.find('\0');
   if (first == 0 || first == std::string_view::npos) return std::nullopt;
@@ -92,8 +98,8 @@ bool is_compacted(const CollectionSet& set, const proto::EventView& event) noexc
 void TwinFold::apply(const proto::EventView& event, const RecordChange& change) {
   if (!is_compacted(set_, event)) return;
   const bool commit = event.kind == proto::EventKind::commit;
-  std::string key =
-      commit ? twin_key(event.did, event.collection, change.rkey) : twin_key(event.kind, event.did);
+  std::string key = twin_key_of(event, change);
+  if (key.empty()) return;
   TwinEntry& entry = entries_[std::move(key)];
   if (entry.time_us >= event.time_us) return;  // the newest event wins
   entry.time_us = event.time_us;

@@ -34,6 +34,9 @@ struct RecordChange {
 [[nodiscard]] std::string twin_key(std::string_view did, std::string_view collection,
                                    std::string_view rkey);
 [[nodiscard]] std::string twin_key(proto::EventKind kind, std::string_view did);
+/// The key `event` moves: its record's for a commit (empty when the commit names no rkey, so
+/// there is no record to key), its DID's identity or account key otherwise.
+[[nodiscard]] std::string twin_key_of(const proto::EventView& event, const RecordChange& change);
 
 /// A twin key taken apart; nullopt when the bytes are not a key this code writes.
 struct TwinKey {

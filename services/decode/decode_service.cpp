@@ -367,6 +367,7 @@ int run_decode(int argc, char** argv) {
   // --check-state is a one-shot command, not the service: parsed here first (a bad flag or
   // --help is left to run_service, which reports it).
   if (flags.parse(argc, argv).ok() && options.check_state) return check_state(options, std::cout);
+  runtime::keep_freed_memory(std::size_t{256} << 20);
   return runtime::run_service<DecodeService>(argc, argv, flags, "decode", options);
 }
 

@@ -260,11 +260,14 @@ class EventStore {
   /// Under write_mutex_: brings the stored twin to options_.compact (drops, recounts, queues
   /// the build). At open, writable stores only.
   bool reconcile_twin(std::string& error);
-  /// Under write_mutex_: moves `key`'s entry to `event` in `batch` unless the twin (or this
-  /// batch) holds a newer one. `value` is the event's stored value.
+  /// Under write_mutex_: moves `key`'s entry (twin_key_of the event) to `event` in `batch`
+  /// unless the twin (or this batch) holds a newer one. `value` is the event's stored value.
   bool twin_put(rocksdb::WriteBatch& batch, const proto::EventView& event,
-                const RecordChange& change, std::span<const std::string_view> value,
-                std::string& error);
+                const RecordChange& change, std::string key,
+                std::span<const std::string_view> value, std::string& error);
+  /// Under write_mutex_: reads the stored entries of `keys` (one MultiGet, sorted) into
+  /// batch_entries_, so that twin_put looks nothing up one key at a time.
+  bool read_twin_entries(std::vector<std::string>& keys, std::string& error);
   std::string group_of(const proto::EventView& event) const;
   void count(const std::string& group, int records, int tombstones);
 
@@ -286,7 +289,10 @@ class EventStore {
   std::atomic<std::int64_t> tombstone_horizon_{0};
 
   // The twin (writes under write_mutex_).
-  std::unordered_map<std::string, TwinEntry> batch_entries_;  ///< entries this batch wrote
+  /// The newest entry of each key this batch touches: read ahead from the store (nullopt: none
+  /// stored), then as the batch rewrote it.
+  std::unordered_map<std::string, std::optional<TwinEntry>> batch_entries_;
+  std::vector<std::string> batch_keys_;  ///< twin_key_of each event of the append (or empty)
   std::map<std::string, TwinCounts> counts_;                  ///< guarded by counts_mutex_
   std::unordered_set<std::string> touched_groups_;            ///< counts this batch changed
   mutable std::mutex counts_mutex_;

@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
@@ -262,10 +264,41 @@ class DecodeUnderTest {
   std::vector<std::string> extra_;
 };
 
+/// What the passes of a repeated capture write to: the corpus's own records every time (each
+/// event after the first pass updates a record already seen), or records of other repositories
+/// on every pass (as the firehose mostly is: creates of records not seen before).
+enum class RepeatedRecords { same, distinct };
+
+/// Gives the `did:plc:` DID a frame is about (the body's `repo` of a commit or sync, `did` of an
+/// identity or account event) the last 4 characters of `pass` in base32, so each pass speaks
+/// for its own 32^4 repositories. Record blocks are left alone (their CIDs are checked), and
+/// lengths are kept, so the CBOR stays valid.
+inline void rewrite_plc_dids(std::vector<std::uint8_t>& frame, std::size_t pass) {
+  static constexpr char kBase32[] = "abcdefghijklmnopqrstuvwxyz234567";
+  constexpr std::size_t kIdentifier = 24;
+  constexpr std::size_t kDid = 8 + kIdentifier;  // "did:plc:" and the identifier
+  // A map key, then the DID as a text string of 32 bytes (0x78 0x20) that starts "did:plc:".
+  for (const std::string_view key : {std::string_view("\x64repo\x78\x20"
+                                                      "did:plc:"),
+                                     std::string_view("\x63"
+                                                      "did\x78\x20"
+                                                      "did:plc:")}) {
+    const auto at = std::search(frame.begin(), frame.end(), key.begin(), key.end());
+    if (at == frame.end()) continue;
+    const std::size_t end = static_cast<std::size_t>(at - frame.begin()) + key.size() - 8 + kDid;
+    if (end > frame.size()) continue;
+    for (std::size_t digit = 0; digit < 4; ++digit) {
+      frame[end - 1 - digit] = static_cast<std::uint8_t>(kBase32[(pass >> (5 * digit)) & 31]);
+    }
+    return;  // one DID per frame
+  }
+}
+
 /// Writes a capture of `count` real relay frames: the dev corpus repeated, each frame's body `seq`
 /// rewritten to 1, 2, 3, … so every frame is new to decode. Returns the number of events it holds.
-inline std::optional<std::size_t> write_repeated_capture(const std::filesystem::path& out,
-                                                         std::size_t count) {
+inline std::optional<std::size_t> write_repeated_capture(
+    const std::filesystem::path& out, std::size_t count,
+    RepeatedRecords records = RepeatedRecords::same) {
   const auto corpus = shared_file("corpus/dev.frames");
   if (!corpus) return std::nullopt;
   const auto bytes = read_binary_file(*corpus);
@@ -276,6 +309,7 @@ inline std::optional<std::size_t> write_repeated_capture(const std::filesystem::
     const auto frame = (*frames)[i % frames->size()];
     std::vector<std::uint8_t> copy(frame.begin(), frame.end());
     if (!jetstream::firehose::rewrite_frame_seq(copy, i + 1)) return std::nullopt;
+    if (records == RepeatedRecords::distinct) rewrite_plc_dids(copy, i / frames->size());
     jetstream::firehose::write_capture_frame(file, copy);
   }
   // The corpus yields 77 events from its 75 frames; count the events of the partial last pass.
