@@ -1061,8 +1061,8 @@ bool EventStore::read_twin_entries(std::vector<std::string>& keys, std::string& 
         return false;
       }
     } else if (!statuses[i].IsNotFound()) {
-      error = "compacted twin: reading key '" + printable_key(keys[i]) + "': " +
-              describe(statuses[i]);
+      error =
+          "compacted twin: reading key '" + printable_key(keys[i]) + "': " + describe(statuses[i]);
       return false;
     }
     batch_entries_.emplace(std::move(keys[i]), std::move(entry));

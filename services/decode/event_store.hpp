@@ -292,9 +292,9 @@ class EventStore {
   /// The newest entry of each key this batch touches: read ahead from the store (nullopt: none
   /// stored), then as the batch rewrote it.
   std::unordered_map<std::string, std::optional<TwinEntry>> batch_entries_;
-  std::vector<std::string> batch_keys_;  ///< twin_key_of each event of the append (or empty)
-  std::map<std::string, TwinCounts> counts_;                  ///< guarded by counts_mutex_
-  std::unordered_set<std::string> touched_groups_;            ///< counts this batch changed
+  std::vector<std::string> batch_keys_;       ///< twin_key_of each event of the append (or empty)
+  std::map<std::string, TwinCounts> counts_;  ///< guarded by counts_mutex_
+  std::unordered_set<std::string> touched_groups_;  ///< counts this batch changed
   mutable std::mutex counts_mutex_;
   CollectionSet build_set_;  ///< the collections being built (under write_mutex_)
   bool build_dids_ = false;  ///< identity and account events are being built too

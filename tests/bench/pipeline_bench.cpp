@@ -71,8 +71,8 @@ CatchUp catch_up(const std::filesystem::path& dir, const std::filesystem::path& 
 
   support::ChildProcess serve, ingest, decode;
   serve.start(support::StackUnderTest::binary("tools/frames/jetstream-frames"),
-              {"serve", capture.string(), "--listen",
-               "127.0.0.1:" + std::to_string(upstream_port), "--keep-open"},
+              {"serve", capture.string(), "--listen", "127.0.0.1:" + std::to_string(upstream_port),
+               "--keep-open"},
               (dir / "serve.log").string());
   std::vector<std::string> decode_args = {"--data-dir",
                                           (dir / "data").string(),
@@ -206,9 +206,9 @@ int main(int argc, char** argv) {
   const auto distinct = dir / "distinct-records.frames";
   const auto capture_events = support::write_repeated_capture(same, frame_count);
   const std::size_t expected_events = capture_events.value_or(0);
-  if (!capture_events || (!compact.empty() && !support::write_repeated_capture(
-                                                  distinct, frame_count,
-                                                  support::RepeatedRecords::distinct))) {
+  if (!capture_events ||
+      (!compact.empty() && !support::write_repeated_capture(distinct, frame_count,
+                                                            support::RepeatedRecords::distinct))) {
     std::fprintf(stderr, "pipeline_bench: ../shared/corpus/dev.frames missing or unreadable\n");
     return 1;
   }
