@@ -329,7 +329,8 @@ def fanout() -> Board:
         (quantile(0.99, "jetstream_fanout_write_lag_seconds", by="instance"), "p99 {{instance}}"),
     ], unit="s", w=12,
         description="jetstream_fanout_write_lag_seconds: from an event block's arrival at fanout to the kernel "
-                    "taking the first frame of a send to a client, once per send (target p99 < 5 ms).")
+                    "taking the first frame of a live send to a client, once per send (target p99 < 5 ms). "
+                    "Replay and snapshot sends are not measured: their lag is the catch-up governor's to spend.")
     b.timeseries("Behind decode's newest stored event", [(LAG_STORED_TO_FANOUT, "{{instance}}")], unit="s", w=12,
                  description="decode's newest stored time_us minus the newest time_us this replica holds.")
     b.timeseries("Age of the newest event held", [
@@ -349,6 +350,21 @@ def fanout() -> Board:
     b.timeseries("Snapshots restarted (cursor older than the tombstone horizon)", [
         (f"sum by (instance) (increase(jetstream_fanout_snapshots_restarted_total[{RI}]))", "{{instance}}")],
         w=6)
+    b.timeseries("Catch-up rate allowed (live first)", [
+        ("max by (instance) (jetstream_fanout_catch_up_rate)", "{{instance}}")], w=8,
+        description="jetstream_fanout_catch_up_rate: events/s that replay and snapshot deliveries of a "
+                    "replica may take now: halved while live sends' p99 write lag is more than "
+                    "--catch-up-live-rise above its baseline, grown again when live is healthy; -1 = off.")
+    b.timeseries("Live write lag p99 with catch-up paused (baseline)", [
+        ("max by (instance) (jetstream_fanout_live_write_lag_baseline_seconds)", "{{instance}}")],
+        unit="s", w=8,
+        description="jetstream_fanout_live_write_lag_baseline_seconds: live alone, measured every 10 s with "
+                    "catch-up paused (the lowest of the last three); -1 before live first came.")
+    b.timeseries("Intervals with live congested", [
+        (f"sum by (instance) (increase(jetstream_fanout_catch_up_congested_intervals_total[{RI}]))",
+         "{{instance}}")], w=8,
+        description="100 ms intervals after which catch-up was halved because live's p99 rose above "
+                    "its allowance.")
     b.row("Replay and live feed")
     b.timeseries("Replay sessions by replica", [("sum by (instance) (jetstream_fanout_replay_sessions)",
                                                  "{{instance}}")], w=8)

@@ -1,5 +1,8 @@
 #include "services/decode/replay_server.hpp"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <zmq_addon.hpp>
 
@@ -66,6 +69,12 @@ void ReplayServer::stop() {
 }
 
 void ReplayServer::run_reader(std::size_t index) {
+  // Replay and snapshot pages are catch-up: on a busy machine they get the CPU that decoding,
+  // storing and publishing the live stream leave (Linux niceness is per thread). Measured by
+  // state_bench section 4 (docs/decisions.md "Live first").
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10) != 0) {
+    log::warn("replay reader keeps normal CPU priority", {{"errno", errno}});
+  }
   zmq::socket_t socket(context_, zmq::socket_type::dealer);
   socket.set(zmq::sockopt::linger, 0);
   socket.connect(backend_endpoint_);

@@ -92,7 +92,8 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
   s.tick_interval = context.config.tick_interval;
   s.driver = std::make_unique<ActorDriver>(self, context.feed);
   s.subscription = std::make_unique<Subscription>(
-      SubscriptionParts{context.window, context.probe, context.limiter, context.config},
+      SubscriptionParts{context.window, context.probe, context.limiter, context.catch_up,
+                        context.config},
       std::move(sink), std::move(options), std::move(client_ip), std::move(signals), *s.driver);
   self->delayed_send(self, s.tick_interval, tick_atom::value);
   s.subscription->start(clock::wall_clock_us(), s.feed->status().joined);

@@ -97,6 +97,7 @@ struct SessionContext {
   EventFeed* feed = nullptr;
   FanoutProbe* probe = nullptr;
   IpRateLimiter* limiter = nullptr;
+  CatchUpGovernor* catch_up = nullptr;
   broadcaster_actor broadcaster;
   SessionConfig config;
 };

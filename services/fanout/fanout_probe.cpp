@@ -117,7 +117,8 @@ FanoutProbe::FanoutProbe(std::shared_ptr<prometheus::Registry> registry)
                     .Name("jetstream_fanout_write_lag_seconds")
                     .Help(
                         "Fanout's own share: an event's arrival at fanout to the kernel taking "
-                        "the first frame of a send to a client, per send")
+                        "the first frame of a live send to a client, per send (replay and "
+                        "snapshot sends are not measured)")
                     .Register(r)
                     .Add({}, prometheus::Histogram::BucketBoundaries{
                                  0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01,
@@ -171,6 +172,28 @@ FanoutProbe::FanoutProbe(std::shared_ptr<prometheus::Registry> registry)
                            .Help("long requests waiting for a share of request memory")
                            .Register(r)
                            .Add({});
+  catch_up_rate_ = &prometheus::BuildGauge()
+                        .Name("jetstream_fanout_catch_up_rate")
+                        .Help(
+                            "events/s replay and snapshot deliveries of this replica may take "
+                            "now (live first, --catch-up-live-rise; -1 = off)")
+                        .Register(r)
+                        .Add({});
+  live_lag_baseline_ = &prometheus::BuildGauge()
+                            .Name("jetstream_fanout_live_write_lag_baseline_seconds")
+                            .Help(
+                                "live sends' p99 write lag with catch-up paused (measured every "
+                                "10 s; -1 = not yet): what catch-up is compared with")
+                            .Register(r)
+                            .Add({});
+  catch_up_congested_ =
+      &prometheus::BuildCounter()
+           .Name("jetstream_fanout_catch_up_congested_intervals_total")
+           .Help(
+               "100 ms intervals in which live sends' p99 write lag rose above its baseline "
+               "by more than --catch-up-live-rise, so catch-up was slowed")
+           .Register(r)
+           .Add({});
 }
 
 void FanoutProbe::subscriber_connected(bool compressed) {
@@ -228,6 +251,14 @@ void FanoutProbe::options_update(std::string_view result) {
 void FanoutProbe::set_window(std::size_t bytes, std::int64_t head_time_us) {
   window_bytes_->Set(static_cast<double>(bytes));
   head_time_us_->Set(static_cast<double>(head_time_us));
+}
+
+void FanoutProbe::set_catch_up(double events_per_second, double baseline_seconds,
+                               std::uint64_t congested_intervals) {
+  catch_up_rate_->Set(events_per_second);
+  live_lag_baseline_->Set(baseline_seconds);
+  catch_up_congested_->Increment(static_cast<double>(congested_intervals - last_congested_));
+  last_congested_ = congested_intervals;
 }
 
 void FanoutProbe::set_http(const HttpServerStats& stats) {

@@ -58,6 +58,10 @@ class FanoutProbe final : public FeedObserver {
   void set_window(std::size_t bytes, std::int64_t head_time_us);
   /// The HTTP server's counters (called once a second; counters advance by the difference).
   void set_http(const HttpServerStats& stats);
+  /// The catch-up governor's rate (events/s; -1 when off), live's baseline p99 write lag
+  /// (seconds; -1 before it is measured) and the congested intervals so far.
+  void set_catch_up(double events_per_second, double baseline_seconds,
+                    std::uint64_t congested_intervals);
 
   // FeedObserver
   void on_batch_received(std::size_t events, std::size_t bytes) override;
@@ -94,6 +98,10 @@ class FanoutProbe final : public FeedObserver {
   prometheus::Counter* long_requests_ = nullptr;
   prometheus::Gauge* request_memory_ = nullptr;
   prometheus::Gauge* requests_waiting_ = nullptr;
+  prometheus::Gauge* catch_up_rate_ = nullptr;
+  prometheus::Gauge* live_lag_baseline_ = nullptr;
+  prometheus::Counter* catch_up_congested_ = nullptr;
+  std::uint64_t last_congested_ = 0;
   HttpServerStats last_http_;  // set_http is called from one actor only
 };
 

@@ -11,6 +11,7 @@
 #include "common/runtime/actor_scheduler.hpp"
 #include "common/runtime/service_main.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
+#include "services/fanout/catch_up_governor.hpp"
 #include "services/fanout/client_connection.hpp"
 #include "services/fanout/client_session.hpp"
 #include "services/fanout/event_feed.hpp"
@@ -34,6 +35,14 @@ void register_fanout_flags(config::FlagSet& flags, FanoutOptions& o) {
   flags.add_double(
       "max-sub-rate", &o.max_sub_rate,
       "events per second delivered to one client IP (all its connections); 0 = no limit");
+  flags.add_double(
+      "catch-up-live-rise", &o.catch_up_live_rise,
+      "live first: percent by which replay and snapshot deliveries may raise live sends' p99 "
+      "write lag (arrival at fanout to the socket) above live alone, measured every 10 s with "
+      "catch-up paused for 200 ms; above it they are slowed (halved per 100 ms); 0 = off");
+  flags.add_double("catch-up-min-rate", &o.catch_up_min_rate,
+                   "events per second replay and snapshot deliveries of this replica always get "
+                   "together, however busy live is");
   flags.add_string("trusted-proxies", &o.trusted_proxies,
                    "peers whose X-Forwarded-For / X-Real-IP name the client IP: * = any (v1), "
                    "empty = none, or comma-separated addresses and CIDR blocks");
@@ -64,15 +73,18 @@ namespace {
 
 using housekeeping_atom = caf::atom_constant<caf::atom("housekeep")>;
 
-/// Once a second: the window's and the HTTP server's figures into the probe, and the rate
-/// limiter forgets idle addresses.
+/// Once a second: the window's, the catch-up governor's and the HTTP server's figures into the
+/// probe, and the rate limiter forgets idle addresses.
 caf::actor spawn_housekeeping(caf::actor_system& actors, const EventWindow& window,
-                              IpRateLimiter& limiter, FanoutProbe& probe, const HttpServer& http) {
-  return actors.spawn([&window, &limiter, &probe, &http](caf::event_based_actor* self) {
+                              IpRateLimiter& limiter, const CatchUpGovernor& catch_up,
+                              FanoutProbe& probe, const HttpServer& http) {
+  return actors.spawn([&window, &limiter, &catch_up, &probe, &http](caf::event_based_actor* self) {
     self->send(self, housekeeping_atom::value);
-    return caf::behavior{[=, &window, &limiter, &probe, &http](housekeeping_atom) {
+    return caf::behavior{[=, &window, &limiter, &catch_up, &probe, &http](housekeeping_atom) {
       probe.set_window(window.bytes(), window.newest());
       probe.set_http(http.stats());
+      probe.set_catch_up(catch_up.enabled() ? catch_up.events_per_second() : -1,
+                         catch_up.baseline_seconds(), catch_up.congested_intervals());
       limiter.forget_idle(std::chrono::seconds(60));
       self->delayed_send(self, std::chrono::seconds(1), housekeeping_atom::value);
     }};
@@ -103,6 +115,7 @@ struct FanoutService::Impl {
   std::unique_ptr<FanoutProbe> probe;
   std::unique_ptr<EventWindow> window;
   std::unique_ptr<IpRateLimiter> limiter;
+  std::unique_ptr<CatchUpGovernor> catch_up;
   zmq::context_t context{1};
   std::unique_ptr<caf::actor_system_config> actor_config;
   std::unique_ptr<caf::actor_system> actors;
@@ -122,6 +135,8 @@ std::optional<std::string> validate_fanout_options(const FanoutOptions& o) {
   if (o.window_bytes < 1) return "--window-bytes must be at least 1";
   if (o.client_buffer_bytes < 1) return "--client-buffer-bytes must be at least 1";
   if (o.max_sub_rate < 0) return "--max-sub-rate must not be negative (0 = no limit)";
+  if (o.catch_up_live_rise < 0) return "--catch-up-live-rise must not be negative (0 = off)";
+  if (o.catch_up_min_rate < 1) return "--catch-up-min-rate must be at least 1";
   if (o.io_threads < 0 || o.actor_threads < 0) {
     return "--io-threads and --actor-threads must not be negative (0 = automatic)";
   }
@@ -174,6 +189,12 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   s.probe = std::make_unique<FanoutProbe>(s.registry);
   s.window = std::make_unique<EventWindow>(static_cast<std::size_t>(options.window_bytes));
   s.limiter = std::make_unique<IpRateLimiter>(options.max_sub_rate);
+  CatchUpGovernor::Options catch_up;
+  catch_up.live_rise = options.catch_up_live_rise / 100;
+  catch_up.min_events_per_second = options.catch_up_min_rate;
+  catch_up.start_events_per_second = std::max(options.catch_up_min_rate, 100'000.0);
+  catch_up.max_events_per_second = std::max(options.catch_up_min_rate, 100'000'000.0);
+  s.catch_up = std::make_unique<CatchUpGovernor>(catch_up);
 
   const auto cores = std::max(1u, std::thread::hardware_concurrency());
   // By default the cores are split between socket threads and session threads (on 2 cores,
@@ -200,6 +221,7 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   session_context.feed = s.feed.get();
   session_context.probe = s.probe.get();
   session_context.limiter = s.limiter.get();
+  session_context.catch_up = s.catch_up->enabled() ? s.catch_up.get() : nullptr;
   session_context.broadcaster = s.broadcaster;
   session_context.config.high_water_bytes = static_cast<std::uint64_t>(options.client_buffer_bytes);
   session_context.config.slow_client_timeout =
@@ -214,10 +236,13 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   http_options.connection.pong_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.pong_timeout);
   auto* lag_probe = s.probe.get();
-  http_options.connection.on_frame_written =
-      [lag_probe](std::chrono::steady_clock::duration since) {
-        lag_probe->write_lag(std::chrono::duration<double>(since).count());
-      };
+  auto* governor = s.catch_up.get();
+  // Only live sends carry a measure_from (Subscription::deliver_queue).
+  http_options.connection.on_frame_written = [lag_probe,
+                                              governor](std::chrono::steady_clock::duration since) {
+    lag_probe->write_lag(std::chrono::duration<double>(since).count());
+    governor->observe_live_lag(since);
+  };
   http_options.header_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.header_timeout);
   http_options.max_request_memory = static_cast<std::size_t>(options.max_request_memory);
@@ -230,7 +255,8 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
     error = e.what();
     return nullptr;
   }
-  s.housekeeping = spawn_housekeeping(*s.actors, *s.window, *s.limiter, *s.probe, *s.http);
+  s.housekeeping =
+      spawn_housekeeping(*s.actors, *s.window, *s.limiter, *s.catch_up, *s.probe, *s.http);
   s.metrics_server->set_health([] { return true; },
                                [feed = s.feed.get()] { return feed_readiness(*feed); });
   log::info("fanout started", {{"listen", options.listen_addr},

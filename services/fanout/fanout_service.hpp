@@ -18,8 +18,12 @@ struct FanoutOptions {
   std::string metrics_listen_addr = ":6009";
   std::string events_endpoint = "tcp://127.0.0.1:6012";
   std::string replay_endpoint = "tcp://127.0.0.1:6013";
-  std::string zstd_dictionary_path;   ///< present = compressed streams may be requested
-  double max_sub_rate = 5000;         ///< events/s per client IP; 0 = unlimited
+  std::string zstd_dictionary_path;  ///< present = compressed streams may be requested
+  double max_sub_rate = 5000;        ///< events/s per client IP; 0 = unlimited
+  /// How far (%) catch-up may raise live sends' p99 write lag above live alone
+  /// (catch_up_governor.hpp); 0 = off.
+  double catch_up_live_rise = 20;
+  double catch_up_min_rate = 10000;   ///< events/s catch-up always gets, the replica together
   std::string trusted_proxies = "*";  ///< peers whose X-Forwarded-For/X-Real-IP are believed
   std::int64_t window_bytes = std::int64_t{256} << 20;
   std::int64_t io_threads = 0;     ///< 0 = half the cores, at least one

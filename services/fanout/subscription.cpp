@@ -133,10 +133,25 @@ void Subscription::schedule_pump(std::chrono::milliseconds delay) {
 }
 
 void Subscription::request_replay() {
+  std::uint32_t page_events = parts_.config.replay_page_events;
+  if (parts_.catch_up != nullptr) {
+    // A page is paid for before it is asked for: reading it in decode, carrying it and writing
+    // it all cost what live needs, and 100 sessions asking at once must not land 100 pages on
+    // live (catch_up_governor.hpp). Too few tokens for a useful page: look again shortly.
+    constexpr std::uint64_t kLeastPage = 64;
+    const std::uint64_t granted = parts_.catch_up->take(page_events);
+    if (granted < std::min<std::uint64_t>(kLeastPage, page_events)) {
+      parts_.catch_up->give_back(granted);
+      if (!pump_scheduled_) schedule_pump(std::chrono::milliseconds(20));
+      return;
+    }
+    page_events = static_cast<std::uint32_t>(granted);
+    replay_.paid = granted;
+  }
   proto::ReplayRequest request = to_replay_filters(options_.filters);
   request.start_time_us = position_ + 1;
   request.end_time_us = 0;
-  request.max_events = parts_.config.replay_page_events;
+  request.max_events = page_events;
   request.max_bytes = parts_.config.replay_page_bytes;
   request.want_zstd = options_.compress;
   // Only the client's own cursor may start later than asked (older than retention → oldest);
@@ -158,6 +173,9 @@ Subscription::Delivery Subscription::deliver_queue() {
   std::uint64_t bytes = 0, filtered = 0, oversize = 0;
   std::int64_t first_time_us = 0;
   std::uint64_t budget = parts_.limiter->take(ip_, parts_.config.max_frames_per_send);
+  // Only live sends (the window's, not the log's or the twin's pages) are measured: their lag
+  // is what the catch-up governor protects.
+  const bool catching_up = replay_.counted || in_snapshot_;
   const bool rate_limited = budget < parts_.config.max_frames_per_send;
   const std::uint64_t queued = sink_->queued_bytes();
   bool stopped = false;
@@ -188,7 +206,9 @@ Subscription::Delivery Subscription::deliver_queue() {
       }
       if (frames.empty()) {
         first_time_us = event.time_us;
-        frames.push_back({nullptr, frame.data(), frame.size(), block->arrived_at()});
+        frames.push_back(
+            {nullptr, frame.data(), frame.size(),
+             catching_up ? std::chrono::steady_clock::time_point{} : block->arrived_at()});
       } else {
         frames.push_back({nullptr, frame.data(), frame.size()});  // owned below
       }
@@ -203,6 +223,9 @@ Subscription::Delivery Subscription::deliver_queue() {
   }
   if (queue_.empty() && replay_.after_queue > position_) position_ = replay_.after_queue;
   if (!frames.empty()) {
+    if (catching_up && parts_.catch_up != nullptr) {
+      parts_.catch_up->observe_catch_up_delivery(frames.size());
+    }
     parts_.probe->delivered(frames.size(), bytes);
     parts_.probe->delivery_lag(static_cast<double>(clock::wall_clock_us() - first_time_us) / 1e6);
     sink_->send(std::move(frames));
@@ -297,6 +320,12 @@ void Subscription::complete_snapshot() {
 
 void Subscription::on_replay(ReplayResult& result) {
   replay_.outstanding = false;
+  if (parts_.catch_up != nullptr) {
+    // Tokens for events the page did not hold (the end of the log, or filtered out) go back.
+    const std::uint64_t got = result.block ? result.block->events().size() : 0;
+    if (replay_.paid > got) parts_.catch_up->give_back(replay_.paid - got);
+    replay_.paid = 0;
+  }
   if (closed_) return;
   if (result.timed_out || result.status == proto::ReplayStatus::internal_error) {
     finish(1011, "event log unavailable", CloseReason::log_unavailable);

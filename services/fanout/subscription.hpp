@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "proto/replay.hpp"
+#include "services/fanout/catch_up_governor.hpp"
 #include "services/fanout/client_sink.hpp"
 #include "services/fanout/event_feed.hpp"
 #include "services/fanout/event_filter.hpp"
@@ -72,6 +73,7 @@ struct SubscriptionParts {
   EventWindow* window = nullptr;
   FanoutProbe* probe = nullptr;
   IpRateLimiter* limiter = nullptr;
+  CatchUpGovernor* catch_up = nullptr;  ///< null: catch-up is paced by the per-IP rate only
   SessionConfig config;
 };
 
@@ -154,6 +156,7 @@ class Subscription {
     bool counted = false;          ///< counted in the replay-sessions gauge
     int empty_pages = 0;           ///< pages in a row that had nothing newer (back off)
     std::int64_t after_queue = 0;  ///< position once `queue_` is delivered
+    std::uint64_t paid = 0;        ///< catch-up tokens taken for the page requested
   } replay_;
 
   /// snapshot=true: reading the compacted twin (until SnapshotComplete), then the log as usual.

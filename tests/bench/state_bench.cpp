@@ -6,7 +6,12 @@
 //      (jetstream-loadgen, snapshot=true), from a twin of --records records.
 // Each figure is printed with its ratio to the target. Exit 0 unless something failed.
 //
+//   4. the live clients' p99 alone and beside --snapshot-clients snapshot readers (each from its
+//      own loopback address, paced by fanout's default per-IP rate as distinct users would be).
+//
 //   build/release/tests/bench/state_bench [--records 1000000] [--deletes 100000]
+//                                         [--snapshot-clients 100]
+#include <rapidjson/document.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -82,7 +87,8 @@ bool append(decode::EventStore& store, std::size_t count, bool deletes, std::int
       time_us = t;
     }
     std::string error;
-    if (!store.append(views, changes, static_cast<std::int64_t>(done + n), error)) {
+    // No upstream cursor (-1): section 4's upstream then plays its capture from its first frame.
+    if (!store.append(views, changes, -1, error)) {
       std::fprintf(stderr, "state_bench: append failed: %s\n", error.c_str());
       return false;
     }
@@ -112,13 +118,161 @@ std::unique_ptr<decode::EventStore> open_store(const std::filesystem::path& path
   return store;
 }
 
+/// What one loadgen run printed (its --json line), parsed; an empty document when it failed.
+rapidjson::Document loadgen_summary(const std::string& log) {
+  rapidjson::Document json;
+  const auto at = log.find("{\"url\"");
+  if (at == std::string::npos) return json;
+  json.Parse(log.substr(at, log.find('\n', at) - at).c_str());
+  if (json.HasParseError() || !json.IsObject()) json.SetNull();
+  return json;
+}
+
+/// 4. `snapshots` clients reading snapshot=true, each from its own loopback address at fanout's
+/// default per-IP rate (as distinct users would), beside 200 live clients (each from its own
+/// address too) while upstream plays
+/// ~2,000 events/s: the live clients' p99 with and without them. fanout is restarted with the
+/// default --max-sub-rate; an upstream (jetstream-frames serve) and ingest are started in front
+/// of the running decode.
+template <class StartFanout>
+int concurrent_snapshots_beside_live(const std::filesystem::path& dir, std::size_t snapshots,
+                                     std::uint16_t frames_port, std::uint16_t control_port,
+                                     std::uint16_t fanout_port, std::uint16_t fanout_metrics,
+                                     support::ChildProcess& fanout, StartFanout&& start_fanout) {
+  constexpr int kLiveClients = 200;
+  constexpr int kSeconds = 15;
+  constexpr int kFramesPerSecond = 1950;  // ~2,000 events/s, as bench-fanout
+  const auto capture = dir / "live.frames";
+  if (!support::write_repeated_capture(capture, kFramesPerSecond * (3 * kSeconds + 30),
+                                       support::RepeatedRecords::distinct)) {
+    std::fprintf(stderr, "state_bench: ../shared/corpus/dev.frames missing\n");
+    return 1;
+  }
+  if (!start_fanout("5000")) {
+    std::fprintf(stderr, "state_bench: fanout not ready\n%s\n", fanout.log().c_str());
+    return 1;
+  }
+  const auto upstream_port = support::free_loopback_port();
+  support::ChildProcess serve, ingest;
+  serve.start(support::StackUnderTest::binary("tools/frames/jetstream-frames"),
+              {"serve", capture.string(), "--listen", "127.0.0.1:" + std::to_string(upstream_port),
+               "--rate", std::to_string(kFramesPerSecond), "--keep-open"},
+              (dir / "serve.log").string());
+  ingest.start(
+      support::StackUnderTest::binary("services/ingest/jetstream-ingest"),
+      {"--ws-url",
+       "ws://127.0.0.1:" + std::to_string(upstream_port) + "/xrpc/com.atproto.sync.subscribeRepos",
+       "--frames-listen-addr", "127.0.0.1:" + std::to_string(frames_port), "--control-listen-addr",
+       "127.0.0.1:" + std::to_string(control_port), "--metrics-listen-addr",
+       "127.0.0.1:" + std::to_string(support::free_loopback_port())},
+      (dir / "ingest.log").string());
+  const std::string url = "ws://127.0.0.1:" + std::to_string(fanout_port) + "/subscribe";
+  const std::string seconds = std::to_string(kSeconds) + "s";
+  // Live events reach fanout before anything is measured (the twin's events are an hour old;
+  // decode stamps live ones with now).
+  const double live_after_us = static_cast<double>(recent_time_us() + 3'500'000'000);
+  if (!support::eventually(
+          [&] {
+            return support::metric_value(support::http_get(fanout_metrics, "/metrics").body,
+                                         "jetstream_fanout_head_time_us") > live_after_us;
+          },
+          std::chrono::seconds(60))) {
+    std::fprintf(stderr, "state_bench: no live events reached fanout\n%s\n%s\n",
+                 ingest.log().c_str(), fanout.log().c_str());
+    return 1;
+  }
+
+  struct Live {
+    double p99_ms = -1, own_p99_ms = -1, deliveries_per_s = 0;
+  };
+  const auto live_run = [&](const char* name) {
+    Live live;
+    const std::string before = support::http_get(fanout_metrics, "/metrics").body;
+    support::ChildProcess loadgen;
+    loadgen.start(support::StackUnderTest::binary("tools/loadgen/jetstream-loadgen"),
+                  {"--url", url, "--clients", std::to_string(kLiveClients), "--connect-rate",
+                   "1000", "--duration", seconds, "--progress=false", "--json",
+                   // each live client its own address too, under the per-IP rate like a user
+                   "--source-addresses", std::to_string(kLiveClients), "--source-network", "2"},
+                  (dir / (std::string("live-") + name + ".log")).string());
+    (void)loadgen.wait(std::chrono::seconds(kSeconds + 60));
+    const std::string after = support::http_get(fanout_metrics, "/metrics").body;
+    const auto json = loadgen_summary(loadgen.log());
+    if (!json.IsObject() || !json.HasMember("latency_us")) {
+      std::fprintf(stderr, "state_bench: live loadgen failed\n%s\n", loadgen.log().c_str());
+      return live;
+    }
+    live.p99_ms = json["latency_us"]["p99"].GetDouble() / 1000;
+    live.deliveries_per_s = json["deliveries_per_s"].GetDouble();
+    live.own_p99_ms =
+        support::histogram_quantile(before, after, "jetstream_fanout_write_lag_seconds", 0.99) *
+        1000;
+    return live;
+  };
+
+  const Live alone = live_run("alone");
+  support::ChildProcess readers;
+  readers.start(support::StackUnderTest::binary("tools/loadgen/jetstream-loadgen"),
+                {"--url", url, "--query", "snapshot=true", "--clients", std::to_string(snapshots),
+                 "--source-addresses", std::to_string(std::min<std::size_t>(snapshots, 254)),
+                 "--duration", std::to_string(kSeconds + 30) + "s", "--progress=false", "--json"},
+                (dir / "snapshots.log").string());
+  const bool reading = support::eventually(
+      [&] {
+        return support::metric_value(support::http_get(fanout_metrics, "/metrics").body,
+                                     "jetstream_fanout_snapshot_sessions") >=
+               static_cast<double>(snapshots);
+      },
+      std::chrono::seconds(60));
+  const std::string snapshot_before = support::http_get(fanout_metrics, "/metrics").body;
+  const auto snapshot_start = Clock::now();
+  const Live beside = reading ? live_run("beside-snapshots") : Live{};
+  const double snapshot_seconds =
+      std::chrono::duration<double>(Clock::now() - snapshot_start).count();
+  const double snapshot_events =
+      support::metric_value(support::http_get(fanout_metrics, "/metrics").body,
+                            "jetstream_fanout_snapshot_events_total") -
+      support::metric_value(snapshot_before, "jetstream_fanout_snapshot_events_total");
+  readers.kill_now();
+  ingest.stop();
+  serve.stop();
+  if (alone.p99_ms < 0 || beside.p99_ms < 0) {
+    std::fprintf(stderr, "state_bench: %s\n%s\n",
+                 reading ? "a live run failed" : "the snapshot clients did not all start",
+                 readers.log().c_str());
+    return 1;
+  }
+  std::printf(
+      "==> 4. %d live clients (~%d events/s upstream, %d s) alone, then beside %zu snapshot=true "
+      "clients from %zu loopback addresses (fanout's default --max-sub-rate 5000 per IP)\n",
+      kLiveClients, kFramesPerSecond * 77 / 75, kSeconds, snapshots,
+      std::min<std::size_t>(snapshots, 254));
+  std::printf(
+      "  alone          live p99 %6.1f ms (fanout's own share p99 %5.1f ms), %8.0f deliveries/s\n",
+      alone.p99_ms, alone.own_p99_ms, alone.deliveries_per_s);
+  std::printf(
+      "  beside them    live p99 %6.1f ms (fanout's own share p99 %5.1f ms), %8.0f deliveries/s\n",
+      beside.p99_ms, beside.own_p99_ms, beside.deliveries_per_s);
+  std::printf("  snapshot clients read %.0f events/s together\n",
+              snapshot_events / snapshot_seconds);
+  std::printf("  live p99 moved %+.0f%% (target: at most +20%%); fanout's own share %+.0f%%\n",
+              100 * (beside.p99_ms / alone.p99_ms - 1),
+              100 * (beside.own_p99_ms / alone.own_p99_ms - 1));
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   std::size_t records = 1'000'000;
   std::size_t deletes = 100'000;
+  std::size_t concurrent_snapshots = 100;
+  std::string live_rise = "20";  // fanout's default, percent
   for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--snapshot-clients") == 0) {
+      concurrent_snapshots = std::stoul(argv[i + 1]);
+    }
     if (std::strcmp(argv[i], "--records") == 0) records = std::stoul(argv[i + 1]);
+    if (std::strcmp(argv[i], "--catch-up-live-rise") == 0) live_rise = argv[i + 1];
     if (std::strcmp(argv[i], "--deletes") == 0) deletes = std::stoul(argv[i + 1]);
   }
   deletes = std::min(deletes, records);
@@ -175,6 +329,8 @@ int main(int argc, char** argv) {
   // 3. A snapshot through the real services to one loadgen client.
   const auto events_port = support::free_loopback_port();
   const auto replay_port = support::free_loopback_port();
+  const auto frames_port = support::free_loopback_port();
+  const auto control_port = support::free_loopback_port();
   const auto decode_metrics = support::free_loopback_port();
   const auto fanout_port = support::free_loopback_port();
   const auto fanout_metrics = support::free_loopback_port();
@@ -182,24 +338,27 @@ int main(int argc, char** argv) {
   decode.start(
       support::StackUnderTest::binary("services/decode/jetstream-decode"),
       {"--data-dir", (dir / "data").string(), "--compact-collections", "app.bsky.*",
-       "--frames-endpoint", "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port()),
-       "--control-endpoint", "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port()),
-       "--events-endpoint", "tcp://127.0.0.1:" + std::to_string(events_port), "--replay-endpoint",
+       "--frames-endpoint", "tcp://127.0.0.1:" + std::to_string(frames_port), "--control-endpoint",
+       "tcp://127.0.0.1:" + std::to_string(control_port), "--events-endpoint",
+       "tcp://127.0.0.1:" + std::to_string(events_port), "--replay-endpoint",
        "tcp://127.0.0.1:" + std::to_string(replay_port), "--metrics-listen-addr",
        "127.0.0.1:" + std::to_string(decode_metrics), "--min-free-bytes", "0"},
       (dir / "decode.log").string());
-  fanout.start(support::StackUnderTest::binary("services/fanout/jetstream-fanout"),
-               {"--listen-addr", "127.0.0.1:" + std::to_string(fanout_port),
-                "--metrics-listen-addr", "127.0.0.1:" + std::to_string(fanout_metrics),
-                "--events-endpoint", "tcp://127.0.0.1:" + std::to_string(events_port),
-                "--replay-endpoint", "tcp://127.0.0.1:" + std::to_string(replay_port),
-                // the per-IP rate (v1's 5,000 events/s by default) paces snapshots like replays:
-                // off, to measure the service rather than the limit
-                "--max-sub-rate", "0"},
-               (dir / "fanout.log").string());
-  const bool ready = support::eventually(
-      [&] { return support::http_get(fanout_metrics, "/readyz").status == 200; },
-      std::chrono::seconds(60));
+  const auto start_fanout = [&](const char* max_sub_rate) {
+    fanout.start(support::StackUnderTest::binary("services/fanout/jetstream-fanout"),
+                 {"--listen-addr", "127.0.0.1:" + std::to_string(fanout_port),
+                  "--metrics-listen-addr", "127.0.0.1:" + std::to_string(fanout_metrics),
+                  "--events-endpoint", "tcp://127.0.0.1:" + std::to_string(events_port),
+                  "--replay-endpoint", "tcp://127.0.0.1:" + std::to_string(replay_port),
+                  "--max-sub-rate", max_sub_rate, "--catch-up-live-rise", live_rise},
+                 (dir / "fanout.log").string());
+    return support::eventually(
+        [&] { return support::http_get(fanout_metrics, "/readyz").status == 200; },
+        std::chrono::seconds(60));
+  };
+  // The per-IP rate (v1's 5,000 events/s by default) paces snapshots like replays: off here, to
+  // measure the service rather than the limit.
+  const bool ready = start_fanout("0");
   int status = 0;
   if (!ready) {
     std::fprintf(stderr, "state_bench: fanout not ready\n%s\n%s\n", decode.log().c_str(),
@@ -233,6 +392,11 @@ int main(int argc, char** argv) {
         std::printf("  %10.0f events per fanout CPU second\n", std::stod(out.substr(cpu_at + 30)));
       }
     }
+  }
+  if (status == 0 && concurrent_snapshots > 0) {
+    fanout.stop();
+    status = concurrent_snapshots_beside_live(dir, concurrent_snapshots, frames_port, control_port,
+                                              fanout_port, fanout_metrics, fanout, start_fanout);
   }
   if (std::getenv("JETSTREAM_STATE_BENCH_KEEP") != nullptr) {
     std::printf("kept: %s; decode metrics :%u, fanout :%u (Enter to stop)\n", dir.c_str(),

@@ -18,6 +18,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -325,6 +326,11 @@ class TinyServer {
     std::lock_guard lock(mutex_);
     return requests_;
   }
+  /// The IPv4 source addresses clients connected from (host order).
+  std::set<std::uint32_t> peers() {
+    std::lock_guard lock(mutex_);
+    return peers_;
+  }
   /// "opcode:payload" of every frame clients sent, all clients together.
   std::vector<std::string> client_frames() {
     std::lock_guard lock(mutex_);
@@ -337,8 +343,15 @@ class TinyServer {
     while (!stopping_) {
       pollfd p{listener_, POLLIN, 0};
       if (::poll(&p, 1, 50) <= 0) continue;
-      const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      sockaddr_in peer{};
+      socklen_t peer_length = sizeof peer;
+      const int fd =
+          ::accept4(listener_, reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_CLOEXEC);
       if (fd < 0) continue;
+      {
+        std::lock_guard lock(mutex_);
+        peers_.insert(ntohl(peer.sin_addr.s_addr));
+      }
       sessions_.emplace_back([this, fd, id = next++] { serve(fd, id); });
     }
   }
@@ -412,6 +425,7 @@ class TinyServer {
   std::mutex mutex_;
   std::vector<std::string> requests_;
   std::vector<std::string> client_frames_;
+  std::set<std::uint32_t> peers_;
 };
 
 std::string event_json(std::int64_t time_us) {
@@ -598,7 +612,26 @@ TEST(LoadgenEndToEnd, ReadsTimeUsFromZstdFramesMadeWithTheV1Dictionary) {
   EXPECT_EQ(sparse.json["deliveries"].GetUint64(), 80u);
 }
 
+TEST(LoadgenEndToEnd, SourceAddressesSpreadClientsOverLoopbackPeers) {
+  const std::int64_t base = wall_clock_us();
+  TinyServer server({[&](std::size_t) { return text_events(base, 5); }, true, false});
+  const auto run = run_tool({"--url", server.url(), "--clients", "7", "--source-addresses", "3",
+                             "--duration", "20s", "--expect-events", "5"});
+  ASSERT_EQ(run.exit_code, 0) << run.err << run.out;
+  const std::set<std::uint32_t> expected = {0x7f000101, 0x7f000102, 0x7f000103};
+  EXPECT_EQ(server.peers(), expected);
+  TinyServer other({[&](std::size_t) { return text_events(base, 5); }, true, false});
+  const auto second =
+      run_tool({"--url", other.url(), "--clients", "2", "--source-addresses", "2",
+                "--source-network", "7", "--duration", "20s", "--expect-events", "5"});
+  ASSERT_EQ(second.exit_code, 0) << second.err << second.out;
+  EXPECT_EQ(other.peers(), (std::set<std::uint32_t>{0x7f000701, 0x7f000702}));
+}
+
 TEST(LoadgenEndToEnd, RejectsBadFlags) {
+  EXPECT_EQ(run_tool({"--source-addresses", "255"}).exit_code, 2);
+  EXPECT_EQ(run_tool({"--url", "ws://localhost6:1/subscribe", "--source-addresses", "2"}).exit_code,
+            2);
   EXPECT_EQ(run_tool({"--clients", "0"}).exit_code, 2);
   EXPECT_EQ(run_tool({"--url", "wss://example.com/subscribe"}).exit_code, 2);
   EXPECT_EQ(run_tool({"--compress"}).exit_code, 2);  // no dictionary to read time_us with

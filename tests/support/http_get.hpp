@@ -8,8 +8,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tests/support/child_process.hpp"
 
@@ -78,6 +82,48 @@ inline double metric_sum(const std::string& scrape, const std::string& name) {
     at = line_end;
   }
   return sum;
+}
+
+/// The `q` quantile (0..1) of Prometheus histogram `name` over what it recorded between two
+/// scrapes (`before`, `after`), interpolated linearly within a bucket as Prometheus'
+/// histogram_quantile does; -1 when nothing was recorded.
+inline double histogram_quantile(const std::string& before, const std::string& after,
+                                 const std::string& name, double q) {
+  const auto buckets = [&](const std::string& scrape) {
+    std::vector<std::pair<double, double>> out;  // (upper bound, cumulative count)
+    const std::string prefix = name + "_bucket{le=\"";
+    std::size_t at = 0;
+    while ((at = scrape.find(prefix, at)) != std::string::npos) {
+      const auto bound_end = scrape.find('"', at + prefix.size());
+      const std::string bound = scrape.substr(at + prefix.size(), bound_end - at - prefix.size());
+      const auto value_at = scrape.find(' ', bound_end);
+      out.emplace_back(bound == "+Inf" ? std::numeric_limits<double>::infinity() : std::stod(bound),
+                       std::stod(scrape.substr(value_at + 1)));
+      at = value_at;
+    }
+    return out;
+  };
+  const auto first = buckets(before);
+  const auto second = buckets(after);
+  if (second.empty() || (!first.empty() && first.size() != second.size())) return -1;
+  const auto count = [&](std::size_t i) {
+    return second[i].second - (first.empty() ? 0 : first[i].second);
+  };
+  const double total = count(second.size() - 1);
+  if (total <= 0) return -1;
+  const double want = q * total;
+  double lower = 0, below = 0;
+  for (std::size_t i = 0; i < second.size(); ++i) {
+    const double here = count(i);
+    if (here >= want) {
+      const double upper = std::isinf(second[i].first) ? lower : second[i].first;
+      const double fraction = here > below ? (want - below) / (here - below) : 1;
+      return lower + (upper - lower) * fraction;
+    }
+    lower = second[i].first;
+    below = here;
+  }
+  return lower;
 }
 
 }  // namespace jetstream::testing

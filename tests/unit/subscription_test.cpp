@@ -33,6 +33,7 @@ class RecordingSink final : public ClientSink {
       opcodes.push_back(message.opcode);
       payloads.emplace_back(message.view);
       queued += frame.size;
+      if (frame.measure_from != std::chrono::steady_clock::time_point{}) ++measured;
     }
     ++sends;
   }
@@ -52,6 +53,7 @@ class RecordingSink final : public ClientSink {
   std::vector<std::string> payloads;
   std::vector<websocket::Opcode> opcodes;
   int sends = 0;
+  int measured = 0;  ///< frames whose write lag is measured (live sends' first frames)
   std::uint64_t queued = 0;
   std::uint64_t written = 0;
   std::optional<std::uint16_t> close_code;
@@ -146,9 +148,9 @@ class SubscriptionTest : public ::testing::Test {
     SessionConfig config;
     config.high_water_bytes = high_water_bytes_;
     config.slow_client_timeout = 60s;
-    subscription_ =
-        std::make_unique<Subscription>(SubscriptionParts{&window_, &probe_, &limiter_, config},
-                                       sink_, options_for(query), "127.0.0.1", signals_, driver_);
+    subscription_ = std::make_unique<Subscription>(
+        SubscriptionParts{&window_, &probe_, &limiter_, catch_up_, config}, sink_,
+        options_for(query), "127.0.0.1", signals_, driver_);
     subscription_->start(now_us, joined);
     EXPECT_EQ(driver_.pumps.size(), 1u) << "start schedules the first pump";
     subscription_->on_pump();
@@ -182,6 +184,7 @@ class SubscriptionTest : public ::testing::Test {
   std::shared_ptr<SessionSignals> signals_;
   RecordingDriver driver_;
   std::uint64_t high_water_bytes_ = 1 << 20;
+  CatchUpGovernor* catch_up_ = nullptr;
   std::unique_ptr<Subscription> subscription_;
 };
 
@@ -247,6 +250,54 @@ TEST_F(SubscriptionTest, AnOldCursorReadsTheLogThenContinuesFromTheWindowWithNoD
   answer_replay(200, {300, 400}, 401, /*done=*/true);  // overlaps the window at 400
   EXPECT_EQ(sink_->payloads, expected({100, 200, 300, 400, 500}));
   EXPECT_EQ(driver_.replays.size(), 2u);
+}
+
+TEST_F(SubscriptionTest, CatchUpWaitsForTheGovernorsTokensWhileLiveSendsGoAndAreMeasured) {
+  CatchUpGovernor::Options o;
+  o.min_events_per_second = o.start_events_per_second = o.max_events_per_second = 0.001;
+  CatchUpGovernor governor(o);  // measuring live alone first; then a token every 1,000 s
+  catch_up_ = &governor;
+  window_.append(block(100, {200}));
+  subscribe("");  // live: after the window's newest
+  window_.append(block(200, {300, 400}));
+  subscription_->on_wake(true);
+  EXPECT_EQ(sink_->payloads, expected({300, 400})) << "live sends never wait for catch-up";
+  EXPECT_EQ(sink_->measured, 1) << "a live send's first frame is measured";
+
+  auto replaying = std::make_shared<RecordingSink>();
+  sink_ = replaying;
+  driver_.pumps.clear();
+  subscription_ = std::make_unique<Subscription>(
+      SubscriptionParts{&window_, &probe_, &limiter_, catch_up_, SessionConfig{}}, sink_,
+      options_for("cursor=100"), "127.0.0.1", signals_, driver_);
+  subscription_->start(1'000'000'000, true);
+  subscription_->on_pump();
+  EXPECT_TRUE(driver_.replays.empty()) << "no page is asked for before it is paid for";
+  ASSERT_EQ(driver_.pumps.size(), 2u) << "the start's pump, then a look again shortly";
+  EXPECT_GT(driver_.pumps.back().count(), 0);
+  catch_up_ = nullptr;
+}
+
+TEST_F(SubscriptionTest, ACatchUpPageIsAsBigAsItsTokensAndUnusedTokensGoBack) {
+  CatchUpGovernor::Options o;
+  o.start_events_per_second = o.min_events_per_second = o.max_events_per_second = 1'000;
+  const auto start = CatchUpGovernor::Clock::now() - std::chrono::seconds(1);
+  CatchUpGovernor governor(o, start);
+  // Past its first measurement of live alone (no live here), with a full bank: 100 tokens.
+  (void)governor.take(0, start + std::chrono::milliseconds(100));
+  (void)governor.take(0, start + std::chrono::milliseconds(200));
+  catch_up_ = &governor;
+  window_.append(block(300, {400, 500}));
+  subscribe("cursor=100");
+  ASSERT_EQ(driver_.replays.size(), 1u);
+  EXPECT_EQ(driver_.replays[0].max_events, 100u) << "the page is what the tokens pay for";
+  answer_replay(0, {100, 200}, 201, /*done=*/false);  // 2 events: 98 tokens back
+  EXPECT_EQ(sink_->payloads, expected({100, 200}));
+  EXPECT_EQ(sink_->measured, 0) << "catch-up sends are not measured as live ones";
+  ASSERT_EQ(driver_.replays.size(), 2u);
+  EXPECT_GE(driver_.replays[1].max_events, 98u) << "the unused tokens paid for the next page";
+  EXPECT_LE(driver_.replays[1].max_events, 100u);
+  catch_up_ = nullptr;
 }
 
 TEST_F(SubscriptionTest, ReplayFiltersAreTheSubscribersOwn) {

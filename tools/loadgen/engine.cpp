@@ -110,6 +110,16 @@ void Worker::start_connect(Connection& c, std::int64_t now_steady_us) {
   }
   const int one = 1;
   ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (config_.source_addresses > 0) {
+    sockaddr_in source{};
+    source.sin_family = AF_INET;
+    const auto host = static_cast<std::uint32_t>(1 + c.id % config_.source_addresses);
+    source.sin_addr.s_addr = htonl((127u << 24) | (config_.source_network << 8) | host);
+    if (::bind(c.fd, reinterpret_cast<const sockaddr*>(&source), sizeof source) != 0) {
+      finish(c, "bind to a loopback source address: " + errno_text(errno));
+      return;
+    }
+  }
   c.state = State::kConnecting;
   c.deadline_us = now_steady_us + config_.handshake_timeout.count();
   epoll_event event{};

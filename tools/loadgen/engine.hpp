@@ -34,6 +34,9 @@ struct EngineConfig {
   std::shared_ptr<const zstd::Dictionary> dictionary;  ///< null: binary messages are not read
   double connect_rate = 0;  ///< connections per second for this worker (0: all at once)
   std::chrono::microseconds handshake_timeout{std::chrono::seconds(10)};
+  /// >0: client `id` binds to 127.0.`source_network`.(1 + id % source_addresses) first.
+  std::uint32_t source_addresses = 0;
+  std::uint32_t source_network = 1;
 };
 
 /// Figures a worker publishes after every loop turn, read by the runner's thread (relaxed).

@@ -1,6 +1,7 @@
 #include "tools/loadgen/loadgen.hpp"
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -110,6 +111,12 @@ int run(const Options& options, std::ostream& out, std::ostream& err,
   if (options.clients < 1 || options.clients > 1'000'000) {
     return usage_error("--clients must be between 1 and 1000000");
   }
+  if (options.source_addresses < 0 || options.source_addresses > 254) {
+    return usage_error("--source-addresses must be between 0 and 254");
+  }
+  if (options.source_network < 0 || options.source_network > 255) {
+    return usage_error("--source-network must be between 0 and 255");
+  }
   if (options.threads < 1 || options.threads > 64) {
     return usage_error("--threads must be between 1 and 64");
   }
@@ -165,6 +172,15 @@ int run(const Options& options, std::ostream& out, std::ostream& err,
   if (const int rc = getaddrinfo(url->host.c_str(), port.c_str(), &hints, &found); rc != 0) {
     return usage_error("cannot resolve " + url->host + ": " + gai_strerror(rc));
   }
+  if (options.source_addresses > 0 &&
+      (found->ai_family != AF_INET ||
+       (ntohl(reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr.s_addr) >> 24) !=
+           127)) {
+    freeaddrinfo(found);
+    return usage_error("--source-addresses needs a 127.x.x.x server address, not " + url->host);
+  }
+  config.source_addresses = static_cast<std::uint32_t>(options.source_addresses);
+  config.source_network = static_cast<std::uint32_t>(options.source_network);
   std::memcpy(&config.address, found->ai_addr, found->ai_addrlen);
   config.address_length = static_cast<socklen_t>(found->ai_addrlen);
   freeaddrinfo(found);
@@ -323,6 +339,11 @@ int loadgen_main(int argc, const char* const* argv, std::ostream& out, std::ostr
   flags.add_duration("handshake-timeout", &o.handshake_timeout,
                      "connect + websocket handshake limit per client");
   flags.add_bool("progress", &o.progress, "print a progress line to stderr every second");
+  flags.add_int64("source-addresses", &o.source_addresses,
+                  "spread the clients over this many loopback source addresses (127.0.B.1, "
+                  "127.0.B.2, ...; at most 254) so a per-IP limit sees that many peers (0 = one)");
+  flags.add_int64("source-network", &o.source_network,
+                  "the B of the 127.0.B.x source addresses of --source-addresses");
   const auto outcome = flags.parse(argc, argv, env);
   if (const auto code = flags.report(outcome, out, err)) return *code;
   if (!outcome.positional.empty()) {

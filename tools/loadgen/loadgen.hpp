@@ -32,6 +32,10 @@ struct Options {
   std::int64_t server_pid = 0;
   std::chrono::microseconds handshake_timeout = std::chrono::seconds(10);
   bool progress = true;
+  /// Spread the clients over this many loopback source addresses (127.0.B.1, 127.0.B.2, …), so
+  /// a server that limits per IP sees that many peers (0: the kernel picks, one address).
+  std::int64_t source_addresses = 0;
+  std::int64_t source_network = 1;  ///< the B of 127.0.B.x for --source-addresses
 };
 
 /// Exit codes.
