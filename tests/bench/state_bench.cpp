@@ -1,7 +1,8 @@
 // The compacted twin (API.md "State"), measured:
 //   1. appends to decode's event store with the twin of app.bsky.* on, against the same appends
 //      with it off (the cost of writing state in the log's batch);
-//   2. disk bytes per compacted record and per tombstone (after a flush and a full compaction);
+//   2. disk bytes per compacted record and per tombstone (after a flush and a full compaction),
+//      on synthetic posts and on the corpus's real events;
 //   3. a snapshot to one websocket client through the real jetstream-decode and jetstream-fanout
 //      (jetstream-loadgen, snapshot=true), from a twin of --records records.
 // Each figure is printed with its ratio to the target. Exit 0 unless something failed.
@@ -22,6 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "common/firehose/capture.hpp"
+#include "common/firehose/v1_encoder.hpp"
+#include "common/zstd/zstd_dictionary.hpp"
 #include "services/decode/event_store.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_get.hpp"
@@ -116,6 +120,97 @@ std::unique_ptr<decode::EventStore> open_store(const std::filesystem::path& path
   auto store = decode::EventStore::open(options, error);
   if (!store) std::fprintf(stderr, "state_bench: %s\n", error.c_str());
   return store;
+}
+
+/// 2b. Disk bytes per twin entry on real events: the corpus's frames, each pass under other
+/// repositories (support::rewrite_plc_dids) so that every record is new, decoded by the v1
+/// encoder and compressed with the v1 dictionary as decode does, appended with the twin of
+/// app.bsky.* and compacted. Returns false when the corpus or dictionary is missing.
+bool corpus_disk_bytes(const std::filesystem::path& path, std::size_t passes) {
+  const auto corpus = support::shared_file("corpus/dev.frames");
+  const auto dictionary_path = support::shared_file("zstd/jetstream-v1.zdict");
+  if (!corpus || !dictionary_path) {
+    std::fprintf(stderr, "state_bench: ../shared corpus or zstd dictionary missing\n");
+    return false;
+  }
+  std::string error;
+  const auto dictionary = jetstream::zstd::Dictionary::load(dictionary_path->string(), error);
+  if (!dictionary) {
+    std::fprintf(stderr, "state_bench: %s\n", error.c_str());
+    return false;
+  }
+  jetstream::zstd::Compressor compressor(dictionary);
+  const auto bytes = support::read_binary_file(*corpus);
+  const auto frames = jetstream::firehose::split_capture(bytes);
+  if (!frames) return false;
+  auto store = open_store(path, "app.bsky.*");
+  if (!store) return false;
+  jetstream::firehose::V1Encoder encoder;
+  std::vector<jetstream::firehose::PendingEvent> pending;
+  std::vector<std::string> jsons, zstds;
+  std::vector<proto::EventView> views;
+  std::vector<decode::RecordChange> changes;
+  std::int64_t time_us = recent_time_us();
+  std::int64_t prev = 0;
+  std::uint64_t json_bytes = 0, zstd_bytes = 0, events = 0;
+  for (std::size_t pass = 0; pass < passes; ++pass) {
+    pending.clear();
+    for (const auto frame : *frames) {
+      std::vector<std::uint8_t> copy(frame.begin(), frame.end());
+      support::rewrite_plc_dids(copy, pass);
+      (void)encoder.events_from_frame(copy, pending);
+    }
+    jsons.resize(pending.size());
+    zstds.resize(pending.size());
+    views.resize(pending.size());
+    changes.resize(pending.size());
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+      const auto& event = pending[i];
+      const std::int64_t t = ++time_us;
+      jsons[i] = event.finalize(t);
+      compressor.compress(jsons[i], zstds[i]);
+      json_bytes += jsons[i].size();
+      zstd_bytes += zstds[i].size();
+      views[i] = proto::EventView{
+          t,
+          prev,
+          event.kind,
+          event.did,
+          event.collection,
+          jsons[i],
+          {reinterpret_cast<const std::uint8_t*>(zstds[i].data()), zstds[i].size()}};
+      changes[i] = decode::RecordChange{event.rkey, event.rev, event.is_delete};
+      prev = t;
+    }
+    if (!store->append(views, changes, -1, error)) {
+      std::fprintf(stderr, "state_bench: append failed: %s\n", error.c_str());
+      return false;
+    }
+    events += pending.size();
+  }
+  if (!store->flush_and_compact(error)) {
+    std::fprintf(stderr, "state_bench: %s\n", error.c_str());
+    return false;
+  }
+  std::int64_t records = 0, tombstones = 0;
+  for (const auto& [group, counts] : store->twin_counts()) {
+    records += counts.records;
+    tombstones += counts.tombstones;
+  }
+  const auto twin = store->twin_disk_bytes();
+  std::printf(
+      "  the corpus (%zu passes under other repositories): %llu events, %.0f bytes of JSON and "
+      "%.0f of zstd each on average\n",
+      passes, static_cast<unsigned long long>(events),
+      static_cast<double>(json_bytes) / static_cast<double>(events),
+      static_cast<double>(zstd_bytes) / static_cast<double>(events));
+  std::printf(
+      "  %.0f bytes per twin entry (%lld records and identity/account entries, %lld "
+      "tombstones: %.1f MB)\n",
+      static_cast<double>(twin) / static_cast<double>(records + tombstones),
+      static_cast<long long>(records), static_cast<long long>(tombstones),
+      static_cast<double>(twin) / 1e6);
+  return true;
 }
 
 /// What one loadgen run printed (its --json line), parsed; an empty document when it failed.
@@ -325,6 +420,8 @@ int main(int argc, char** argv) {
   std::printf("  %.0f bytes per compacted record (key, entry, the event's ~%zu bytes of JSON)\n",
               per_record, post_json(1, "did:plc:bench1", "3lrk1", false).size());
   std::printf("  %.0f bytes per tombstone (%zu deletes)\n", per_tombstone, deletes);
+  if (!corpus_disk_bytes(dir / "corpus", 2600)) return 1;
+  std::filesystem::remove_all(dir / "corpus");
 
   // 3. A snapshot through the real services to one loadgen client.
   const auto events_port = support::free_loopback_port();
