@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include "common/zstd/zstd_dictionary.hpp"
 #include "tests/support/pipeline_fixtures.hpp"
@@ -203,26 +204,56 @@ TEST_F(Fanout, ASnapshotOverTheWebsocketFoldsToTheStateOfTheLog) {
   EXPECT_TRUE(outside.response().ends_with("snapshot unavailable for collection: chat.bsky.*"))
       << outside.response();
 
-  WsTestClient client;
-  ASSERT_EQ(client.connect(stack.fanout_port, "/subscribe?snapshot=true"), 101);
-  support::StateFold from_connection;
-  bool complete = false;
-  while (!complete) {
-    auto message = client.read(30s);
-    ASSERT_TRUE(message) << "no SnapshotComplete";
-    ASSERT_EQ(message->opcode, 1);
-    if (!from_connection.apply(message->payload)) {
-      complete = message->payload.find(R"("name":"SnapshotComplete")") != std::string::npos;
+  // The snapshot of `query` folded, up to SnapshotComplete (the log is complete by now).
+  const auto snapshot_of = [&](const std::string& query) {
+    WsTestClient client;
+    support::StateFold fold;
+    EXPECT_EQ(client.connect(stack.fanout_port, "/subscribe?snapshot=true" + query), 101);
+    while (true) {
+      auto message = client.read(30s);
+      if (!message || message->opcode != 1) {
+        ADD_FAILURE() << "no SnapshotComplete for " << query;
+        break;
+      }
+      if (!fold.apply(message->payload) &&
+          message->payload.find(R"("name":"SnapshotComplete")") != std::string::npos) {
+        break;
+      }
     }
-  }
-  support::StateFold from_log;
-  for (const auto& event : log) {
-    if (event.kind != proto::EventKind::commit || event.collection.starts_with("app.bsky.")) {
-      from_log.apply(event.json);
+    return fold;
+  };
+  // The log folded, keeping the events `keep` accepts.
+  const auto log_fold = [&](const auto& keep) {
+    support::StateFold fold;
+    for (const auto& event : log) {
+      if (keep(event)) fold.apply(event.json);
     }
-  }
-  EXPECT_FALSE(from_log.state().empty());
-  EXPECT_TRUE(from_connection.state() == from_log.state());
+    return fold;
+  };
+  const auto compacted = [](const support::OwnedEvent& event) {
+    return event.kind != proto::EventKind::commit || event.collection.starts_with("app.bsky.");
+  };
+  const auto whole = log_fold(compacted);
+  EXPECT_FALSE(whole.state().empty());
+  EXPECT_TRUE(snapshot_of("").state() == whole.state());
+
+  // Filters apply to the snapshot as to the log: a prefix, and DIDs (whose identity and
+  // account entries come with their records, as v1's wantedDids filter does).
+  const auto feed = log_fold([&](const support::OwnedEvent& event) {
+    return event.kind == proto::EventKind::commit && event.collection.starts_with("app.bsky.feed.");
+  });
+  ASSERT_FALSE(feed.state().empty());
+  EXPECT_TRUE(snapshot_of("&wantedCollections=app.bsky.feed.*").state() == feed.state());
+  std::map<std::string, int> events_per_did;
+  for (const auto& event : log) ++events_per_did[event.did];
+  const auto busiest =
+      std::max_element(events_per_did.begin(), events_per_did.end(),
+                       [](const auto& a, const auto& b) { return a.second < b.second; });
+  const std::string did = busiest->first;
+  const auto of_did = log_fold(
+      [&](const support::OwnedEvent& event) { return compacted(event) && event.did == did; });
+  ASSERT_FALSE(of_did.state().empty());
+  EXPECT_TRUE(snapshot_of("&wantedDids=" + did).state() == of_did.state()) << did;
 }
 
 TEST_F(Fanout, OptionsUpdateReplacesFiltersAndInvalidOnesCloseWithAReason) {

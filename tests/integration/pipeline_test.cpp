@@ -14,6 +14,8 @@
 
 #include "tests/support/pipeline_fixtures.hpp"
 #include "tests/support/replay_client.hpp"
+#include "tests/support/state_fold.hpp"
+#include "tests/support/ws_client.hpp"
 
 namespace {
 
@@ -82,14 +84,58 @@ TEST_F(Pipeline, StoredAndPublishedEventsEqualTheV1CorpusInOrder) {
             77);
 }
 
+/// A `snapshot=true` client of fanout's websocket that keeps its state and cursor across
+/// connections, as a real one does: each connection resumes at the last time_us it received.
+struct ResumingSnapshotClient {
+  /// Connects (again while fanout answers 503 during decode's restart) and reads until it has
+  /// `events` more events or one at or after `until_time_us`; then leaves. False on a failure.
+  bool read(std::uint16_t port, std::size_t events, std::int64_t until_time_us = 0) {
+    support::WsTestClient client;
+    std::string target = "/subscribe?snapshot=true";
+    if (cursor) target += "&cursor=" + std::to_string(*cursor);
+    int status = -1;
+    if (!support::eventually([&] { return (status = client.connect(port, target)) == 101; }, 30s)) {
+      ADD_FAILURE() << "handshake answered " << status << ": " << client.response();
+      return false;
+    }
+    ++connections;
+    static const std::regex time_us(R"("time_us":(\d+))");
+    for (std::size_t got = 0; got < events || (until_time_us > 0 && cursor < until_time_us);) {
+      const auto message = client.read(30s);
+      if (!message || message->opcode != 1) {
+        ADD_FAILURE() << "the connection ended after " << got << " events";
+        return false;
+      }
+      if (message->payload.find(R"("name":"SnapshotRestarted")") != std::string::npos) {
+        fold = {};
+        cursor.reset();
+      }
+      if (!fold.apply(message->payload)) continue;  // an info message
+      std::smatch match;
+      if (!std::regex_search(message->payload, match, time_us)) return false;
+      const std::int64_t t = std::stoll(match[1]);
+      EXPECT_TRUE(!cursor || t > *cursor) << "time_us goes back across a resume";
+      cursor = t;
+      ++got;
+    }
+    return true;
+  }
+  support::StateFold fold;
+  std::optional<std::int64_t> cursor;
+  int connections = 0;
+};
+
 TEST_F(Pipeline, KillNineOfDecodeMidStreamLosesAndDuplicatesNothing) {
-  // With a compacted twin: after every kill -9 the twin equals what the log implies.
+  // With a compacted twin: after every kill -9 the twin equals what the log implies, and a
+  // snapshot client that reconnects with its cursor ends with the state the log implies.
   constexpr const char* kCompacted = "app.bsky.*";
   StackUnderTest stack("kill-decode");
   auto o = options(40);  // ~2 s of upstream
   o.decode_args = {"--compact-collections", kCompacted};
   ASSERT_TRUE(stack.start(o));
+  ResumingSnapshotClient snapshot;
   for (const std::size_t stored : {15u, 40u, 70u}) {
+    ASSERT_TRUE(snapshot.read(stack.fanout_port, 4)) << stack.fanout.log();
     ASSERT_TRUE(support::eventually([&] { return log_of(stack).size() >= stored; }, 30s))
         << stack.decode.log();
     stack.decode.kill_now();
@@ -98,6 +144,20 @@ TEST_F(Pipeline, KillNineOfDecodeMidStreamLosesAndDuplicatesNothing) {
     ASSERT_TRUE(stack.restart_decode());
   }
   expect_log_is_the_corpus(stack);
+  const auto log = log_of(stack);
+  support::StateFold from_log;
+  std::int64_t last_compacted = 0;
+  for (const auto& event : log) {
+    if (event.kind != jetstream::proto::EventKind::commit ||
+        event.collection.starts_with("app.bsky.")) {
+      from_log.apply(event.json);
+      last_compacted = event.time_us;
+    }
+  }
+  ASSERT_TRUE(snapshot.read(stack.fanout_port, 0, last_compacted)) << stack.fanout.log();
+  EXPECT_EQ(snapshot.connections, 4);
+  EXPECT_EQ(snapshot.fold.state().size(), from_log.state().size());
+  EXPECT_TRUE(snapshot.fold.state() == from_log.state());
   stack.decode.kill_now();
   std::string report;
   EXPECT_EQ(stack.check_state(kCompacted, report), 0) << report;
