@@ -49,7 +49,10 @@ std::optional<DecodeError> validate_event_batch(std::span<const EventView> event
 
 std::optional<DecodeError> validate(const StateInfo& info) noexcept {
   if (info.tombstone_horizon_us < 0) return DecodeError::invalid_value;
-  if (info.compacted.size() > kMaxCompactedSetBytes) return DecodeError::limit_exceeded;
+  if (info.compacted.size() > kMaxCompactedSetBytes ||
+      info.building.size() > kMaxCompactedSetBytes) {
+    return DecodeError::limit_exceeded;
+  }
   return std::nullopt;
 }
 
@@ -126,11 +129,12 @@ std::array<std::uint8_t, kHeartbeatSize> encode_heartbeat(const Heartbeat& heart
 
 std::vector<std::uint8_t> encode_state_info(const StateInfo& info) {
   detail::require_valid(validate(info), "encode_state_info: invalid state info");
-  std::vector<std::uint8_t> out(2 + 8 + 4 + info.compacted.size());
+  std::vector<std::uint8_t> out(2 + 8 + 4 + info.compacted.size() + 4 + info.building.size());
   detail::Writer writer(out);
   writer.header(MessageType::state_info);
   writer.i64(info.tombstone_horizon_us);
   writer.sized_text(info.compacted);
+  writer.sized_text(info.building);
   writer.finish();
   return out;
 }
@@ -166,6 +170,7 @@ DecodeResult<StateInfo> decode_state_info(std::span<const std::uint8_t> body) no
   StateInfo info;
   info.tombstone_horizon_us = reader.i64();
   info.compacted = reader.sized_text(kMaxCompactedSetBytes);
+  info.building = reader.sized_text(kMaxCompactedSetBytes);
   if (!reader.finish()) return reader.error();
   if (const auto error = validate(info)) return *error;
   return info;

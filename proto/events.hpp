@@ -65,6 +65,9 @@ struct StateInfo {
   std::string_view compacted;
   /// time_us below which tombstones were expired: a snapshot cursor at or below it restarts.
   std::int64_t tombstone_horizon_us = 0;
+  /// The patterns of `compacted` whose twin is still being built from the log (canonical;
+  /// empty when none): a snapshot of them would miss records, so fanout answers 503.
+  std::string_view building;
 
   friend bool operator==(const StateInfo&, const StateInfo&) = default;
 };

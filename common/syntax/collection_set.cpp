@@ -77,4 +77,15 @@ bool CollectionSet::covers(const CollectionPattern& wanted) const noexcept {
   return false;
 }
 
+bool CollectionSet::overlaps(const CollectionPattern& wanted) const noexcept {
+  const bool wanted_prefix = wanted.kind == CollectionPatternKind::kPrefix;
+  for (const auto& pattern : patterns_) {
+    const bool prefix = pattern.kind == CollectionPatternKind::kPrefix;
+    if (prefix && wanted.value.starts_with(pattern.value)) return true;         // under this prefix
+    if (wanted_prefix && pattern.value.starts_with(wanted.value)) return true;  // under wanted
+    if (pattern == wanted) return true;
+  }
+  return false;
+}
+
 }  // namespace jetstream::syntax

@@ -36,6 +36,8 @@ class CollectionSet {
   [[nodiscard]] CollectionSet minus(const CollectionSet& other) const;
   /// Whether every collection a pattern of `pattern` can match is matched by this set.
   [[nodiscard]] bool covers(const CollectionPattern& pattern) const noexcept;
+  /// Whether some collection matched by `pattern` is matched by this set too.
+  [[nodiscard]] bool overlaps(const CollectionPattern& pattern) const noexcept;
 
   friend bool operator==(const CollectionSet&, const CollectionSet&) = default;
 

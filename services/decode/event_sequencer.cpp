@@ -126,7 +126,9 @@ void EventSequencer::publish_heartbeat() {
   // What fanout needs for snapshot=true handshakes, on every tick whatever the load (fanout is
   // ready only once it has it).
   const std::string compacted = store_.options().compact.canonical();
-  publisher_.publish_state_info(proto::StateInfo{compacted, store_.tombstone_horizon_us()});
+  const std::string building = store_.building_collections();
+  publisher_.publish_state_info(
+      proto::StateInfo{compacted, store_.tombstone_horizon_us(), building});
   probe_.set_log_bounds(heartbeat.oldest_time_us, heartbeat.newest_time_us);
 }
 

@@ -1472,6 +1472,12 @@ EventStore::TwinBuild EventStore::twin_build() const {
   return build;
 }
 
+std::string EventStore::building_collections() const {
+  if (!build_pending_.load()) return {};
+  std::lock_guard lock(counts_mutex_);
+  return build_set_.canonical();
+}
+
 std::map<std::string, EventStore::TwinCounts> EventStore::twin_counts() const {
   std::lock_guard lock(counts_mutex_);
   return counts_;

@@ -195,6 +195,9 @@ class EventStore {
   /// once it reaches the log's newest event. false with `error` when RocksDB fails.
   bool build_twin_step(std::size_t max_events, std::string& error);
   [[nodiscard]] TwinBuild twin_build() const;
+  /// The collections whose twin is still being built, canonical (empty when none): what state
+  /// info tells fanout, so that no snapshot reads a twin that still lacks records.
+  [[nodiscard]] std::string building_collections() const;
   /// What open did to the twin when the collection set had changed (for the log); empty when
   /// the set was the stored one.
   [[nodiscard]] const std::string& twin_open_report() const noexcept { return twin_open_report_; }

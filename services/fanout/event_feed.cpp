@@ -176,13 +176,15 @@ void EventFeed::on_state_info(std::span<const std::uint8_t> body) {
   }
   std::string error;
   auto set = syntax::CollectionSet::parse(info.value().compacted, error);
-  if (!set) {
+  auto building = syntax::CollectionSet::parse(info.value().building, error);
+  if (!set || !building) {
     observer_.on_proto_rejected("state_info", proto::to_string(proto::DecodeError::invalid_value));
     return;
   }
   auto state = std::make_shared<CompactedState>();
   state->compacted = std::move(*set);
   state->tombstone_horizon_us = info.value().tombstone_horizon_us;
+  state->building = std::move(*building);
   std::lock_guard lock(status_mutex_);
   compacted_state_ = std::move(state);
 }

@@ -52,6 +52,7 @@ struct FeedStatus {
 struct CompactedState {
   syntax::CollectionSet compacted;
   std::int64_t tombstone_horizon_us = 0;
+  syntax::CollectionSet building;  ///< patterns of `compacted` whose twin decode still builds
 };
 
 class FeedObserver {

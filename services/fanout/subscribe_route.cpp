@@ -39,6 +39,11 @@ SubscribeHandler subscribe_handler(caf::actor_system& actors, SessionContext con
       if (!state) return HttpError{503, "snapshot unavailable: decode's state is not known yet"};
       std::string error = apply_snapshot_collections(parsed.options->filters, state->compacted);
       if (!error.empty()) return HttpError{400, std::move(error)};
+      // A collection added on decode's last start is built from its log beside ingestion: until
+      // that is done its twin lacks records, and a snapshot would hand out a wrong state.
+      if (auto building = snapshot_being_built(parsed.options->filters, state->building)) {
+        return HttpError{503, std::move(*building)};
+      }
       parsed.options->snapshot_collections = state->compacted;
     }
     return SubscribeAccept{

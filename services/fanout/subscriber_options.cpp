@@ -150,4 +150,22 @@ std::string apply_snapshot_collections(SubscriberFilters& filters,
   return {};
 }
 
+std::optional<std::string> snapshot_being_built(const SubscriberFilters& filters,
+                                                const syntax::CollectionSet& building) {
+  if (building.empty()) return std::nullopt;
+  const auto text = [](const syntax::CollectionPattern& pattern) {
+    return "snapshot unavailable while the state of " + syntax::pattern_text(pattern) +
+           " is being built from the log; try again later";
+  };
+  for (const auto& exact : filters.collections) {
+    const syntax::CollectionPattern pattern{syntax::CollectionPatternKind::kExact, exact};
+    if (building.overlaps(pattern)) return text(pattern);
+  }
+  for (const auto& prefix : filters.collection_prefixes) {
+    const syntax::CollectionPattern pattern{syntax::CollectionPatternKind::kPrefix, prefix};
+    if (building.overlaps(pattern)) return text(pattern);
+  }
+  return std::nullopt;
+}
+
 }  // namespace jetstream::fanout

@@ -151,4 +151,9 @@ inline constexpr std::string_view kSnapshotCollectionPrefix =
 [[nodiscard]] std::string apply_snapshot_collections(SubscriberFilters& filters,
                                                      const syntax::CollectionSet& compacted);
 
+/// After apply_snapshot_collections: the 503 text when a collection the snapshot reads is still
+/// being built by decode (`building`, from its state info); nullopt when none is.
+[[nodiscard]] std::optional<std::string> snapshot_being_built(
+    const SubscriberFilters& filters, const syntax::CollectionSet& building);
+
 }  // namespace jetstream::fanout

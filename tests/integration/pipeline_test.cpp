@@ -165,6 +165,66 @@ TEST_F(Pipeline, KillNineOfDecodeMidStreamLosesAndDuplicatesNothing) {
   EXPECT_EQ(report.find("app.bsky.*: 0 records"), std::string::npos) << report;
 }
 
+TEST_F(Pipeline, ACollectionAddedOnRestartIsBuiltFromTheLogWithItsProgressShown) {
+  StackUnderTest stack("twin-build");
+  auto o = options(0);
+  o.decode_args = {"--compact-collections", "app.bsky.feed.post"};
+  ASSERT_TRUE(stack.start(o));
+  expect_log_is_the_corpus(stack);
+  const auto log = log_of(stack);
+  stack.decode.stop();
+  // The whole app.bsky.* now: every other app.bsky collection is built from the log decode holds.
+  ASSERT_TRUE(stack.restart_decode(
+      {"--compact-collections", "app.bsky.*", "--twin-build-step-events", "5"}));
+  // Until the build is done a snapshot of a collection being built is refused for now (503),
+  // never served from a twin that lacks records.
+  int status = 0;
+  ASSERT_TRUE(support::eventually(
+      [&] {
+        support::WsTestClient client;
+        status = client.connect(stack.fanout_port,
+                                "/subscribe?snapshot=true&wantedCollections=app.bsky.feed.like");
+        if (status == 503 && client.response().find("snapshot unavailable") != std::string::npos) {
+          EXPECT_NE(client.response().find("is being built from the log"), std::string::npos)
+              << client.response();
+        }
+        return status == 101;
+      },
+      60s))
+      << status;
+  EXPECT_TRUE(support::eventually(
+      [&] {
+        return StackUnderTest::metric(stack.decode_metrics_port,
+                                      "jetstream_decode_twin_building") == 0;
+      },
+      60s));
+  EXPECT_EQ(StackUnderTest::metric(stack.decode_metrics_port,
+                                   "jetstream_decode_twin_build_progress_ratio"),
+            1);
+  EXPECT_GE(StackUnderTest::metric(stack.decode_metrics_port,
+                                   "jetstream_decode_twin_build_events_read_total"),
+            static_cast<double>(log.size()))
+      << "the build read the whole log";
+  EXPECT_NE(stack.decode.log().find("compacted twin built from the log"), std::string::npos);
+
+  // The snapshot is the state of the whole log, and the stored twin checks.
+  ResumingSnapshotClient snapshot;
+  std::int64_t last_compacted = 0;
+  support::StateFold from_log;
+  for (const auto& event : log) {
+    if (event.kind != jetstream::proto::EventKind::commit ||
+        event.collection.starts_with("app.bsky.")) {
+      from_log.apply(event.json);
+      last_compacted = event.time_us;
+    }
+  }
+  ASSERT_TRUE(snapshot.read(stack.fanout_port, 0, last_compacted));
+  EXPECT_TRUE(snapshot.fold.state() == from_log.state());
+  stack.decode.stop();
+  std::string report;
+  EXPECT_EQ(stack.check_state("app.bsky.*", report), 0) << report;
+}
+
 TEST_F(Pipeline, KillNineOfIngestMidStreamLosesAndDuplicatesNothing) {
   StackUnderTest stack("kill-ingest");
   ASSERT_TRUE(stack.start(options(40)));

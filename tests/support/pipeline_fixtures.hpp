@@ -394,6 +394,7 @@ class StackUnderTest {
       }
     }
     fanout_args.insert(fanout_args.end(), options.fanout_args.begin(), options.fanout_args.end());
+    decode_base_args_ = decode_args;
     decode_args.insert(decode_args.end(), options.decode_args.begin(), options.decode_args.end());
     ingest_args_ = {"--ws-url",
                     "ws://" + local(upstream_port) + "/xrpc/com.atproto.sync.subscribeRepos",
@@ -425,6 +426,12 @@ class StackUnderTest {
   bool restart_decode() {
     return decode.start(binary("services/decode/jetstream-decode"), decode_args_,
                         (dir_ / "decode.log").string());
+  }
+  /// The same, with `args` in place of Options::decode_args (a changed configuration).
+  bool restart_decode(const std::vector<std::string>& args) {
+    decode_args_ = decode_base_args_;
+    decode_args_.insert(decode_args_.end(), args.begin(), args.end());
+    return restart_decode();
   }
   /// Runs `jetstream-decode --check-state` on decode's data dir with `compact_collections`;
   /// returns its exit code (-1 when it did not finish in 120 s), its output in `output`.
@@ -482,6 +489,7 @@ class StackUnderTest {
  private:
   std::filesystem::path dir_;
   std::vector<std::string> decode_args_;
+  std::vector<std::string> decode_base_args_;  ///< decode_args_ without Options::decode_args
   std::vector<std::string> ingest_args_;
 };
 

@@ -55,6 +55,15 @@ TEST(CollectionSet, CoversAndMinusSpeakOfPatterns) {
   EXPECT_TRUE(set.covers(*syntax::parse_collection_pattern("app.bsky.feed.*")));
   EXPECT_FALSE(set.covers(*syntax::parse_collection_pattern("chat.bsky.*")));
   EXPECT_EQ(set.minus(set_of("app.bsky.*")).canonical(), "chat.bsky.actor.declaration");
+  // Overlap: some collection both match.
+  const auto pattern = [](const char* text) { return *syntax::parse_collection_pattern(text); };
+  EXPECT_TRUE(set.overlaps(pattern("app.bsky.feed.post")));  // under a prefix
+  EXPECT_TRUE(set.overlaps(pattern("app.*")));               // a wider prefix
+  EXPECT_TRUE(set.overlaps(pattern("chat.bsky.*")));         // holds an exact name
+  EXPECT_TRUE(set.overlaps(pattern("chat.bsky.actor.declaration")));
+  EXPECT_FALSE(set.overlaps(pattern("chat.bsky.convo.message")));
+  EXPECT_FALSE(set.overlaps(pattern("com.example.*")));
+  EXPECT_FALSE(set_of("app.bsky.feed.post").overlaps(pattern("app.bsky.feed.postgate")));
 }
 
 // ---- Keys and entries

@@ -396,9 +396,10 @@ TEST(EveryMessage, RandomCorruptionIsRejectedOrReencodesToTheSameBytes) {
 // ---- State info.
 
 TEST(StateInfo, RoundTripsAndRejectsWhatTheSpecForbids) {
-  const StateInfo info{"app.bsky.*,chat.bsky.actor.declaration", 1'700'000'000'000'000};
+  const StateInfo info{"app.bsky.*,chat.bsky.actor.declaration", 1'700'000'000'000'000,
+                       "chat.bsky.actor.declaration"};
   const auto body = encode_state_info(info);
-  ASSERT_EQ(body.size(), 2u + 8u + 4u + info.compacted.size());
+  ASSERT_EQ(body.size(), 2u + 8u + 4u + info.compacted.size() + 4u + info.building.size());
   EXPECT_EQ(body[1], 'C');
   const auto decoded = decode_state_info(body);
   ASSERT_TRUE(decoded);

@@ -325,5 +325,22 @@ TEST(SubscribeSnapshot, NoCollectionMeansTheCompactedOnes) {
   EXPECT_EQ(options.filters.collection_prefixes, strings({"app.bsky."}));
 }
 
+TEST(SubscribeSnapshot, ACollectionStillBeingBuiltIsUnavailableForNowNotForGood) {
+  const auto set = compacted("app.bsky.*,chat.bsky.actor.declaration");
+  const auto building = compacted("chat.bsky.actor.declaration");
+  SubscriberOptions everything = parse_ok("snapshot=true");
+  ASSERT_EQ(apply_snapshot_collections(everything.filters, set), "");
+  EXPECT_EQ(snapshot_being_built(everything.filters, building),
+            "snapshot unavailable while the state of chat.bsky.actor.declaration is being built "
+            "from the log; try again later");
+  SubscriberOptions wide = parse_ok("snapshot=true&wantedCollections=chat.*");
+  ASSERT_EQ(apply_snapshot_collections(wide.filters, compacted("chat.*")), "");
+  EXPECT_TRUE(snapshot_being_built(wide.filters, building)) << "a prefix over a building name";
+  SubscriberOptions posts = parse_ok("snapshot=true&wantedCollections=app.bsky.feed.post");
+  ASSERT_EQ(apply_snapshot_collections(posts.filters, set), "");
+  EXPECT_EQ(snapshot_being_built(posts.filters, building), std::nullopt) << "complete already";
+  EXPECT_EQ(snapshot_being_built(everything.filters, compacted("")), std::nullopt);
+}
+
 }  // namespace
 }  // namespace jetstream::fanout
