@@ -97,14 +97,8 @@ CatchUp catch_up(const std::filesystem::path& dir, const std::filesystem::path& 
   std::filesystem::remove_all(dir / "data");
   decode.start(support::StackUnderTest::binary("services/decode/jetstream-decode"), decode_args,
                (dir / "decode.log").string());
-  ingest.start(
-      support::StackUnderTest::binary("services/ingest/jetstream-ingest"),
-      {"--ws-url",
-       "ws://127.0.0.1:" + std::to_string(upstream_port) + "/xrpc/com.atproto.sync.subscribeRepos",
-       "--frames-listen-addr", "127.0.0.1:" + std::to_string(frames_port), "--control-listen-addr",
-       "127.0.0.1:" + std::to_string(control_port), "--metrics-listen-addr",
-       "127.0.0.1:" + std::to_string(ingest_metrics)},
-      (dir / "ingest.log").string());
+  support::start_ingest(ingest, upstream_port, frames_port, control_port, ingest_metrics,
+                        dir / "ingest.log");
 
   std::printf("catch-up: %zu real relay frames (%zu events, %s) served at full speed, %s\n",
               frame_count, expected_events, records.c_str(),

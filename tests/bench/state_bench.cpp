@@ -253,14 +253,8 @@ int concurrent_snapshots_beside_live(const std::filesystem::path& dir, std::size
               {"serve", capture.string(), "--listen", "127.0.0.1:" + std::to_string(upstream_port),
                "--rate", std::to_string(kFramesPerSecond), "--keep-open"},
               (dir / "serve.log").string());
-  ingest.start(
-      support::StackUnderTest::binary("services/ingest/jetstream-ingest"),
-      {"--ws-url",
-       "ws://127.0.0.1:" + std::to_string(upstream_port) + "/xrpc/com.atproto.sync.subscribeRepos",
-       "--frames-listen-addr", "127.0.0.1:" + std::to_string(frames_port), "--control-listen-addr",
-       "127.0.0.1:" + std::to_string(control_port), "--metrics-listen-addr",
-       "127.0.0.1:" + std::to_string(support::free_loopback_port())},
-      (dir / "ingest.log").string());
+  support::start_ingest(ingest, upstream_port, frames_port, control_port,
+                        support::free_loopback_port(), dir / "ingest.log");
   const std::string url = "ws://127.0.0.1:" + std::to_string(fanout_port) + "/subscribe";
   const std::string seconds = std::to_string(kSeconds) + "s";
   // Live events reach fanout before anything is measured (the twin's events are an hour old;

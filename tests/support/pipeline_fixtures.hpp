@@ -264,6 +264,20 @@ class DecodeUnderTest {
   std::vector<std::string> extra_;
 };
 
+/// Starts jetstream-ingest reading `ws://127.0.0.1:upstream_port` and serving decode on the
+/// frames and control ports (the benchmarks' own stacks; StackUnderTest starts its own).
+inline bool start_ingest(ChildProcess& ingest, std::uint16_t upstream_port,
+                         std::uint16_t frames_port, std::uint16_t control_port,
+                         std::uint16_t metrics_port, const std::filesystem::path& log) {
+  const auto local = [](std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); };
+  return ingest.start(
+      (std::filesystem::path(JETSTREAM_BINARY_DIR) / "services/ingest/jetstream-ingest").string(),
+      {"--ws-url", "ws://" + local(upstream_port) + "/xrpc/com.atproto.sync.subscribeRepos",
+       "--frames-listen-addr", local(frames_port), "--control-listen-addr", local(control_port),
+       "--metrics-listen-addr", local(metrics_port)},
+      log.string());
+}
+
 /// What the passes of a repeated capture write to: the corpus's own records every time (each
 /// event after the first pass updates a record already seen), or records of other repositories
 /// on every pass (as the firehose mostly is: creates of records not seen before).
