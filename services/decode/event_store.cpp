@@ -677,7 +677,7 @@ bool EventStore::append(std::span<const proto::EventView> events,
       const std::array<std::string_view, 5> parts{
           std::string_view(header.data(), header.size()), event.did, event.collection, event.json,
           std::string_view(reinterpret_cast<const char*>(event.zstd.data()), event.zstd.size())};
-      if (!twin_put(batch, event, changes[i], std::move(batch_keys_[i]), parts, error)) {
+      if (!twin_put(batch, event, changes[i], batch_keys_[i], parts, error)) {
         restore_counts();
         return false;
       }
@@ -1071,27 +1071,17 @@ bool EventStore::read_twin_entries(std::vector<std::string>& keys, std::string& 
 }
 
 bool EventStore::twin_put(rocksdb::WriteBatch& batch, const proto::EventView& event,
-                          const RecordChange& change, std::string key,
+                          const RecordChange& change, const std::string& key,
                           std::span<const std::string_view> value, std::string& error) {
   const bool commit = event.kind == proto::EventKind::commit;
-  std::optional<TwinEntry> existing;
-  if (const auto it = batch_entries_.find(key); it != batch_entries_.end()) {
-    existing = it->second;
-  } else {
-    std::string bytes;
-    const rocksdb::Status status =
-        db_->db->Get(rocksdb::ReadOptions(), db_->twin_keys, slice(key), &bytes);
-    if (status.ok()) {
-      existing = parse_twin_entry(bytes);
-      if (!existing) {
-        error = "compacted twin: the entry of key '" + printable_key(key) + "' does not parse";
-        return false;
-      }
-    } else if (!status.IsNotFound()) {
-      error = "compacted twin: reading key '" + printable_key(key) + "': " + describe(status);
-      return false;
-    }
+  auto it = batch_entries_.find(key);
+  if (it == batch_entries_.end()) {
+    // Not read ahead (the build reads the log one event at a time): read it now.
+    std::vector<std::string> one{key};
+    if (!read_twin_entries(one, error)) return false;
+    it = batch_entries_.find(key);
   }
+  const std::optional<TwinEntry> existing = it->second;
   if (existing && existing->time_us >= event.time_us) return true;  // the newest event wins
 
   TwinEntry entry;
@@ -1127,7 +1117,7 @@ bool EventStore::twin_put(rocksdb::WriteBatch& batch, const proto::EventView& ev
   const int was_record = existing && !existing->tombstone ? 1 : 0;
   const int was_tombstone = existing && existing->tombstone ? 1 : 0;
   count(group, (entry.tombstone ? 0 : 1) - was_record, (entry.tombstone ? 1 : 0) - was_tombstone);
-  batch_entries_[std::move(key)] = std::move(entry);
+  it->second = std::move(entry);
   return true;
 }
 
@@ -1357,8 +1347,8 @@ bool EventStore::build_twin_step(std::size_t max_events, std::string& error) {
     const std::string_view value(it->value().data(), it->value().size());
     std::string key = twin_key_of(view, change.view());
     if (key.empty()) continue;
-    if (!twin_put(batch, view, change.view(), std::move(key),
-                  std::span<const std::string_view>(&value, 1), error)) {
+    if (!twin_put(batch, view, change.view(), key, std::span<const std::string_view>(&value, 1),
+                  error)) {
       return false;
     }
   }

@@ -266,10 +266,11 @@ class EventStore {
   /// Under write_mutex_: moves `key`'s entry (twin_key_of the event) to `event` in `batch`
   /// unless the twin (or this batch) holds a newer one. `value` is the event's stored value.
   bool twin_put(rocksdb::WriteBatch& batch, const proto::EventView& event,
-                const RecordChange& change, std::string key,
+                const RecordChange& change, const std::string& key,
                 std::span<const std::string_view> value, std::string& error);
   /// Under write_mutex_: reads the stored entries of `keys` (one MultiGet, sorted) into
-  /// batch_entries_, so that twin_put looks nothing up one key at a time.
+  /// batch_entries_: the one read path of twin entries (an append reads its batch's keys
+  /// ahead; twin_put reads a key not read ahead, as the build's are, itself).
   bool read_twin_entries(std::vector<std::string>& keys, std::string& error);
   std::string group_of(const proto::EventView& event) const;
   void count(const std::string& group, int records, int tombstones);
