@@ -16,7 +16,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config ca-certificates \
       libcaf-dev cppzmq-dev libzmq3-dev \
       libboost-dev libboost-system-dev \
-      rapidjson-dev libzstd-dev prometheus-cpp-dev librocksdb-dev \
+      rapidjson-dev libzstd-dev prometheus-cpp-dev librocksdb-dev libsecp256k1-dev \
       libssl-dev zlib1g-dev libbz2-dev \
       libgtest-dev libgmock-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -42,7 +42,7 @@ RUN apt-get update \
       ca-certificates \
       libcaf-core0.17 libzmq5 libboost-system1.74.0 \
       libzstd1 libprometheus-cpp-core1.0 librocksdb7.8 \
-      libssl3 zlib1g libbz2-1.0 \
+      libssl3 libsecp256k1-1 zlib1g libbz2-1.0 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 jetstream \
  && useradd --system --uid 10001 --gid jetstream --no-create-home \

@@ -12,7 +12,7 @@ PACKAGES=(
   libcaf-dev cppzmq-dev libzmq3-dev
   libboost-dev libboost-system-dev
   rapidjson-dev libzstd-dev zstd prometheus-cpp-dev librocksdb-dev
-  libssl-dev zlib1g-dev libbz2-dev
+  libssl-dev libsecp256k1-dev zlib1g-dev libbz2-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # scripts

@@ -22,6 +22,20 @@ constexpr std::array<std::int8_t, 256> make_base32_decode_table() {
 
 constexpr auto kBase32DecodeTable = make_base32_decode_table();
 
+constexpr std::string_view kBase58Alphabet =
+    "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+constexpr std::array<std::int8_t, 256> make_base58_decode_table() {
+  std::array<std::int8_t, 256> table{};
+  for (auto& entry : table) entry = -1;
+  for (std::size_t i = 0; i < kBase58Alphabet.size(); ++i) {
+    table[static_cast<unsigned char>(kBase58Alphabet[i])] = static_cast<std::int8_t>(i);
+  }
+  return table;
+}
+
+constexpr auto kBase58DecodeTable = make_base58_decode_table();
+
 }  // namespace
 
 void append_base32_lower(std::string& out, byte_view data) {
@@ -58,6 +72,54 @@ std::optional<std::vector<std::uint8_t>> decode_base32(std::string_view text) {
   }
   if (bits >= 5 || buffer != 0) return std::nullopt;  // a dangling symbol or non-zero pad bits
   return out;
+}
+
+std::optional<std::vector<std::uint8_t>> decode_base58btc(std::string_view text,
+                                                         std::size_t max_bytes) {
+  std::size_t leading_zeros = 0;
+  while (leading_zeros < text.size() && text[leading_zeros] == '1') ++leading_zeros;
+  if (leading_zeros > max_bytes) return std::nullopt;
+  // Big-endian base-256 accumulator of the digits after the leading '1's.
+  std::vector<std::uint8_t> magnitude;
+  for (std::size_t i = leading_zeros; i < text.size(); ++i) {
+    const std::int8_t digit = kBase58DecodeTable[static_cast<unsigned char>(text[i])];
+    if (digit < 0) return std::nullopt;
+    std::uint32_t carry = static_cast<std::uint32_t>(digit);
+    for (auto it = magnitude.rbegin(); it != magnitude.rend(); ++it) {
+      carry += std::uint32_t{*it} * 58;
+      *it = static_cast<std::uint8_t>(carry);
+      carry >>= 8;
+    }
+    while (carry != 0) {
+      magnitude.insert(magnitude.begin(), static_cast<std::uint8_t>(carry));
+      carry >>= 8;
+    }
+    if (leading_zeros + magnitude.size() > max_bytes) return std::nullopt;
+  }
+  std::vector<std::uint8_t> out(leading_zeros, 0);
+  out.insert(out.end(), magnitude.begin(), magnitude.end());
+  return out;
+}
+
+void append_base58btc(std::string& out, byte_view data) {
+  std::size_t leading_zeros = 0;
+  while (leading_zeros < data.size() && data[leading_zeros] == 0) ++leading_zeros;
+  // Little-endian base-58 digits of the bytes after the leading zeros.
+  std::vector<std::uint8_t> digits;
+  for (std::size_t i = leading_zeros; i < data.size(); ++i) {
+    std::uint32_t carry = data[i];
+    for (auto& digit : digits) {
+      carry += std::uint32_t{digit} << 8;
+      digit = static_cast<std::uint8_t>(carry % 58);
+      carry /= 58;
+    }
+    while (carry != 0) {
+      digits.push_back(static_cast<std::uint8_t>(carry % 58));
+      carry /= 58;
+    }
+  }
+  out.append(leading_zeros, '1');
+  for (auto it = digits.rbegin(); it != digits.rend(); ++it) out.push_back(kBase58Alphabet[*it]);
 }
 
 void append_base64_std_unpadded(std::string& out, byte_view data) {

@@ -1,5 +1,6 @@
 // Contracts of common/codec/multibase: RFC 4648 base32 (lowercase, unpadded; the body of a CID's
-// multibase "b" text form) and RFC 4648 base64 with the standard alphabet, unpadded (`$bytes`).
+// multibase "b" text form), RFC 4648 base64 with the standard alphabet, unpadded (`$bytes`), and
+// base58btc (the body of a multibase "z" string: `did:key` and multikey public keys).
 #include "common/codec/multibase.hpp"
 
 #include <gtest/gtest.h>
@@ -187,6 +188,46 @@ TEST(Base64, OutputLengthIsCeilFourThirds) {
     append_base64_std_unpadded(out, data);
     EXPECT_EQ(out.size(), (length * 4 + 2) / 3) << "length " << length;
   }
+}
+
+// The base58 vectors of draft-msporny-base58 (section 5), and its leading-zero example.
+TEST(Base58btc, DecodesTheDraftVectors) {
+  EXPECT_EQ(decode_base58btc("2NEpo7TZRRrLZSi2U"), to_vector("Hello World!"));
+  EXPECT_EQ(decode_base58btc("USm3fpXnKG5EUBx2ndxBDMPVciP5hGey2Jh4NDv6gmeo1LkMeiKrLJUUBk6Z"),
+            to_vector("The quick brown fox jumps over the lazy dog."));
+  EXPECT_EQ(decode_base58btc("11233QC4"),
+            (std::vector<std::uint8_t>{0x00, 0x00, 0x28, 0x7f, 0xb4, 0xcd}));
+  EXPECT_EQ(decode_base58btc(""), std::vector<std::uint8_t>{});
+}
+
+TEST(Base58btc, EncodesTheDraftVectors) {
+  std::string out = "z";
+  append_base58btc(out, as_bytes("Hello World!"));
+  EXPECT_EQ(out, "z2NEpo7TZRRrLZSi2U");
+  out.clear();
+  append_base58btc(out, std::vector<std::uint8_t>{0x00, 0x00, 0x28, 0x7f, 0xb4, 0xcd});
+  EXPECT_EQ(out, "11233QC4");
+}
+
+TEST(Base58btc, RoundTripsEveryLengthWithLeadingZeros) {
+  std::vector<std::uint8_t> data;
+  for (std::size_t length = 0; length < 48; ++length) {
+    data.assign(length, 0);
+    for (std::size_t i = length / 3; i < length; ++i) data[i] = static_cast<std::uint8_t>(i * 37 + 1);
+    std::string text;
+    append_base58btc(text, data);
+    EXPECT_EQ(decode_base58btc(text), data) << "length " << length;
+  }
+}
+
+TEST(Base58btc, RejectsCharactersOutsideTheAlphabetAndOverlongOutput) {
+  for (const std::string_view text : {"0abc", "Oabc", "Iabc", "labc", "ab+c", "ab c"}) {
+    EXPECT_EQ(decode_base58btc(text), std::nullopt) << text;
+  }
+  const std::string long_text(200, 'z');
+  EXPECT_EQ(decode_base58btc(long_text), std::nullopt);
+  EXPECT_EQ(decode_base58btc(std::string(129, '1')), std::nullopt);
+  EXPECT_TRUE(decode_base58btc(long_text, 1024).has_value());
 }
 
 }  // namespace
