@@ -162,6 +162,13 @@ std::optional<FrameError> FrameDecoder::read_commit(CommitBody& out) const {
     return FrameError::malformed_body;
   }
   out.blocks = blocks->bytes();
+  auto optional_link = [&body](std::string_view key) -> std::optional<byte_view> {
+    const CborNode* node = body.field(key);
+    if (node == nullptr || node->kind != CborKind::cid_link) return std::nullopt;
+    return node->bytes();
+  };
+  out.commit = optional_link("commit");
+  out.prev_data = optional_link("prevData");
   out.ops.clear();
   const auto ops_index = static_cast<std::uint32_t>(ops - body_.nodes().data());
   for (std::uint32_t op = CborDocument::first_child(ops_index); op < ops->end;
@@ -177,6 +184,10 @@ std::optional<FrameError> FrameDecoder::read_commit(CommitBody& out) const {
       parsed.cid = cid->bytes();
     } else if (cid != nullptr && cid->kind != CborKind::null) {
       return FrameError::malformed_body;
+    }
+    if (const CborNode* prev = reader.field("prev");
+        prev != nullptr && prev->kind == CborKind::cid_link) {
+      parsed.prev = prev->bytes();
     }
     out.ops.push_back(parsed);
   }

@@ -40,6 +40,7 @@ struct CommitOp {
   std::string_view action;       ///< "create" | "update" | "delete" (others are kept, then dropped)
   std::string_view path;         ///< "collection/rkey"
   std::optional<byte_view> cid;  ///< binary CID; absent or null for deletes
+  std::optional<byte_view> prev;  ///< Sync 1.1: the record's CID before this op (updates, deletes)
 };
 
 struct CommitBody {
@@ -49,6 +50,11 @@ struct CommitBody {
   std::string_view time;
   byte_view blocks;  ///< CAR v1 bytes
   bool too_big = false;
+  /// The signed commit object's CID (its block is in `blocks`); read by --verify only, so a
+  /// frame without one is still a v1 event.
+  std::optional<byte_view> commit;
+  /// Sync 1.1: the MST root before this commit; absent or null on frames older than Sync 1.1.
+  std::optional<byte_view> prev_data;
   std::vector<CommitOp> ops;
 };
 

@@ -19,6 +19,7 @@
 
 #include "common/codec/sha256.hpp"
 #include "common/crypto/public_key.hpp"
+#include "tests/support/cbor_builder.hpp"
 
 namespace jetstream::testing {
 
@@ -153,5 +154,28 @@ class TestSigningKey {
   crypto::Curve curve_;
   std::array<std::uint8_t, 32> secret_;
 };
+
+/// A version-3 commit object for `did` at `rev` over the MST root `data_cid`, signed by `signer`
+/// (canonical DAG-CBOR: keys by length, then bytewise). `high_s` signs with the malleable twin.
+inline Bytes make_signed_commit(std::string_view did, std::string_view rev, const Bytes& data_cid,
+                                const TestSigningKey& signer, bool high_s = false,
+                                const Bytes* prev = nullptr) {
+  auto build = [&](const Bytes* sig) {
+    CborBuilder commit;
+    commit.map(sig != nullptr ? 6 : 5).text("did").text(did).text("rev").text(rev);
+    if (sig != nullptr) commit.text("sig").bytes(*sig);
+    commit.text("data").link(data_cid).text("prev");
+    if (prev != nullptr) {
+      commit.link(*prev);
+    } else {
+      commit.null();
+    }
+    commit.text("version").uint(3);
+    return commit.take();
+  };
+  const Bytes unsigned_bytes = build(nullptr);
+  const Bytes sig = high_s ? signer.sign_high_s(unsigned_bytes) : signer.sign(unsigned_bytes);
+  return build(&sig);
+}
 
 }  // namespace jetstream::testing
