@@ -188,9 +188,13 @@ else
         artifacts="build/fuzz/artifacts/${name}"
         log="${LOG_DIR}/fuzz-${name}.log"
         mkdir -p "${work}" "${artifacts}" "${LOG_DIR}"
-        # New inputs go to the first (work) directory; the seeds directory is only read.
+        # New inputs go to the first (work) directory; seed directories are only read: the
+        # frames of the corpus, and the target's own checked-in seeds when it has some.
+        seed_dirs=("${seeds}")
+        [[ -d "tests/fuzz/seeds/${name}" ]] && seed_dirs+=("tests/fuzz/seeds/${name}")
         if ! "${fuzzer}" -runs="${FUZZ_RUNS}" -max_total_time="${FUZZ_SECONDS}" \
-          -print_final_stats=1 -artifact_prefix="${artifacts}/" "${work}" "${seeds}" >"${log}" 2>&1
+          -print_final_stats=1 -artifact_prefix="${artifacts}/" "${work}" "${seed_dirs[@]}" \
+          >"${log}" 2>&1
         then
           tail -n 80 "${log}"
           echo "==> ${name} failed: full log ${log}, reproducer in ${artifacts}/" >&2

@@ -1,11 +1,9 @@
 #include "common/identity/did_document.hpp"
 
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
-
 #include <algorithm>
 
 #include "common/syntax/syntax.hpp"
+#include "common/text/rapidjson_document.hpp"
 
 namespace jetstream::identity {
 
@@ -102,11 +100,12 @@ void read_pds_endpoint(const rapidjson::Value& services, std::string_view did,
 std::variant<DidDocument, DocumentError> parse_did_document(std::string_view did,
                                                             std::string_view json) {
   if (json.size() > kMaxDocumentBytes) return DocumentError::too_large;
-  rapidjson::Document parsed;
-  // kParseStopWhenDoneFlag is not set: trailing garbage makes the document invalid. Depth is
-  // bounded by the size cap (RapidJSON's iterative parser keeps its own stack, not ours).
-  parsed.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
-  if (parsed.HasParseError() || !parsed.IsObject()) return DocumentError::not_json;
+  rapidjson::Document document_json;
+  // kParseStopWhenDoneFlag is not set: trailing garbage makes the document invalid. The
+  // iterative parser keeps its own heap stack, so nesting inside the size cap cannot exhaust ours.
+  document_json.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
+  const rapidjson::Value& parsed = document_json;
+  if (document_json.HasParseError() || !parsed.IsObject()) return DocumentError::not_json;
   const auto id = string_member(parsed, "id");
   if (!id || *id != did) return DocumentError::wrong_id;
 
