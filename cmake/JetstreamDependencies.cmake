@@ -2,6 +2,7 @@
 find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED) # cppzmq's config needs it
 find_package(OpenSSL REQUIRED)
+find_package(ZLIB REQUIRED)
 find_package(zstd CONFIG REQUIRED)
 find_package(RapidJSON CONFIG REQUIRED)
 find_package(GTest CONFIG REQUIRED)

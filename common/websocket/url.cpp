@@ -30,21 +30,30 @@ std::string WebSocketUrl::host_header() const {
 }
 
 std::string WebSocketUrl::to_string() const {
-  return std::string(tls ? "wss://" : "ws://") + host_header() + target;
+  const char* scheme = http ? (tls ? "https://" : "http://") : (tls ? "wss://" : "ws://");
+  return std::string(scheme) + host_header() + target;
 }
 
-std::optional<WebSocketUrl> parse_url(std::string_view text, std::string* error) {
+namespace {
+
+std::optional<WebSocketUrl> parse_url_with_schemes(std::string_view text, bool http,
+                                                   std::string* error) {
+  const std::string_view plain = http ? "http" : "ws";
+  const std::string_view secure = http ? "https" : "wss";
+  const std::string wanted =
+      "(want " + std::string(plain) + ":// or " + std::string(secure) + "://)";
   WebSocketUrl url;
+  url.http = http;
   const auto scheme_end = text.find("://");
   if (scheme_end == std::string_view::npos) {
-    fail(error, "missing scheme (want ws:// or wss://)");
+    fail(error, "missing scheme " + wanted);
     return std::nullopt;
   }
   const std::string_view scheme = text.substr(0, scheme_end);
-  if (iequals_ascii(scheme, "wss")) {
+  if (iequals_ascii(scheme, secure)) {
     url.tls = true;
-  } else if (!iequals_ascii(scheme, "ws")) {
-    fail(error, "unsupported scheme (want ws:// or wss://)");
+  } else if (!iequals_ascii(scheme, plain)) {
+    fail(error, "unsupported scheme " + wanted);
     return std::nullopt;
   }
   std::string_view rest = text.substr(scheme_end + 3);
@@ -130,6 +139,16 @@ std::optional<WebSocketUrl> parse_url(std::string_view text, std::string* error)
     }
   }
   return url;
+}
+
+}  // namespace
+
+std::optional<WebSocketUrl> parse_url(std::string_view text, std::string* error) {
+  return parse_url_with_schemes(text, false, error);
+}
+
+std::optional<WebSocketUrl> parse_http_url(std::string_view text, std::string* error) {
+  return parse_url_with_schemes(text, true, error);
 }
 
 std::string_view target_path(std::string_view target) { return target.substr(0, target.find('?')); }

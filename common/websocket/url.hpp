@@ -1,5 +1,7 @@
-// `ws://` and `wss://` URLs as the upstream flag (`--ws-url`) takes them, and the cursor query
-// parameter ingest rewrites on every (re)connection. No Beast here: cheap to include anywhere.
+// `ws://` and `wss://` URLs as the upstream flag (`--ws-url`) takes them, the cursor query
+// parameter ingest rewrites on every (re)connection, and `http://` / `https://` URLs (the HTTP
+// client: DID documents, PDS and relay endpoints) parsed by the same rules. No Beast here: cheap
+// to include anywhere.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +14,8 @@ namespace jetstream::websocket {
 /// A parsed websocket URL. `target` is what goes on the HTTP request line: the path (at least
 /// "/") followed by `?query` when there is one. Userinfo and fragments are not accepted.
 struct WebSocketUrl {
-  bool tls = false;  ///< `wss://`
+  bool tls = false;   ///< `wss://` (or `https://`)
+  bool http = false;  ///< an `http(s)://` URL (parse_http_url), not a websocket one
   std::string host;  ///< hostname, IPv4 address, or IPv6 address without brackets
   std::uint16_t port = 0;
   std::string target = "/";
@@ -20,7 +23,7 @@ struct WebSocketUrl {
   /// `host:port` as the HTTP Host header wants it (brackets around IPv6, port omitted when it is
   /// the scheme's default).
   std::string host_header() const;
-  /// The URL written back out (`wss://host[:port]/path?query`).
+  /// The URL written back out (`wss://host[:port]/path?query`, or `https://…`).
   std::string to_string() const;
 
   friend bool operator==(const WebSocketUrl&, const WebSocketUrl&) = default;
@@ -29,6 +32,10 @@ struct WebSocketUrl {
 /// Parses `ws://host[:port][/path][?query]` or `wss://…` (scheme case-insensitive; default ports
 /// 80 and 443; IPv6 hosts in brackets). nullopt on anything else, with the reason in `error`.
 std::optional<WebSocketUrl> parse_url(std::string_view text, std::string* error = nullptr);
+
+/// Parses `http://host[:port][/path][?query]` or `https://…` by the same rules (default ports 80
+/// and 443); the result has `http` set.
+std::optional<WebSocketUrl> parse_http_url(std::string_view text, std::string* error = nullptr);
 
 /// `target` with its `cursor` query parameter replaced by `cursor=<value>` (every other parameter
 /// kept, in order), or removed when `cursor` is nullopt. The new parameter goes last.

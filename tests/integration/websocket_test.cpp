@@ -185,6 +185,25 @@ TEST(WebSocketUrl, RejectsOtherSchemesUserinfoBadPortsAndSpaces) {
   }
 }
 
+TEST(WebSocketUrl, HttpUrlsFollowTheSameRulesWithTheirOwnSchemes) {
+  const auto url = parse_http_url("HTTPS://plc.directory/did:plc:abc");
+  ASSERT_TRUE(url);
+  EXPECT_TRUE(url->tls);
+  EXPECT_TRUE(url->http);
+  EXPECT_EQ(url->port, 443);
+  EXPECT_EQ(url->target, "/did:plc:abc");
+  EXPECT_EQ(url->to_string(), "https://plc.directory/did:plc:abc");
+  const auto plain = parse_http_url("http://127.0.0.1:2582");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->tls);
+  EXPECT_EQ(plain->to_string(), "http://127.0.0.1:2582/");
+  for (const char* bad : {"ws://x/", "ftp://x/", "http://u@a/", "http://a:0/", "https://a/b c"}) {
+    std::string error;
+    EXPECT_FALSE(parse_http_url(bad, &error)) << bad;
+    EXPECT_FALSE(error.empty()) << bad;
+  }
+}
+
 TEST(WebSocketUrl, WithCursorReplacesOnlyTheCursorParameter) {
   EXPECT_EQ(with_cursor("/sub", 42), "/sub?cursor=42");
   EXPECT_EQ(with_cursor("/sub?cursor=1", 42), "/sub?cursor=42");
