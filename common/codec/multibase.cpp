@@ -75,7 +75,7 @@ std::optional<std::vector<std::uint8_t>> decode_base32(std::string_view text) {
 }
 
 std::optional<std::vector<std::uint8_t>> decode_base58btc(std::string_view text,
-                                                         std::size_t max_bytes) {
+                                                          std::size_t max_bytes) {
   std::size_t leading_zeros = 0;
   while (leading_zeros < text.size() && text[leading_zeros] == '1') ++leading_zeros;
   if (leading_zeros > max_bytes) return std::nullopt;

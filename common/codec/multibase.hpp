@@ -22,7 +22,7 @@ std::optional<std::vector<std::uint8_t>> decode_base32(std::string_view text);
 /// nullopt on a character outside the alphabet or on more than `max_bytes` of output (the
 /// conversion is quadratic, so callers bound it; keys are 35 bytes).
 std::optional<std::vector<std::uint8_t>> decode_base58btc(std::string_view text,
-                                                         std::size_t max_bytes = 128);
+                                                          std::size_t max_bytes = 128);
 void append_base58btc(std::string& out, byte_view data);
 
 /// RFC 4648 base64 with the standard alphabet and no padding, as v1 writes `$bytes`.

@@ -168,7 +168,7 @@ std::variant<PublicKey, KeyError> PublicKey::from_did_key(std::string_view did_k
 }
 
 std::variant<PublicKey, KeyError> PublicKey::from_legacy_multibase(Curve curve,
-                                                                  std::string_view multibase) {
+                                                                   std::string_view multibase) {
   if (multibase.empty() || multibase.front() != 'z') return KeyError::bad_multibase;
   const auto bytes = codec::decode_base58btc(multibase.substr(1), 96);
   if (!bytes) return KeyError::bad_multibase;

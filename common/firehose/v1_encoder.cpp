@@ -27,6 +27,10 @@ std::string_view to_string(DropReason reason) {
     case DropReason::missing_block: return "missing_block";
     case DropReason::cid_mismatch: return "cid_mismatch";
     case DropReason::invalid_record: return "invalid_record";
+    case DropReason::bad_commit: return "bad_commit";
+    case DropReason::bad_signature: return "bad_signature";
+    case DropReason::unknown_key: return "unknown_key";
+    case DropReason::unresolvable_did: return "unresolvable_did";
   }
   return "unknown";
 }
@@ -68,8 +72,13 @@ FrameOutcome V1Encoder::events_from_frame(byte_view frame, std::vector<PendingEv
   outcome.seq = decoder_.seq();
   ++stats_.frames_by_type[static_cast<std::size_t>(outcome.type)];
   switch (outcome.type) {
-    case FrameType::commit: commit_events(out); break;
-    case FrameType::identity: identity_event(out); break;
+    case FrameType::commit: commit_events(out, outcome); break;
+    case FrameType::identity: {
+      const std::size_t before = out.size();
+      identity_event(out);
+      if (gate_ != nullptr && out.size() > before) gate_->identity_changed(out.back().did);
+      break;
+    }
     case FrameType::account: account_event(out); break;
     case FrameType::error: {
       ErrorBody body;
@@ -121,7 +130,7 @@ bool plausible_identifier(std::string_view value) {
 
 }  // namespace
 
-void V1Encoder::commit_events(std::vector<PendingEvent>& out) {
+void V1Encoder::commit_events(std::vector<PendingEvent>& out, FrameOutcome& outcome) {
   if (decoder_.read_commit(commit_) || !plausible_identifier(commit_.repo)) {
     drop(DropReason::malformed_frame);
     return;
@@ -138,6 +147,18 @@ void V1Encoder::commit_events(std::vector<PendingEvent>& out) {
   if (car_.open(commit_.blocks)) {
     drop(DropReason::bad_car);
     return;
+  }
+  if (gate_ != nullptr) {
+    const CommitGate::Decision decision = gate_->check_commit(commit_, car_);
+    if (decision.verdict == CommitGate::Verdict::drop) {
+      drop(decision.reason);
+      return;
+    }
+    if (decision.verdict == CommitGate::Verdict::hold) {
+      outcome.held = true;
+      outcome.repo = commit_.repo;
+      return;
+    }
   }
   for (const CommitOp& op : commit_.ops) {
     const std::size_t slash = op.path.find('/');

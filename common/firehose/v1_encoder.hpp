@@ -54,8 +54,13 @@ enum class DropReason : std::uint8_t {
   missing_block,    ///< the op's record block is not in the CAR
   cid_mismatch,     ///< the block's recomputed CID differs from the op's
   invalid_record,   ///< not valid atproto data (floats, bad $type, bad blob, too large/deep, …)
+  // --verify (decode's CommitGate): the whole commit is dropped.
+  bad_commit,        ///< the signed commit block is missing, malformed, or of another repo/rev
+  bad_signature,     ///< not signed by the DID's current #atproto key (also high-S)
+  unknown_key,       ///< the DID document has no usable #atproto key
+  unresolvable_did,  ///< the DID document could not be had (not found, directory down, ...)
 };
-inline constexpr std::size_t kDropReasonCount = 13;
+inline constexpr std::size_t kDropReasonCount = 17;
 std::string_view to_string(DropReason reason);
 
 struct DecodeStats {
@@ -68,12 +73,33 @@ struct DecodeStats {
   void add(const DecodeStats& other);
 };
 
+/// Decides whether a commit may produce events before any exists (decode's `--verify`). Called
+/// with the commit read and its CAR open; one instance per encoder (per thread).
+class CommitGate {
+ public:
+  enum class Verdict : std::uint8_t {
+    pass,
+    drop,  ///< counted under `reason`
+    hold,  ///< the gate cannot decide yet (a key to resolve): no events, the frame is kept
+  };
+  struct Decision {
+    Verdict verdict = Verdict::pass;
+    DropReason reason = DropReason::bad_signature;
+  };
+  virtual ~CommitGate() = default;
+  virtual Decision check_commit(const CommitBody& commit, const codec::CarFile& car) = 0;
+  /// An `#identity` frame for `did`: its key or PDS may have changed.
+  virtual void identity_changed(std::string_view did) = 0;
+};
+
 /// What one frame was, beside the events it produced.
 struct FrameOutcome {
   FrameType type = FrameType::unknown;
   std::optional<std::int64_t> seq;  ///< upstream seq when the body carries one
   std::optional<FrameError> error;  ///< set when the frame could not be read at all
   std::string upstream_error;       ///< "error: message" of an error frame, at most 256 bytes
+  bool held = false;                ///< the CommitGate held the commit: no events, keep the frame
+  std::string_view repo;            ///< the commit's repository (valid until the next frame)
 };
 
 /// Turns frames into pending v1 events. Holds reusable buffers: one instance per thread.
@@ -84,11 +110,14 @@ class V1Encoder {
   /// Appends the events of `frame` to `out`, one per commit op, identity or account.
   FrameOutcome events_from_frame(byte_view frame, std::vector<PendingEvent>& out);
 
+  /// Commits go through `gate` (not owned; null, the default, passes every commit).
+  void set_commit_gate(CommitGate* gate) { gate_ = gate; }
+
   const DecodeStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
 
  private:
-  void commit_events(std::vector<PendingEvent>& out);
+  void commit_events(std::vector<PendingEvent>& out, FrameOutcome& outcome);
   void identity_event(std::vector<PendingEvent>& out);
   void account_event(std::vector<PendingEvent>& out);
   /// The checks identity and account events share: a readable body, a plausible DID, an RFC 3339
@@ -104,6 +133,7 @@ class V1Encoder {
   codec::RecordConverter records_;
   CommitBody commit_;
   DecodeStats stats_;
+  CommitGate* gate_ = nullptr;
 };
 
 }  // namespace jetstream::firehose

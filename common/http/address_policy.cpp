@@ -30,7 +30,7 @@ AddressClass classify_ipv4(const std::array<std::uint8_t, 4>& a) {
   if (a[0] == 169 && a[1] == 254) return AddressClass::link_local;
   if (a[0] == 100 && (a[1] & 0xc0) == 64) return AddressClass::cgnat;
   if ((a[0] & 0xf0) == 224) return AddressClass::multicast;
-  if ((a[0] & 0xf0) == 240) return AddressClass::reserved;  // includes 255.255.255.255
+  if ((a[0] & 0xf0) == 240) return AddressClass::reserved;       // includes 255.255.255.255
   if ((a[0] == 192 && a[1] == 0 && (a[2] == 0 || a[2] == 2)) ||  // IETF assignments, TEST-NET-1
       (a[0] == 198 && (a[1] & 0xfe) == 18) ||                    // benchmarking 198.18/15
       (a[0] == 198 && a[1] == 51 && a[2] == 100) ||              // TEST-NET-2
@@ -48,7 +48,8 @@ AddressClass classify_ipv6(const std::array<std::uint8_t, 16>& a) {
   const bool first_ten_zero = std::all_of(a.begin(), a.begin() + 10, [](auto b) { return b == 0; });
   if (first_ten_zero && a[10] == 0xff && a[11] == 0xff) return embedded_v4(12);  // ::ffff:v4
   if (first_ten_zero && a[10] == 0 && a[11] == 0) {
-    const bool rest_zero = std::all_of(a.begin() + 12, a.begin() + 15, [](auto b) { return b == 0; });
+    const bool rest_zero =
+        std::all_of(a.begin() + 12, a.begin() + 15, [](auto b) { return b == 0; });
     if (rest_zero && a[15] == 0) return AddressClass::unspecified;
     if (rest_zero && a[15] == 1) return AddressClass::loopback;
     return AddressClass::reserved;  // deprecated IPv4-compatible ::v4

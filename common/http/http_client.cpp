@@ -152,11 +152,11 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
         self->resolver_.cancel();
       }
     });
-    resolver_.async_resolve(url_.host, std::to_string(url_.port),
-                            [self = shared_from_this()](beast::error_code ec,
-                                                        tcp::resolver::results_type results) {
-                              self->on_resolve(ec, std::move(results));
-                            });
+    resolver_.async_resolve(
+        url_.host, std::to_string(url_.port),
+        [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
+          self->on_resolve(ec, std::move(results));
+        });
   }
 
  private:
@@ -168,9 +168,7 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
       use(*plain_);
     }
   }
-  beast::tcp_stream& tcp_layer() {
-    return tls_ ? beast::get_lowest_layer(*tls_) : *plain_;
-  }
+  beast::tcp_stream& tcp_layer() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
 
   void on_resolve(beast::error_code ec, tcp::resolver::results_type results) {
     resolve_deadline_.cancel();
@@ -190,10 +188,10 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
     }
     if (permitted.empty()) {
       result_.refused_class = refused;
-      return finish(FetchError::forbidden_address,
-                    bounded(url_.host + " resolves only to " +
-                            std::string(to_string(refused.value_or(AddressClass::reserved))) +
-                            " addresses"));
+      return finish(
+          FetchError::forbidden_address,
+          bounded(url_.host + " resolves only to " +
+                  std::string(to_string(refused.value_or(AddressClass::reserved))) + " addresses"));
     }
     if (url_.tls) {
       tls_.emplace(client_.io, client_.tls);
@@ -209,23 +207,22 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
       plain_.emplace(client_.io);
     }
     tcp_layer().expires_after(limits_.connect_timeout);
-    tcp_layer().async_connect(permitted, [self = shared_from_this()](beast::error_code connect_ec,
-                                                                     const tcp::endpoint&) {
-      self->on_connect(connect_ec);
-    });
+    tcp_layer().async_connect(
+        permitted, [self = shared_from_this()](beast::error_code connect_ec, const tcp::endpoint&) {
+          self->on_connect(connect_ec);
+        });
   }
 
   void on_connect(beast::error_code ec) {
     if (ec) return fail_stage(ec, FetchError::connect, "connecting to " + url_.host);
     if (!tls_) return send_request();
-    tls_->async_handshake(ssl::stream_base::client,
-                          [self = shared_from_this()](beast::error_code handshake_ec) {
-                            if (handshake_ec) {
-                              return self->fail_stage(handshake_ec, FetchError::tls,
-                                                      "TLS with " + self->url_.host);
-                            }
-                            self->send_request();
-                          });
+    tls_->async_handshake(
+        ssl::stream_base::client, [self = shared_from_this()](beast::error_code handshake_ec) {
+          if (handshake_ec) {
+            return self->fail_stage(handshake_ec, FetchError::tls, "TLS with " + self->url_.host);
+          }
+          self->send_request();
+        });
   }
 
   void send_request() {
@@ -253,10 +250,9 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
     parser_->body_limit(limits_.max_body_bytes);
     buffer_.clear();
     with_stream([this](auto& stream) {
-      bhttp::async_read_header(stream, buffer_, *parser_,
-                               [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                                 self->on_head(ec);
-                               });
+      bhttp::async_read_header(
+          stream, buffer_, *parser_,
+          [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_head(ec); });
     });
   }
 
@@ -266,7 +262,8 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
     const unsigned status = head.result_int();
     if (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) {
       const auto location = head.find(bhttp::field::location);
-      if (location == head.end()) return finish(FetchError::bad_response, "redirect without Location");
+      if (location == head.end())
+        return finish(FetchError::bad_response, "redirect without Location");
       if (++redirects_ > limits_.max_redirects) {
         return finish(FetchError::too_many_redirects, bounded(result_.final_url));
       }
@@ -369,10 +366,10 @@ HttpClient::~HttpClient() = default;
 void HttpClient::get(std::string url, FetchLimits limits, Callback done) {
   impl_->counters.requests.fetch_add(1, std::memory_order_relaxed);
   impl_->counters.in_flight.fetch_add(1, std::memory_order_relaxed);
-  net::post(impl_->io, [impl = impl_.get(), url = std::move(url), limits,
-                        done = std::move(done)]() mutable {
-    std::make_shared<Fetch>(*impl, limits, std::move(done))->start(url);
-  });
+  net::post(impl_->io,
+            [impl = impl_.get(), url = std::move(url), limits, done = std::move(done)]() mutable {
+              std::make_shared<Fetch>(*impl, limits, std::move(done))->start(url);
+            });
 }
 
 const HttpClient::Counters& HttpClient::counters() const { return impl_->counters; }

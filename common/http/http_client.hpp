@@ -20,7 +20,7 @@
 namespace jetstream::http {
 
 struct FetchLimits {
-  std::size_t max_body_bytes = 64 * 1024;  ///< after gzip decoding, if the server used it
+  std::size_t max_body_bytes = 64 * 1024;            ///< after gzip decoding, if the server used it
   std::chrono::milliseconds connect_timeout{5'000};  ///< DNS, TCP and TLS
   std::chrono::milliseconds header_timeout{10'000};  ///< request written to response head read
   std::chrono::milliseconds body_timeout{30'000};    ///< response head to the body's last byte
@@ -44,7 +44,7 @@ std::string_view to_string(FetchError error);
 
 struct FetchResult {
   std::optional<FetchError> error;
-  std::string detail;  ///< what failed, for a log line (bounded)
+  std::string detail;                         ///< what failed, for a log line (bounded)
   std::optional<AddressClass> refused_class;  ///< with forbidden_address
   unsigned status = 0;                        ///< the final response's status
   std::string body;

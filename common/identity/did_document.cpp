@@ -122,8 +122,7 @@ std::variant<DidDocument, DocumentError> parse_did_document(std::string_view did
       }
     }
   }
-  if (const auto methods = parsed.FindMember("verificationMethod");
-      methods != parsed.MemberEnd()) {
+  if (const auto methods = parsed.FindMember("verificationMethod"); methods != parsed.MemberEnd()) {
     read_signing_key(methods->value, did, document);
   }
   if (const auto services = parsed.FindMember("service"); services != parsed.MemberEnd()) {
@@ -135,9 +134,8 @@ std::variant<DidDocument, DocumentError> parse_did_document(std::string_view did
 namespace {
 
 bool is_base32_sortable(std::string_view text) {
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7');
-  });
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7'); });
 }
 
 /// A DNS host name: labels of [a-z0-9-] (either case), 1-63 long, not starting or ending with
@@ -199,10 +197,9 @@ std::variant<DocumentLocation, DidError> locate_did_document(std::string_view di
   if (const std::size_t encoded_colon = host.find("%3A"); encoded_colon != std::string_view::npos) {
     port = host.substr(encoded_colon + 3);
     host = host.substr(0, encoded_colon);
-    const bool digits = !port.empty() && port.size() <= 5 &&
-                        std::all_of(port.begin(), port.end(), [](char c) {
-                          return c >= '0' && c <= '9';
-                        });
+    const bool digits =
+        !port.empty() && port.size() <= 5 &&
+        std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!allow_insecure_web || !digits) return DidError::bad_web_host;
   }
   if (host.find_first_of(":%") != std::string_view::npos || !is_valid_host_name(host)) {

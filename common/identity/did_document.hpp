@@ -28,9 +28,9 @@ struct DidDocument {
 };
 
 enum class DocumentError : std::uint8_t {
-  too_large,   ///< more than kMaxDocumentBytes
-  not_json,    ///< not a JSON object
-  wrong_id,    ///< `id` absent or not the DID that was resolved
+  too_large,  ///< more than kMaxDocumentBytes
+  not_json,   ///< not a JSON object
+  wrong_id,   ///< `id` absent or not the DID that was resolved
 };
 std::string_view to_string(DocumentError error);
 

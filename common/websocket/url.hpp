@@ -16,7 +16,7 @@ namespace jetstream::websocket {
 struct WebSocketUrl {
   bool tls = false;   ///< `wss://` (or `https://`)
   bool http = false;  ///< an `http(s)://` URL (parse_http_url), not a websocket one
-  std::string host;  ///< hostname, IPv4 address, or IPv6 address without brackets
+  std::string host;   ///< hostname, IPv4 address, or IPv6 address without brackets
   std::uint16_t port = 0;
   std::string target = "/";
 

@@ -8,7 +8,15 @@
 #include <algorithm>
 #include <string>
 
+#include "common/http/address_policy.hpp"
+#include "common/http/http_client.hpp"
+
 namespace jetstream::decode {
+
+static_assert(std::tuple_size_v<decltype(DecodeProbe::IdentityFigures::http_errors)> ==
+              http::kFetchErrorCount);
+static_assert(std::tuple_size_v<decltype(DecodeProbe::IdentityFigures::refused_addresses)> ==
+              http::kAddressClassCount);
 namespace {
 
 prometheus::Histogram::BucketBoundaries exponential_buckets(double start, double factor,
@@ -41,6 +49,50 @@ DecodeProbe::DecodeProbe(std::shared_ptr<prometheus::Registry> registry,
   for (std::size_t i = 0; i < drops_.size(); ++i) {
     drops_[i] = &drops.Add(
         {{"reason", std::string(firehose::to_string(static_cast<firehose::DropReason>(i)))}});
+  }
+  held_frames_ = &prometheus::BuildGauge()
+                      .Name("jetstream_decode_verify_held_frames")
+                      .Help("--verify: frames held until their DID resolves (stored, not lost)")
+                      .Register(r)
+                      .Add({});
+  held_dids_ = &prometheus::BuildGauge()
+                    .Name("jetstream_decode_verify_held_dids")
+                    .Help("--verify: DIDs whose resolution held frames wait for")
+                    .Register(r)
+                    .Add({});
+  identity_cache_entries_ = &prometheus::BuildGauge()
+                                 .Name("jetstream_identity_cache_entries")
+                                 .Help("Resolved identities held in the cache")
+                                 .Register(r)
+                                 .Add({});
+  auto& cache_lookups = prometheus::BuildCounter()
+                            .Name("jetstream_identity_cache_lookups_total")
+                            .Help("Identity cache lookups, by result")
+                            .Register(r);
+  identity_cache_hits_ = &cache_lookups.Add({{"result", "hit"}});
+  identity_cache_misses_ = &cache_lookups.Add({{"result", "miss"}});
+  auto& resolutions = prometheus::BuildCounter()
+                          .Name("jetstream_identity_resolutions_total")
+                          .Help("DID resolutions, by outcome (coalesced: joined one in flight)")
+                          .Register(r);
+  resolutions_resolved_ = &resolutions.Add({{"outcome", "resolved"}});
+  resolutions_failed_ = &resolutions.Add({{"outcome", "failed"}});
+  resolutions_coalesced_ = &resolutions.Add({{"outcome", "coalesced"}});
+  auto& http_errors = prometheus::BuildCounter()
+                          .Name("jetstream_http_client_errors_total")
+                          .Help("Outbound HTTP requests that failed, by reason")
+                          .Register(r);
+  for (std::size_t i = 0; i < http_errors_.size(); ++i) {
+    http_errors_[i] = &http_errors.Add(
+        {{"reason", std::string(http::to_string(static_cast<http::FetchError>(i)))}});
+  }
+  auto& refused = prometheus::BuildCounter()
+                      .Name("jetstream_http_client_refused_addresses_total")
+                      .Help("Addresses the HTTP client refused to connect to, by class")
+                      .Register(r);
+  for (std::size_t i = 0; i < refused_addresses_.size(); ++i) {
+    refused_addresses_[i] =
+        &refused.Add({{"class", std::string(http::to_string(static_cast<http::AddressClass>(i)))}});
   }
   // v1 name and labels: consumer_events_processed_total{event_type, socket_url}.
   auto& processed = prometheus::BuildCounter()
@@ -295,6 +347,32 @@ void DecodeProbe::set_twin_build(const EventStore::TwinBuild& build, std::int64_
   if (build.events_read > twin_build_events_seen_) {
     twin_build_events_->Increment(static_cast<double>(build.events_read - twin_build_events_seen_));
     twin_build_events_seen_ = build.events_read;
+  }
+}
+
+void DecodeProbe::set_held_frames(std::size_t frames, std::size_t dids) {
+  held_frames_->Set(static_cast<double>(frames));
+  held_dids_->Set(static_cast<double>(dids));
+}
+
+void DecodeProbe::advance(prometheus::Counter* counter, std::uint64_t total, std::uint64_t& seen) {
+  if (total > seen) counter->Increment(static_cast<double>(total - seen));
+  seen = total;
+}
+
+void DecodeProbe::set_identity(const IdentityFigures& figures) {
+  identity_cache_entries_->Set(static_cast<double>(figures.cache_entries));
+  advance(identity_cache_hits_, figures.cache_hits, identity_seen_.cache_hits);
+  advance(identity_cache_misses_, figures.cache_misses, identity_seen_.cache_misses);
+  advance(resolutions_resolved_, figures.resolved, identity_seen_.resolved);
+  advance(resolutions_failed_, figures.failed, identity_seen_.failed);
+  advance(resolutions_coalesced_, figures.coalesced, identity_seen_.coalesced);
+  for (std::size_t i = 0; i < http_errors_.size(); ++i) {
+    advance(http_errors_[i], figures.http_errors[i], identity_seen_.http_errors[i]);
+  }
+  for (std::size_t i = 0; i < refused_addresses_.size(); ++i) {
+    advance(refused_addresses_[i], figures.refused_addresses[i],
+            identity_seen_.refused_addresses[i]);
   }
 }
 

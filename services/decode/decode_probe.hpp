@@ -60,7 +60,26 @@ class DecodeProbe {
   void set_twin_build(const EventStore::TwinBuild& build, std::int64_t oldest_time_us);
   void record_replay_page(std::string_view status, std::size_t events, double seconds);
 
+  // --verify
+  /// Frames held until their DID resolves, and how many DIDs they wait for.
+  void set_held_frames(std::size_t frames, std::size_t dids);
+  /// Cumulative figures of the identity cache, the resolver and its HTTP client (read once a
+  /// second; counters advance by the difference).
+  struct IdentityFigures {
+    std::uint64_t cache_entries = 0;
+    std::uint64_t cache_hits = 0;
+    std::uint64_t cache_misses = 0;
+    std::uint64_t resolved = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t coalesced = 0;
+    std::array<std::uint64_t, 10> http_errors{};       ///< by http::FetchError
+    std::array<std::uint64_t, 8> refused_addresses{};  ///< by http::AddressClass
+  };
+  void set_identity(const IdentityFigures& figures);
+
  private:
+  /// Advances `counter` to the cumulative `total` it mirrors (`seen` is the last total).
+  static void advance(prometheus::Counter* counter, std::uint64_t total, std::uint64_t& seen);
   std::shared_ptr<prometheus::Registry> registry_;
   metrics::ProtoRejections proto_rejections_;
   std::array<prometheus::Counter*, firehose::kFrameTypeCount> frames_by_type_{};
@@ -96,6 +115,17 @@ class DecodeProbe {
   prometheus::Gauge* twin_build_progress_ = nullptr;
   prometheus::Counter* twin_build_events_ = nullptr;
   std::uint64_t twin_build_events_seen_ = 0;
+  prometheus::Gauge* held_frames_ = nullptr;
+  prometheus::Gauge* held_dids_ = nullptr;
+  prometheus::Gauge* identity_cache_entries_ = nullptr;
+  prometheus::Counter* identity_cache_hits_ = nullptr;
+  prometheus::Counter* identity_cache_misses_ = nullptr;
+  prometheus::Counter* resolutions_resolved_ = nullptr;
+  prometheus::Counter* resolutions_failed_ = nullptr;
+  prometheus::Counter* resolutions_coalesced_ = nullptr;
+  std::array<prometheus::Counter*, 10> http_errors_{};
+  std::array<prometheus::Counter*, 8> refused_addresses_{};
+  IdentityFigures identity_seen_;
 };
 
 }  // namespace jetstream::decode

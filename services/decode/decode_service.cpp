@@ -9,12 +9,18 @@
 #include <optional>
 #include <thread>
 
+#include "common/clock/clock.hpp"
+#include "common/http/http_client.hpp"
+#include "common/identity/did_resolver.hpp"
+#include "common/identity/identity_cache.hpp"
 #include "common/log/log.hpp"
 #include "common/metrics/metrics_server.hpp"
 #include "common/metrics/process_metrics.hpp"
 #include "common/runtime/actor_scheduler.hpp"
 #include "common/runtime/service_main.hpp"
+#include "common/websocket/url.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
+#include "services/decode/commit_verifier.hpp"
 #include "services/decode/decode_probe.hpp"
 #include "services/decode/event_sequencer.hpp"
 #include "services/decode/event_store.hpp"
@@ -75,7 +81,49 @@ void register_decode_flags(config::FlagSet& flags, DecodeOptions& o) {
   flags.add_bool("check-state", &o.check_state,
                  "recompute the compacted twin from the log, compare it with the stored one, "
                  "print the differences and exit (0 equal, 1 not)");
+  flags.add_string("verify", &o.verify,
+                   "off (v1: nothing checked) or signatures (each commit's signature against "
+                   "the #atproto key of its DID's document; failures are dropped and counted)");
+  flags.add_string("plc-url", &o.plc_url, "PLC directory that resolves did:plc (--verify)");
+  flags.add_bool("did-web-insecure", &o.did_web_insecure,
+                 "resolve did:web over plain http and allow a port (loopback tests only)");
+  flags.add_bool("verify-fail-open", &o.verify_fail_open,
+                 "pass commits whose DID cannot be resolved (counted) instead of dropping them");
+  flags.add_duration("verify-resolve-timeout", &o.verify_resolve_timeout,
+                     "how long one DID resolution may take before its commits count as "
+                     "unresolvable");
+  flags.add_int64("identity-cache-size", &o.identity_cache_size,
+                  "resolved DIDs kept in memory (least recently used leave first)");
+  flags.add_duration("identity-ttl", &o.identity_ttl,
+                     "how long a resolved DID document is trusted before it is fetched again");
+  flags.add_string("allow-hosts", &o.allow_hosts,
+                   "comma-separated hosts the HTTP client may reach on private or loopback "
+                   "addresses and over plain http (--plc-url's host always may)");
 }
+
+namespace {
+
+std::optional<VerifyMode> parse_verify_mode(std::string_view text) {
+  if (text == "off") return VerifyMode::off;
+  if (text == "signatures") return VerifyMode::signatures;
+  return std::nullopt;
+}
+
+std::vector<std::string> split_hosts(std::string_view text) {
+  std::vector<std::string> hosts;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    std::string_view host = text.substr(0, comma);
+    while (!host.empty() && host.front() == ' ') host.remove_prefix(1);
+    while (!host.empty() && host.back() == ' ') host.remove_suffix(1);
+    if (!host.empty()) hosts.emplace_back(host);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return hosts;
+}
+
+}  // namespace
 
 struct DecodeService::Impl {
   DecodeOptions options;
@@ -85,6 +133,11 @@ struct DecodeService::Impl {
   std::unique_ptr<DecodeProbe> probe;
   PipelineCounters counters;
   zmq::context_t context{1};
+  // --verify: the identity cache the workers read, and the resolver that fills it. Declared
+  // before the actor system so they outlive it; stop() stops the HTTP thread first.
+  std::unique_ptr<identity::IdentityCache> identity_cache;
+  std::unique_ptr<http::HttpClient> http_client;
+  std::unique_ptr<identity::DidResolver> resolver;
   std::unique_ptr<caf::actor_system_config> actor_config;
   std::unique_ptr<caf::actor_system> actors;
   sequencer_actor sequencer;
@@ -132,6 +185,17 @@ std::optional<std::string> validate_decode_options(const DecodeOptions& o) {
   }
   if (o.tombstone_ttl.count() <= 0) return "--tombstone-ttl must be positive";
   if (o.twin_build_step_events < 1) return "--twin-build-step-events must be at least 1";
+  if (o.verify == "full") {
+    return "--verify full (the Sync 1.1 checks) is not available yet; use --verify signatures";
+  }
+  if (!parse_verify_mode(o.verify)) return "--verify must be off or signatures";
+  std::string url_error;
+  if (!websocket::parse_http_url(o.plc_url, &url_error)) return "--plc-url: " + url_error;
+  if (o.verify_resolve_timeout < std::chrono::milliseconds(100)) {
+    return "--verify-resolve-timeout must be at least 100ms";
+  }
+  if (o.identity_cache_size < 1) return "--identity-cache-size must be at least 1";
+  if (o.identity_ttl.count() <= 0) return "--identity-ttl must be positive";
   return std::nullopt;
 }
 
@@ -210,13 +274,51 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   s.actor_config = runtime::actor_system_config(cores);
   s.actors = std::make_unique<caf::actor_system>(*s.actor_config);
 
+  const VerifyMode verify_mode = parse_verify_mode(options.verify).value_or(VerifyMode::off);
+  std::shared_ptr<const WorkerVerification> worker_verification;
+  SequencerActorOptions sequencer_options{s.store.get(),
+                                          s.dictionary,
+                                          s.probe.get(),
+                                          &s.counters,
+                                          &s.context,
+                                          options.events_endpoint,
+                                          options.heartbeat_interval,
+                                          static_cast<int>(options.events_send_hwm),
+                                          &s.stopping,
+                                          std::nullopt};
+  if (verify_mode != VerifyMode::off) {
+    s.identity_cache = std::make_unique<identity::IdentityCache>(
+        static_cast<std::size_t>(options.identity_cache_size));
+    http::HttpClient::Options http_options;
+    const auto plc = websocket::parse_http_url(options.plc_url);
+    if (plc) http_options.policy.allow_host(plc->host);  // validated above
+    for (const auto& host : split_hosts(options.allow_hosts)) http_options.policy.allow_host(host);
+    s.http_client = std::make_unique<http::HttpClient>(std::move(http_options));
+    identity::DidResolver::Options resolver_options;
+    resolver_options.plc_url = options.plc_url;
+    resolver_options.did_web_insecure = options.did_web_insecure;
+    resolver_options.document_ttl =
+        std::chrono::duration_cast<std::chrono::seconds>(options.identity_ttl);
+    const auto timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(options.verify_resolve_timeout);
+    resolver_options.limits.connect_timeout = timeout;
+    resolver_options.limits.header_timeout = timeout;
+    resolver_options.limits.body_timeout = timeout;
+    s.resolver = std::make_unique<identity::DidResolver>(resolver_options, *s.http_client,
+                                                         *s.identity_cache, clock::wall_clock_us);
+    CommitVerifier::Options verifier_options;
+    verifier_options.fail_open = options.verify_fail_open;
+    worker_verification = std::make_shared<WorkerVerification>(
+        WorkerVerification{s.identity_cache.get(), verifier_options, clock::wall_clock_us});
+    sequencer_options.verification = SequencerVerification{s.identity_cache.get(), s.resolver.get(),
+                                                           s.http_client.get(), verifier_options};
+    log::info("verification on", {{"verify", options.verify},
+                                  {"plc_url", options.plc_url},
+                                  {"fail_open", options.verify_fail_open}});
+  }
+
   try {
-    s.sequencer = spawn_sequencer(
-        *s.actors,
-        SequencerActorOptions{s.store.get(), s.dictionary, s.probe.get(), &s.counters, &s.context,
-                              options.events_endpoint, options.heartbeat_interval,
-                              static_cast<int>(options.events_send_hwm), &s.stopping},
-        s.events_endpoint);
+    s.sequencer = spawn_sequencer(*s.actors, sequencer_options, s.events_endpoint);
   } catch (const std::exception& e) {
     error = std::string("events endpoint ") + options.events_endpoint + ": " + e.what();
     return nullptr;
@@ -224,7 +326,7 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   const auto worker_count =
       options.workers > 0 ? static_cast<std::size_t>(options.workers) : std::size_t{cores};
   for (std::size_t i = 0; i < worker_count; ++i) {
-    s.workers.push_back(spawn_decode_worker(*s.actors, s.sequencer));
+    s.workers.push_back(spawn_decode_worker(*s.actors, s.sequencer, worker_verification));
   }
   s.retention_worker = spawn_retention(*s.actors, *s.store, *s.probe, options.event_ttl,
                                        options.tombstone_ttl, options.retention_interval);
@@ -308,6 +410,10 @@ void DecodeService::stop() {
     s.twin_builder = nullptr;
     s.actors->await_all_actors_done();
   }
+  // Resolutions still in flight answer actors that are gone: stop their thread before the actor
+  // system goes.
+  s.resolver.reset();
+  s.http_client.reset();
   if (s.metrics_server) s.metrics_server->stop();
   if (s.store && disk_full && s.store->writable()) {
     log::warn(

@@ -49,6 +49,22 @@ struct DecodeOptions {
   /// Recompute the twin from the log, compare it with the stored one, print what differs and
   /// exit (0: equal, 1: not, or the store cannot be read). Does not start the service.
   bool check_state = false;
+
+  // --verify (API.md "Authenticity"; README "Verification").
+  /// off (v1), signatures (each commit's signature against its DID's #atproto key).
+  std::string verify = "off";
+  std::string plc_url = "https://plc.directory";
+  /// did:web over plain http with a port (did:web:localhost%3A2583): loopback tests only.
+  bool did_web_insecure = false;
+  /// Pass (and count) commits whose DID cannot be resolved instead of dropping them.
+  bool verify_fail_open = false;
+  /// How long a DID's resolution may take before its held commits are decided as unresolvable.
+  std::chrono::microseconds verify_resolve_timeout = std::chrono::seconds(10);
+  std::int64_t identity_cache_size = 1'000'000;
+  std::chrono::microseconds identity_ttl = std::chrono::hours(1);
+  /// Hosts (comma-separated) the HTTP client may reach on non-public addresses and over plain
+  /// http, beside --plc-url's host.
+  std::string allow_hosts;
 };
 
 /// `--check-state`: opens the store read-only (beside a running decode too), checks the twin

@@ -1,5 +1,6 @@
 #include <limits>
 
+#include "services/decode/commit_verifier.hpp"
 #include "services/decode/stage_messages.hpp"
 
 namespace jetstream::decode {
@@ -7,22 +8,39 @@ namespace {
 
 struct WorkerState {
   firehose::V1Encoder encoder;
+  std::unique_ptr<CommitVerifier> verifier;  // --verify only
 };
 
 decode_worker_actor::behavior_type decode_worker(
-    decode_worker_actor::stateful_pointer<WorkerState> self, sequencer_actor sequencer) {
+    decode_worker_actor::stateful_pointer<WorkerState> self, sequencer_actor sequencer,
+    std::shared_ptr<const WorkerVerification> verification) {
+  if (verification) {
+    self->state.verifier = std::make_unique<CommitVerifier>(
+        *verification->cache, verification->now_us, verification->options);
+    self->state.encoder.set_commit_gate(self->state.verifier.get());
+  }
   return {
       [self, sequencer](decode_atom, const FrameBatchPtr& batch) {
         auto decoded = std::make_shared<DecodedBatch>();
         decoded->sequence = batch->sequence;
         decoded->oldest_receive_time_us = std::numeric_limits<std::int64_t>::max();
         auto& encoder = self->state.encoder;
+        CommitVerifier* verifier = self->state.verifier.get();
+        if (verifier != nullptr) decoded->frames = batch;
         encoder.reset_stats();
         for (std::size_t i = 0; i < batch->frames.size(); ++i) {
           const auto& frame = batch->frames[i];
           const auto& header = batch->headers[i];
           const auto outcome = encoder.events_from_frame(
               {static_cast<const std::uint8_t*>(frame.data()), frame.size()}, decoded->events);
+          if (verifier != nullptr) {
+            decoded->event_frames.resize(decoded->events.size(), static_cast<std::uint32_t>(i));
+            if (outcome.held) {
+              decoded->held.push_back({decoded->events.size(), static_cast<std::uint32_t>(i),
+                                       std::string(outcome.repo),
+                                       verifier->last_hold_wants_refresh()});
+            }
+          }
           if (!outcome.upstream_error.empty() && decoded->upstream_errors.size() < 8) {
             decoded->upstream_errors.push_back(outcome.upstream_error);
           }
@@ -39,8 +57,9 @@ decode_worker_actor::behavior_type decode_worker(
 
 }  // namespace
 
-decode_worker_actor spawn_decode_worker(caf::actor_system& system, sequencer_actor sequencer) {
-  return system.spawn(decode_worker, std::move(sequencer));
+decode_worker_actor spawn_decode_worker(caf::actor_system& system, sequencer_actor sequencer,
+                                        std::shared_ptr<const WorkerVerification> verification) {
+  return system.spawn(decode_worker, std::move(sequencer), std::move(verification));
 }
 
 }  // namespace jetstream::decode

@@ -1,6 +1,8 @@
 #include "services/decode/event_sequencer.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 #include <thread>
 
 #include "common/log/log.hpp"
@@ -39,7 +41,144 @@ bool EventSequencer::accept(DecodedBatchPtr batch, const std::atomic<bool>& stop
   return true;
 }
 
-bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stopping) {
+void EventSequencer::enable_verification(Verification verification) {
+  verification.options.final_check = true;
+  verification_ = std::move(verification);
+  release_verifier_ =
+      std::make_unique<CommitVerifier>(*verification_->cache, now_, verification_->options);
+  // Released frames are decided in order; an #identity among them must not empty the cache
+  // under the next commit of the same DID (a rotated key is caught by the refresh path).
+  release_encoder_.set_commit_gate(release_verifier_.get());
+  std::uint64_t highest = 0;
+  for (auto& [id, stored] : store_.held_frames()) {
+    auto frame = HeldFrame::decode(id, stored);
+    highest = std::max(highest, id);
+    if (!frame) {
+      log::error("a held frame in the store is unreadable; dropped", {{"id", id}});
+      held_changes_.deletes.push_back(id);
+      continue;
+    }
+    firehose::FrameDecoder decoder;
+    std::string did;
+    if (!decoder.decode(frame->bytes)) {
+      firehose::CommitBody commit;
+      firehose::IdentityBody identity;
+      firehose::AccountBody account;
+      if (decoder.type() == firehose::FrameType::commit && !decoder.read_commit(commit)) {
+        did = std::string(commit.repo);
+      } else if (decoder.type() == firehose::FrameType::identity &&
+                 !decoder.read_identity(identity)) {
+        did = std::string(identity.did);
+      } else if (decoder.type() == firehose::FrameType::account && !decoder.read_account(account)) {
+        did = std::string(account.did);
+      }
+    }
+    if (did.empty()) {
+      held_changes_.deletes.push_back(id);
+      continue;
+    }
+    if (held_.add(did, std::move(*frame)) != HeldCommits::Ask::nothing) {
+      resolutions_to_request_.emplace_back(did, false);
+    }
+  }
+  held_.resume_ids_after(highest);
+  probe_.set_held_frames(held_.frame_count(), held_.did_count());
+  if (!held_.dids().empty()) {
+    log::info("verification: frames held by the previous run are waiting for their DIDs",
+              {{"frames", held_.frame_count()}, {"dids", held_.did_count()}});
+  }
+  for (const auto& [did, refresh] : resolutions_to_request_) {
+    verification_->request_resolution(did, refresh);
+  }
+  resolutions_to_request_.clear();
+}
+
+void EventSequencer::hold_frame(const std::string& did, const FrameBatch& frames,
+                                std::uint32_t index, bool refresh) {
+  HeldFrame frame;
+  frame.id = held_.next_id();
+  frame.upstream_seq = frames.headers[index].upstream_seq;
+  frame.receive_time_us = frames.headers[index].receive_time_us;
+  const auto* data = static_cast<const std::uint8_t*>(frames.frames[index].data());
+  frame.bytes.assign(data, data + frames.frames[index].size());
+  held_changes_.puts.emplace_back(frame.id, frame.encode());
+  const HeldCommits::Ask ask = held_.add(did, std::move(frame), refresh);
+  if (ask != HeldCommits::Ask::nothing) {
+    resolutions_to_request_.emplace_back(did, ask == HeldCommits::Ask::refresh);
+  }
+}
+
+void EventSequencer::hold_frames(DecodedBatch& batch) {
+  if (batch.held.empty() && held_.frame_count() == 0) return;
+  if (!batch.frames) {
+    log::error("decode pipeline: a batch with held commits lost its frames");
+    std::abort();
+  }
+  std::vector<firehose::PendingEvent> kept;
+  kept.reserve(batch.events.size());
+  std::size_t next_held = 0;
+  std::optional<std::uint32_t> last_held_frame;  // a frame yields several events: hold it once
+  for (std::size_t position = 0; position <= batch.events.size(); ++position) {
+    for (; next_held < batch.held.size() && batch.held[next_held].position == position;
+         ++next_held) {
+      const auto& held = batch.held[next_held];
+      hold_frame(held.did, *batch.frames, held.frame, held.refresh);
+    }
+    if (position == batch.events.size()) break;
+    firehose::PendingEvent& event = batch.events[position];
+    const std::uint32_t frame = batch.event_frames.at(position);
+    if (held_.holds(event.did)) {
+      if (last_held_frame != frame) hold_frame(event.did, *batch.frames, frame, false);
+      last_held_frame = frame;
+    } else {
+      kept.push_back(std::move(event));
+    }
+  }
+  batch.events = std::move(kept);
+}
+
+bool EventSequencer::release(const std::string& did, const std::atomic<bool>& stopping) {
+  HeldCommits::Released released = held_.release(did);
+  if (released.frames.empty()) return true;
+  DecodedBatch batch;
+  release_encoder_.reset_stats();
+  release_verifier_->set_refresh_tried(released.refreshed);
+  std::int64_t oldest_receive = std::numeric_limits<std::int64_t>::max();
+  while (!released.frames.empty()) {
+    HeldFrame& frame = released.frames.front();
+    const auto outcome = release_encoder_.events_from_frame(frame.bytes, batch.events);
+    if (outcome.held) {
+      // A signature failed against a document that was not fetched afresh: this frame and the
+      // ones behind it wait for a refresh (they are in the store already).
+      if (!release_verifier_->last_hold_wants_refresh()) {
+        log::error("a released frame was held for a resolution it already had");
+        std::abort();
+      }
+      bool first = true;
+      for (HeldFrame& waiting : released.frames) {
+        const auto ask = held_.add(did, std::move(waiting), first);
+        if (first && ask == HeldCommits::Ask::refresh)
+          resolutions_to_request_.emplace_back(did, true);
+        first = false;
+      }
+      break;
+    }
+    held_changes_.deletes.push_back(frame.id);
+    oldest_receive = std::min(oldest_receive, frame.receive_time_us);
+    released.frames.pop_front();
+  }
+  batch.stats = release_encoder_.stats();
+  // The workers counted these frames already; only the drops and events are new.
+  batch.stats.frames = 0;
+  batch.stats.frames_by_type = {};
+  batch.oldest_receive_time_us =
+      oldest_receive == std::numeric_limits<std::int64_t>::max() ? 0 : oldest_receive;
+  batch.cursor = cursor_;
+  return commit(batch, stopping, /*may_hold=*/false);
+}
+
+bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stopping, bool may_hold) {
+  if (verification_ && may_hold) hold_frames(batch);
   probe_.record_decode_stats(batch.stats);
   for (const auto& text : batch.upstream_errors) {
     log::warn_every(std::chrono::seconds(10), "upstream_error_frame",
@@ -85,7 +224,7 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
   }
   const auto write_start = std::chrono::steady_clock::now();
   std::string error;
-  while (!store_.append(views_, changes_, cursor_, error)) {
+  while (!store_.append(views_, changes_, cursor_, held_changes_, error)) {
     probe_.record_store_error();
     log::error("event log write failed; retrying in 1s (nothing is acknowledged meanwhile)",
                {{"error", error}, {"events", count}});
@@ -97,6 +236,15 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
   const double write_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
   counters_.durable_cursor.store(cursor_, std::memory_order_release);
+  if (verification_) {
+    held_changes_ = {};
+    probe_.set_held_frames(held_.frame_count(), held_.did_count());
+    // Asked only now that the frames waiting for them are stored: an answer cannot overtake them.
+    for (const auto& [did, refresh] : resolutions_to_request_) {
+      verification_->request_resolution(did, refresh);
+    }
+    resolutions_to_request_.clear();
+  }
   if (count != 0) counters_.newest_time_us.store(previous_time_us_, std::memory_order_release);
   const double age_seconds = batch.oldest_receive_time_us > 0
                                  ? static_cast<double>(now_() - batch.oldest_receive_time_us) / 1e6

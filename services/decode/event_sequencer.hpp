@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,8 +16,10 @@
 #include "common/clock/clock.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
 #include "proto/events.hpp"
+#include "services/decode/commit_verifier.hpp"
 #include "services/decode/decode_probe.hpp"
 #include "services/decode/event_store.hpp"
+#include "services/decode/held_commits.hpp"
 #include "services/decode/stage_messages.hpp"
 
 namespace jetstream::decode {
@@ -66,8 +69,30 @@ class EventSequencer {
 
   std::uint64_t next_sequence() const { return next_sequence_; }
 
+  // ---- --verify (README "Verification"): frames held until their DID resolves.
+
+  struct Verification {
+    identity::IdentityCache* cache = nullptr;
+    CommitVerifier::Options options;  ///< final_check is set here: released frames are decided
+    /// Asks for the DID's resolution; its answer must come back as release(did). Called on the
+    /// sequencer's thread, after the frames that wait for it are stored.
+    std::function<void(const std::string& did, bool refresh)> request_resolution;
+  };
+  /// Turns verification on: loads the frames a previous run held and asks for their DIDs.
+  void enable_verification(Verification verification);
+  /// The DID's resolution is in the cache: decides its held frames in order and stores their
+  /// events. Returns false only when stopping was requested while the store kept failing.
+  bool release(const std::string& did, const std::atomic<bool>& stopping);
+  const HeldCommits& held_commits() const { return held_; }
+
  private:
-  bool commit(DecodedBatch& batch, const std::atomic<bool>& stopping);
+  /// `may_hold` is false for frames being released: their DID is no longer held.
+  bool commit(DecodedBatch& batch, const std::atomic<bool>& stopping, bool may_hold = true);
+  /// Moves the events of DIDs with held frames, and the held commits, out of `batch` into held
+  /// frames (and `held_changes_`).
+  void hold_frames(DecodedBatch& batch);
+  void hold_frame(const std::string& did, const FrameBatch& frames, std::uint32_t index,
+                  bool refresh);
 
   EventStore& store_;
   std::unique_ptr<zstd::Compressor> compressor_;  // null without a dictionary
@@ -87,6 +112,14 @@ class EventSequencer {
   std::vector<proto::EventView> views_;
   /// What each event does to the compacted twin (filled only when a twin is configured).
   std::vector<RecordChange> changes_;
+
+  // --verify
+  std::optional<Verification> verification_;
+  HeldCommits held_;
+  EventStore::HeldFrameChanges held_changes_;  ///< written with the next append
+  std::vector<std::pair<std::string, bool>> resolutions_to_request_;
+  firehose::V1Encoder release_encoder_;
+  std::unique_ptr<CommitVerifier> release_verifier_;
 };
 
 }  // namespace jetstream::decode

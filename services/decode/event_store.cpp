@@ -49,6 +49,8 @@ constexpr std::string_view kMetaTwinBuildPosition = "twin_build_position";
 constexpr std::string_view kMetaTombstoneHorizon = "tombstone_horizon_time_us";
 constexpr std::string_view kMetaTwinCountPrefix = "twin_count:";  // + group: records, tombstones
 constexpr std::string_view kMetaTwinCountEnd = "twin_count;";     // ';' follows ':'
+constexpr std::string_view kMetaHeldPrefix = "held:";  // + 8-byte big-endian id: a held frame
+constexpr std::string_view kMetaHeldEnd = "held;";
 /// Twin rows changed per write while the twin is reconciled, built or expired.
 constexpr std::size_t kTwinRowsPerWrite = 10'000;
 
@@ -585,6 +587,43 @@ bool EventStore::reopen_writable(std::string& error) {
 bool EventStore::append(std::span<const proto::EventView> events,
                         std::span<const RecordChange> changes, std::int64_t upstream_cursor,
                         std::string& error) {
+  static const HeldFrameChanges kNoHeldFrames;
+  return append(events, changes, upstream_cursor, kNoHeldFrames, error);
+}
+
+namespace {
+
+std::string held_key(std::uint64_t id) {
+  std::string key(kMetaHeldPrefix);
+  const Key big_endian = encode_key(static_cast<std::int64_t>(id));
+  key.append(big_endian.data(), big_endian.size());
+  return key;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::uint64_t, std::string>> EventStore::held_frames() const {
+  std::vector<std::pair<std::uint64_t, std::string>> out;
+  std::shared_lock guard(db_guard_);
+  if (!db_) return out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), db_->meta));
+  for (it->Seek(slice(kMetaHeldPrefix)); it->Valid() && it->key().compare(slice(kMetaHeldEnd)) < 0;
+       it->Next()) {
+    std::int64_t id = 0;
+    const rocksdb::Slice key = it->key();
+    if (!decode_key(rocksdb::Slice(key.data() + kMetaHeldPrefix.size(),
+                                   key.size() - kMetaHeldPrefix.size()),
+                    id)) {
+      continue;
+    }
+    out.emplace_back(static_cast<std::uint64_t>(id), it->value().ToString());
+  }
+  return out;
+}
+
+bool EventStore::append(std::span<const proto::EventView> events,
+                        std::span<const RecordChange> changes, std::int64_t upstream_cursor,
+                        const HeldFrameChanges& held, std::string& error) {
   std::lock_guard lock(write_mutex_);
   std::shared_lock guard(db_guard_);
   if (!writable()) {
@@ -705,6 +744,12 @@ bool EventStore::append(std::span<const proto::EventView> events,
   if (put.ok() && first_events) {
     put = batch.Put(db_->meta, slice(kMetaOldestTimeUs),
                     rocksdb::Slice(oldest_bytes.data(), oldest_bytes.size()));
+  }
+  for (std::size_t i = 0; put.ok() && i < held.puts.size(); ++i) {
+    put = batch.Put(db_->meta, slice(held_key(held.puts[i].first)), slice(held.puts[i].second));
+  }
+  for (std::size_t i = 0; put.ok() && i < held.deletes.size(); ++i) {
+    put = batch.Delete(db_->meta, slice(held_key(held.deletes[i])));
   }
   if (put.ok()) put = db_->db->Write(db_->write_options, &batch);
   // A batch grown by one huge append should not stay pinned for the life of the process.

@@ -183,6 +183,19 @@ class EventStore {
   bool append(std::span<const proto::EventView> events, std::span<const RecordChange> changes,
               std::int64_t upstream_cursor, std::string& error);
 
+  /// --verify: frames held until their DID resolves (services/decode/held_commits.hpp). They are
+  /// written in the same batch as the events beside which they were held, and deleted in the
+  /// batch that stores their events, so a crash loses none and applies none twice.
+  struct HeldFrameChanges {
+    std::vector<std::pair<std::uint64_t, std::string>> puts;  ///< id → opaque bytes
+    std::vector<std::uint64_t> deletes;
+    bool empty() const { return puts.empty() && deletes.empty(); }
+  };
+  bool append(std::span<const proto::EventView> events, std::span<const RecordChange> changes,
+              std::int64_t upstream_cursor, const HeldFrameChanges& held, std::string& error);
+  /// Every held frame, by id (read once at start).
+  [[nodiscard]] std::vector<std::pair<std::uint64_t, std::string>> held_frames() const;
+
   // ---- The compacted twin (compacted_twin.hpp; README.md "Compacted twin").
 
   /// Tombstones whose delete is older than `cutoff_time_us` are removed (with their event), and

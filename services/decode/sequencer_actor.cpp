@@ -8,6 +8,26 @@
 namespace jetstream::decode {
 namespace {
 
+void publish_identity_figures(const SequencerVerification& verification, DecodeProbe& probe) {
+  DecodeProbe::IdentityFigures figures;
+  const auto& cache = verification.cache->counters();
+  figures.cache_entries = verification.cache->size();
+  figures.cache_hits = cache.hits.load(std::memory_order_relaxed);
+  figures.cache_misses = cache.misses.load(std::memory_order_relaxed);
+  const auto& resolver = verification.resolver->counters();
+  figures.resolved = resolver.resolved.load(std::memory_order_relaxed);
+  figures.failed = resolver.failed.load(std::memory_order_relaxed);
+  figures.coalesced = resolver.coalesced.load(std::memory_order_relaxed);
+  const auto& http = verification.http_client->counters();
+  for (std::size_t i = 0; i < figures.http_errors.size(); ++i) {
+    figures.http_errors[i] = http.errors[i].load(std::memory_order_relaxed);
+  }
+  for (std::size_t i = 0; i < figures.refused_addresses.size(); ++i) {
+    figures.refused_addresses[i] = http.refused_addresses[i].load(std::memory_order_relaxed);
+  }
+  probe.set_identity(figures);
+}
+
 struct SequencerActorState {
   std::unique_ptr<ZmqEventPublisher> publisher;
   std::unique_ptr<EventSequencer> sequencer;
@@ -24,11 +44,26 @@ sequencer_actor::behavior_type sequencer_behavior(
   } catch (...) {
     bound->set_exception(std::current_exception());
     self->quit();
-    return {[](store_atom, DecodedBatchPtr&) {}, [](tick_atom) {}};
+    return {[](store_atom, DecodedBatchPtr&) {}, [](tick_atom) {},
+            [](resolved_atom, const std::string&) {}};
   }
   bound->set_value(state.publisher->endpoint());
   state.sequencer = std::make_unique<EventSequencer>(
       *options.store, options.dictionary, *options.probe, *options.counters, *state.publisher);
+  if (options.verification) {
+    const SequencerVerification& verification = *options.verification;
+    auto* resolver = verification.resolver;
+    const sequencer_actor handle = caf::actor_cast<sequencer_actor>(self);
+    state.sequencer->enable_verification(EventSequencer::Verification{
+        verification.cache, verification.options,
+        [resolver, handle](const std::string& did, bool refresh) {
+          // The answer is in the cache when this runs (on the resolver's thread, or inline on a
+          // hit): the actor releases the DID's frames on its own thread.
+          resolver->resolve(did, refresh, [handle, did](const identity::ResolutionPtr&) {
+            caf::anon_send(handle, resolved_atom::value, did);
+          });
+        }});
+  }
   self->send(self, tick_atom::value);
   return {
       [self, options](store_atom, DecodedBatchPtr& batch) {
@@ -36,7 +71,11 @@ sequencer_actor::behavior_type sequencer_behavior(
       },
       [self, options](tick_atom) {
         self->state.sequencer->publish_heartbeat();
+        if (options.verification) publish_identity_figures(*options.verification, *options.probe);
         self->delayed_send(self, options.heartbeat_interval, tick_atom::value);
+      },
+      [self, options](resolved_atom, const std::string& did) {
+        if (!self->state.sequencer->release(did, *options.stopping)) self->quit();
       },
   };
 }

@@ -7,15 +7,28 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <zmq.hpp>
 
+#include "common/http/http_client.hpp"
+#include "common/identity/did_resolver.hpp"
+#include "common/identity/identity_cache.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
+#include "services/decode/commit_verifier.hpp"
 #include "services/decode/decode_probe.hpp"
 #include "services/decode/event_store.hpp"
 #include "services/decode/stage_messages.hpp"
 
 namespace jetstream::decode {
+
+/// --verify: what the sequencer needs to hold frames and have their DIDs resolved.
+struct SequencerVerification {
+  identity::IdentityCache* cache = nullptr;
+  identity::DidResolver* resolver = nullptr;
+  http::HttpClient* http_client = nullptr;  ///< for its metrics
+  CommitVerifier::Options options;
+};
 
 /// What the sequencer actor uses; every pointer outlives the actor.
 struct SequencerActorOptions {
@@ -29,6 +42,7 @@ struct SequencerActorOptions {
   int send_high_water_mark = 1000;
   /// Set on shutdown: a write that keeps failing is no longer retried.
   std::atomic<bool>* stopping = nullptr;
+  std::optional<SequencerVerification> verification;
 };
 
 /// Spawns the sequencer actor, detached. Its events PUB is bound before this returns:

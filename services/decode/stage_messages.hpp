@@ -38,6 +38,20 @@ struct DecodedBatch {
   std::int64_t oldest_receive_time_us = 0;
   firehose::DecodeStats stats;
   std::vector<std::string> upstream_errors;  ///< bounded texts of upstream error frames
+
+  // --verify only (empty otherwise).
+  /// A commit the CommitGate held, where its events would have been in `events`.
+  struct HeldCommit {
+    std::size_t position = 0;
+    std::uint32_t frame = 0;  ///< index in `frames`
+    std::string did;
+    bool refresh = false;  ///< its signature failed against a cached key
+  };
+  std::vector<HeldCommit> held;
+  /// The frames, kept so the sequencer can hold any frame of a DID that has frames waiting,
+  /// and the frame each event came from.
+  std::shared_ptr<const FrameBatch> frames;
+  std::vector<std::uint32_t> event_frames;
 };
 using DecodedBatchPtr = std::shared_ptr<DecodedBatch>;
 
@@ -63,14 +77,21 @@ namespace jetstream::decode {
 using decode_atom = caf::atom_constant<caf::atom("decode")>;
 using store_atom = caf::atom_constant<caf::atom("store")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+/// --verify: the resolver has the DID's document (or its failure) in the identity cache.
+using resolved_atom = caf::atom_constant<caf::atom("resolved")>;
 
 /// Decodes frame batches; stateless between batches apart from reusable buffers.
 using decode_worker_actor = caf::typed_actor<caf::reacts_to<decode_atom, FrameBatchPtr>>;
 /// Runs the EventSequencer (sequencer_actor.hpp): sequences, stores and publishes decoded
-/// batches; `tick` publishes a heartbeat.
+/// batches; `tick` publishes a heartbeat; `resolved` releases the frames held for a DID.
 using sequencer_actor =
-    caf::typed_actor<caf::reacts_to<store_atom, DecodedBatchPtr>, caf::reacts_to<tick_atom>>;
+    caf::typed_actor<caf::reacts_to<store_atom, DecodedBatchPtr>, caf::reacts_to<tick_atom>,
+                     caf::reacts_to<resolved_atom, std::string>>;
 
-decode_worker_actor spawn_decode_worker(caf::actor_system& system, sequencer_actor sequencer);
+/// What a worker needs to check signatures (decode --verify); null: verification is off.
+struct WorkerVerification;
+
+decode_worker_actor spawn_decode_worker(caf::actor_system& system, sequencer_actor sequencer,
+                                        std::shared_ptr<const WorkerVerification> verification);
 
 }  // namespace jetstream::decode

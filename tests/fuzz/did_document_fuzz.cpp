@@ -33,8 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size <= 256) {
     check_key(jetstream::crypto::PublicKey::from_did_key(text));
     check_key(jetstream::crypto::PublicKey::from_multikey(text));
-    check_key(jetstream::crypto::PublicKey::from_legacy_multibase(jetstream::crypto::Curve::k256,
-                                                                  text));
+    check_key(
+        jetstream::crypto::PublicKey::from_legacy_multibase(jetstream::crypto::Curve::k256, text));
     (void)jetstream::identity::locate_did_document(text, "https://plc.directory", size % 2 == 0);
   }
   return 0;

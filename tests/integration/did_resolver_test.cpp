@@ -44,9 +44,8 @@ struct Fixture {
       return TestHttpServer::response(200, document_for(kAlice, key));  // the wrong id
     }
     if (request.target == "/.well-known/did.json") {
-      return TestHttpServer::response(200, document_for("did:web:localhost%3A" +
-                                                            std::to_string(server.port()),
-                                                        key));
+      return TestHttpServer::response(
+          200, document_for("did:web:localhost%3A" + std::to_string(server.port()), key));
     }
     return TestHttpServer::response(404, "DID not registered");
   }};

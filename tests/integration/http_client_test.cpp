@@ -2,6 +2,8 @@
 // servers on loopback: operator-named hosts are reached, every other host is checked after DNS
 // and after each redirect, timeouts and caps hold, gzip and chunked bodies are decoded, https
 // verifies the peer.
+#include "common/http/http_client.hpp"
+
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -11,7 +13,6 @@
 #include <string>
 
 #include "common/http/address_policy.hpp"
-#include "common/http/http_client.hpp"
 #include "common/websocket/frame_server.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_http_server.hpp"
@@ -138,9 +139,8 @@ TEST(HttpClient, FetchesFromAnOperatorNamedLoopbackHostWithPolitenessHeaders) {
 }
 
 TEST(HttpClient, NonPublicAddressesOfHostsTheOperatorDidNotNameAreRefusedBeforeConnecting) {
-  TestHttpServer server([](const TestHttpServer::Request&) {
-    return TestHttpServer::response(200, "secret");
-  });
+  TestHttpServer server(
+      [](const TestHttpServer::Request&) { return TestHttpServer::response(200, "secret"); });
   const std::string port = std::to_string(server.port());
   HttpClient client(named({}));
   struct Case {
@@ -166,16 +166,15 @@ TEST(HttpClient, NonPublicAddressesOfHostsTheOperatorDidNotNameAreRefusedBeforeC
     EXPECT_TRUE(result.body.empty());
   }
   EXPECT_EQ(server.connections(), 0);
-  EXPECT_GE(client.counters()
-                .refused_addresses[static_cast<std::size_t>(AddressClass::loopback)]
-                .load(),
-            3u);
+  EXPECT_GE(
+      client.counters().refused_addresses[static_cast<std::size_t>(AddressClass::loopback)].load(),
+      3u);
 }
 
 TEST(HttpClient, ARedirectIsCheckedLikeTheFirstRequestAndChainsAreBounded) {
-  TestHttpServer inner([](const TestHttpServer::Request&) {
-    return TestHttpServer::response(200, "inner");
-  }, "127.0.0.2");
+  TestHttpServer inner(
+      [](const TestHttpServer::Request&) { return TestHttpServer::response(200, "inner"); },
+      "127.0.0.2");
   const std::string inner_port = std::to_string(inner.port());
   TestHttpServer outer([&inner_port](const TestHttpServer::Request& request) -> std::string {
     auto redirect = [](const std::string& location) {
@@ -185,7 +184,8 @@ TEST(HttpClient, ARedirectIsCheckedLikeTheFirstRequestAndChainsAreBounded) {
     if (request.target == "/to-https-loopback") {
       return redirect("https://127.0.0.2:" + inner_port + "/");
     }
-    if (request.target == "/to-http-loopback") return redirect("http://127.0.0.2:" + inner_port + "/");
+    if (request.target == "/to-http-loopback")
+      return redirect("http://127.0.0.2:" + inner_port + "/");
     if (request.target == "/to-metadata") return redirect("https://169.254.169.254/");
     if (request.target == "/relative") return redirect("/final");
     if (request.target == "/final") return TestHttpServer::response(200, "final");
@@ -269,8 +269,7 @@ TEST(HttpClient, AServerThatNeverAnswersTimesOutAndAClosedPortFailsToConnect) {
   HttpClient client(named({"127.0.0.1"}));
   FetchLimits limits;
   limits.header_timeout = std::chrono::milliseconds(300);
-  auto result =
-      fetch(client, "http://127.0.0.1:" + std::to_string(silent.port()) + "/", limits);
+  auto result = fetch(client, "http://127.0.0.1:" + std::to_string(silent.port()) + "/", limits);
   EXPECT_EQ(result.error, FetchError::timeout) << error_name(result);
 
   std::uint16_t closed_port = 0;

@@ -122,7 +122,7 @@ struct TestOp {
 inline Bytes make_commit_frame(std::int64_t seq, std::string_view repo, std::string_view rev,
                                const Bytes& car, const std::vector<TestOp>& ops,
                                std::string_view time = "2026-07-04T14:38:08.999Z",
-                               bool too_big = false) {
+                               bool too_big = false, const Bytes* commit_cid = nullptr) {
   CborBuilder frame;
   frame.map(2).text("t").text("#commit").text("op").uint(1);
   frame.map(12);
@@ -138,7 +138,8 @@ inline Bytes make_commit_frame(std::int64_t seq, std::string_view repo, std::str
   }
   frame.text("rev").text(rev).text("seq").integer(seq).text("repo").text(repo);
   frame.text("time").text(time).text("blobs").array(0).text("since").null();
-  frame.text("blocks").bytes(car).text("commit").link(cid_of(codec::kCodecDagCbor, {0xa0}));
+  frame.text("blocks").bytes(car).text("commit").link(
+      commit_cid != nullptr ? *commit_cid : cid_of(codec::kCodecDagCbor, {0xa0}));
   frame.text("rebase").boolean(false).text("tooBig").boolean(too_big);
   frame.text("prevData").null();
   return frame.take();

@@ -67,9 +67,9 @@ class TestHttpServer {
   /// A complete response with Content-Length.
   static std::string response(int status, const std::string& body,
                               const std::string& extra_headers = "") {
-    return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\n" + extra_headers + "Connection: close\r\n\r\n" +
-           body;
+    return "HTTP/1.1 " + std::to_string(status) +
+           " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra_headers +
+           "Connection: close\r\n\r\n" + body;
   }
 
  private:

@@ -1,8 +1,6 @@
 // Contracts of common/crypto: did:key and multikey parsing for P-256 and secp256k1, and the
 // atproto signature rule (64-byte r‖s over SHA-256, low-S only), on the atproto interop fixtures
 // in ../shared/interop/crypto and on keys the tests sign with.
-#include "common/crypto/public_key.hpp"
-
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -11,6 +9,7 @@
 #include <vector>
 
 #include "common/codec/multibase.hpp"
+#include "common/crypto/public_key.hpp"
 #include "tests/support/atproto_json.hpp"
 #include "tests/support/shared_data.hpp"
 #include "tests/support/test_signing_key.hpp"
@@ -70,7 +69,8 @@ TEST(SignatureFixtures, EachFixtureIsJudgedAsTheInteropSuiteSays) {
     const SignatureCheck check =
         key.verify(base64(fixture["messageBase64"]), base64(fixture["signatureBase64"]));
     const bool expected_valid = fixture["validSignature"].GetBool();
-    EXPECT_EQ(check == SignatureCheck::valid, expected_valid) << comment << ": " << to_string(check);
+    EXPECT_EQ(check == SignatureCheck::valid, expected_valid)
+        << comment << ": " << to_string(check);
     std::vector<std::string> tags;
     for (const auto& tag : fixture["tags"].GetArray()) tags.emplace_back(tag.GetString());
     if (expected_valid) ++valid;
@@ -184,7 +184,9 @@ TEST_P(BothCurves, AKeyRoundTripsThroughItsDidKeyAndMultikeyForms) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Curves, BothCurves, ::testing::Values(Curve::p256, Curve::k256),
-                         [](const auto& param_info) { return std::string(to_string(param_info.param)); });
+                         [](const auto& param_info) {
+                           return std::string(to_string(param_info.param));
+                         });
 
 KeyError key_error(const std::variant<PublicKey, KeyError>& parsed) {
   const auto* error = std::get_if<KeyError>(&parsed);
@@ -217,8 +219,8 @@ TEST(MalformedKeys, EachIsRejectedWithItsReason) {
   uncompressed.resize(65, 0x01);
   EXPECT_EQ(key_error(PublicKey::from_did_key(multikey({0xe7, 0x01}, uncompressed))),
             KeyError::bad_point);
-  EXPECT_EQ(key_error(PublicKey::from_did_key(multikey({0xe7, 0x01}, Bytes(point.begin(),
-                                                                          point.end() - 1)))),
+  EXPECT_EQ(key_error(PublicKey::from_did_key(
+                multikey({0xe7, 0x01}, Bytes(point.begin(), point.end() - 1)))),
             KeyError::bad_point);
   Bytes bad_prefix = point;
   bad_prefix[0] = 0x05;

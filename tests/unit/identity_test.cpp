@@ -5,9 +5,9 @@
 #include <string>
 #include <variant>
 
-#include "common/codec/multibase.hpp"
 #include "common/codec/car.hpp"
 #include "common/codec/dag_cbor_writer.hpp"
+#include "common/codec/multibase.hpp"
 #include "common/firehose/capture.hpp"
 #include "common/firehose/frame.hpp"
 #include "common/identity/commit_signature.hpp"
@@ -52,9 +52,8 @@ DidDocument parsed(std::string_view did, const std::string& json) {
 
 TEST(DidDocument, ReadsTheMultikeySigningKeyThePdsAndTheHandle) {
   const auto key = TestSigningKey::from_seed(crypto::Curve::k256, 1).public_key();
-  const auto document =
-      parsed(kDid, document_json(kDid, std::string(kDid) + "#atproto", "Multikey",
-                                 multikey_of(key)));
+  const auto document = parsed(
+      kDid, document_json(kDid, std::string(kDid) + "#atproto", "Multikey", multikey_of(key)));
   EXPECT_EQ(document.did, kDid);
   ASSERT_TRUE(document.signing_key.has_value());
   EXPECT_TRUE(*document.signing_key == key);
@@ -94,8 +93,8 @@ TEST(DidDocument, AnUnusableOrAbsentKeyOrServiceLeavesThoseFieldsEmpty) {
                                         "Multikey", multikey_of(key)));
   EXPECT_FALSE(document.signing_key.has_value());
 
-  document = parsed(kDid, document_json(kDid, "#atproto", "Ed25519VerificationKey2020",
-                                        multikey_of(key)));
+  document =
+      parsed(kDid, document_json(kDid, "#atproto", "Ed25519VerificationKey2020", multikey_of(key)));
   EXPECT_EQ(document.signing_key_error, crypto::KeyError::unknown_key_type);
 
   document = parsed(kDid, document_json(kDid, "#atproto", "Multikey", multikey_of(key),
@@ -293,8 +292,7 @@ TEST(CommitSignatures, ACommitOfAnotherRepositoryOrRevOrNotACommitIsRejected) {
   testing::CborBuilder unsigned_commit;
   unsigned_commit.map(4).text("did").text(kDid).text("rev").text("3kabc");
   unsigned_commit.text("data").link(kDataCid).text("version").uint(3);
-  EXPECT_EQ(checker.check(unsigned_commit.take(), kDid, "3kabc", key),
-            CommitSignature::bad_commit);
+  EXPECT_EQ(checker.check(unsigned_commit.take(), kDid, "3kabc", key), CommitSignature::bad_commit);
 }
 
 // What is signed is rebuilt canonically, never sliced out of the received bytes; on the real

@@ -213,7 +213,8 @@ TEST(Base58btc, RoundTripsEveryLengthWithLeadingZeros) {
   std::vector<std::uint8_t> data;
   for (std::size_t length = 0; length < 48; ++length) {
     data.assign(length, 0);
-    for (std::size_t i = length / 3; i < length; ++i) data[i] = static_cast<std::uint8_t>(i * 37 + 1);
+    for (std::size_t i = length / 3; i < length; ++i)
+      data[i] = static_cast<std::uint8_t>(i * 37 + 1);
     std::string text;
     append_base58btc(text, data);
     EXPECT_EQ(decode_base58btc(text), data) << "length " << length;

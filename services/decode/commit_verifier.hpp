@@ -1,0 +1,69 @@
+// decode's `--verify signatures`: the CommitGate that checks each commit's signature against the
+// #atproto key of its DID, read from the shared identity cache. It never waits: a DID whose
+// resolution is not cached is held (the sequencer keeps the frame and asks the resolver), and so
+// is a signature that fails against a cached key while a fresh resolution has not been tried
+// (keys rotate). One instance per thread (it holds parse buffers).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/firehose/v1_encoder.hpp"
+#include "common/identity/commit_signature.hpp"
+#include "common/identity/identity_cache.hpp"
+
+namespace jetstream::decode {
+
+enum class VerifyMode : std::uint8_t { off, signatures };
+std::string_view to_string(VerifyMode mode);
+
+class CommitVerifier final : public firehose::CommitGate {
+ public:
+  struct Options {
+    /// Pass (and count) a commit whose DID does not resolve instead of dropping it.
+    bool fail_open = false;
+    /// Decide everything, never hold: the sequencer's check of frames released after their
+    /// DID was resolved (a failure then is final).
+    bool final_check = false;
+  };
+
+  CommitVerifier(identity::IdentityCache& cache, std::function<std::int64_t()> now_us,
+                 Options options);
+
+  Decision check_commit(const firehose::CommitBody& commit, const codec::CarFile& car) override;
+  void identity_changed(std::string_view did) override;
+
+  /// For the final check: whether the document in the cache is a refreshed one. Until it is, a
+  /// failing signature is held for a refresh (keys rotate) rather than dropped.
+  void set_refresh_tried(bool tried) { refresh_tried_ = tried; }
+
+  /// Whether the last held commit asks for a fresh resolution (its signature failed against a
+  /// cached key) rather than a first one.
+  bool last_hold_wants_refresh() const { return last_hold_wants_refresh_; }
+
+  struct Counts {
+    std::uint64_t verified = 0;
+    std::uint64_t passed_unverified = 0;  ///< fail-open passes
+  };
+  const Counts& counts() const { return counts_; }
+  void reset_counts() { counts_ = {}; }
+
+ private:
+  identity::IdentityCache& cache_;
+  std::function<std::int64_t()> now_us_;
+  Options options_;
+  identity::CommitSignatureChecker checker_;
+  bool last_hold_wants_refresh_ = false;
+  bool refresh_tried_ = false;
+  Counts counts_;
+};
+
+/// What each decode worker needs to build its own CommitVerifier.
+struct WorkerVerification {
+  identity::IdentityCache* cache = nullptr;
+  CommitVerifier::Options options;
+  std::function<std::int64_t()> now_us;
+};
+
+}  // namespace jetstream::decode
