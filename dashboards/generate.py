@@ -270,6 +270,29 @@ def decode() -> Board:
                     "decode holds, while ingestion goes on; 1 when no build runs.")
     b.timeseries("State build: log events read per second", [
         (f"sum(rate(jetstream_decode_twin_build_events_read_total[{RI}]))", "read")], w=8)
+    b.row("Verification (--verify)")
+    b.timeseries("Commits dropped by verification, by reason", [
+        (f'sum by (reason) (rate(jetstream_decode_drops_total{{reason=~"bad_signature|bad_commit|unknown_key|unresolvable_did"}}[{RI}]))',
+         "{{reason}}")], w=8,
+        description="bad_signature: not signed by the DID's current #atproto key (after one refresh "
+                    "of its document); bad_commit: the signed commit is missing or of another repo/rev; "
+                    "unknown_key: the DID document has no usable key; unresolvable_did: no document.")
+    b.timeseries("Frames held for their DID", [
+        ("max by (instance) (jetstream_decode_verify_held_frames)", "frames {{instance}}"),
+        ("max by (instance) (jetstream_decode_verify_held_dids)", "DIDs {{instance}}")], w=8,
+        description="Commits wait here (stored, not lost) while their DID resolves; every later "
+                    "frame of the DID waits behind them so its order is kept.")
+    b.timeseries("Identity cache", [
+        ("max by (instance) (jetstream_identity_cache_entries)", "entries {{instance}}")], w=8)
+    b.timeseries("Identity cache lookups", [
+        (f"sum by (result) (rate(jetstream_identity_cache_lookups_total[{RI}]))", "{{result}}")], w=8)
+    b.timeseries("DID resolutions", [
+        (f"sum by (outcome) (rate(jetstream_identity_resolutions_total[{RI}]))", "{{outcome}}")], w=8)
+    b.timeseries("HTTP client: errors and refused addresses", [
+        (f"sum by (reason) (rate(jetstream_http_client_errors_total[{RI}]))", "{{reason}}"),
+        (f"sum by (class) (rate(jetstream_http_client_refused_addresses_total[{RI}]))", "refused {{class}}")],
+        w=8, description="Refused: a DID document or redirect pointed at a loopback, private, "
+                         "link-local, ... address of a host the operator did not name.")
     b.row("Replay")
     b.timeseries("Replay pages by status", [
         (f"sum by (status) (rate(jetstream_decode_replay_pages_total[{RI}]))", "{{status}}")], w=8)
