@@ -1,5 +1,7 @@
 #include "common/identity/did_resolver.hpp"
 
+#include <optional>
+
 namespace jetstream::identity {
 
 DidResolver::DidResolver(Options options, http::HttpClient& client, IdentityCache& cache,
@@ -20,6 +22,7 @@ void DidResolver::resolve(std::string_view did, bool refresh, Callback done) {
     return done(std::move(failed));  // not cached: the DID text itself is the problem
   }
   std::string key(did);
+  std::string url = std::get<DocumentLocation>(location).url;
   {
     std::lock_guard lock(mutex_);
     auto [entry, first] = in_flight_.try_emplace(key);
@@ -28,30 +31,38 @@ void DidResolver::resolve(std::string_view did, bool refresh, Callback done) {
       counters_.coalesced.fetch_add(1, std::memory_order_relaxed);
       return;
     }
+    if (fetching_ >= options_.max_in_flight) {
+      queued_.emplace_back(key, std::move(url));
+      counters_.queued.store(queued_.size(), std::memory_order_relaxed);
+      return;
+    }
+    ++fetching_;
   }
+  fetch(key, url);
+}
+
+void DidResolver::fetch(const std::string& did, const std::string& url) {
   counters_.fetches.fetch_add(1, std::memory_order_relaxed);
-  client_.get(std::get<DocumentLocation>(location).url, options_.limits,
-              [this, key](http::FetchResult result) {
-                auto resolution = std::make_shared<Resolution>();
-                std::chrono::seconds ttl = options_.failure_ttl;
-                if (result.error) {
-                  resolution->failure = std::string(http::to_string(*result.error));
-                } else if (result.status == 404 || result.status == 410) {
-                  resolution->failure = "not_found";
-                } else if (result.status != 200) {
-                  resolution->failure = "http_" + std::to_string(result.status);
-                } else {
-                  auto parsed = parse_did_document(key, result.body);
-                  if (auto* document = std::get_if<DidDocument>(&parsed)) {
-                    resolution->document = std::move(*document);
-                    ttl = options_.document_ttl;
-                  } else {
-                    resolution->failure =
-                        "document_" + std::string(to_string(std::get<DocumentError>(parsed)));
-                  }
-                }
-                complete(key, std::move(resolution), ttl);
-              });
+  client_.get(url, options_.limits, [this, key = did](http::FetchResult result) {
+    auto resolution = std::make_shared<Resolution>();
+    std::chrono::seconds ttl = options_.failure_ttl;
+    if (result.error) {
+      resolution->failure = std::string(http::to_string(*result.error));
+    } else if (result.status == 404 || result.status == 410) {
+      resolution->failure = "not_found";
+    } else if (result.status != 200) {
+      resolution->failure = "http_" + std::to_string(result.status);
+    } else {
+      auto parsed = parse_did_document(key, result.body);
+      if (auto* document = std::get_if<DidDocument>(&parsed)) {
+        resolution->document = std::move(*document);
+        ttl = options_.document_ttl;
+      } else {
+        resolution->failure = "document_" + std::string(to_string(std::get<DocumentError>(parsed)));
+      }
+    }
+    complete(key, std::move(resolution), ttl);
+  });
 }
 
 void DidResolver::complete(const std::string& did, ResolutionPtr resolution,
@@ -61,6 +72,7 @@ void DidResolver::complete(const std::string& did, ResolutionPtr resolution,
   cache_.put(did, resolution,
              now_us_() + std::chrono::duration_cast<std::chrono::microseconds>(ttl).count());
   std::vector<Callback> waiting;
+  std::optional<std::pair<std::string, std::string>> next;
   {
     std::lock_guard lock(mutex_);
     const auto entry = in_flight_.find(did);
@@ -68,8 +80,16 @@ void DidResolver::complete(const std::string& did, ResolutionPtr resolution,
       waiting = std::move(entry->second);
       in_flight_.erase(entry);
     }
+    if (queued_.empty()) {
+      --fetching_;
+    } else {
+      next = std::move(queued_.front());  // the slot passes to the next DID in line
+      queued_.pop_front();
+      counters_.queued.store(queued_.size(), std::memory_order_relaxed);
+    }
   }
   for (auto& done : waiting) done(resolution);
+  if (next) fetch(next->first, next->second);
 }
 
 }  // namespace jetstream::identity

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -29,6 +30,9 @@ class DidResolver {
     /// must not cost a fetch per commit).
     std::chrono::seconds failure_ttl{60};
     http::FetchLimits limits;  ///< max_body_bytes is forced to kMaxDocumentBytes
+    /// Fetches at once; the others wait in order (a cold start asks for thousands of DIDs, and
+    /// neither the directory nor our file descriptors should see them all at once).
+    std::size_t max_in_flight = 32;
   };
   using Callback = std::function<void(ResolutionPtr)>;
 
@@ -44,10 +48,12 @@ class DidResolver {
     std::atomic<std::uint64_t> coalesced{0};  ///< requests that joined a fetch in flight
     std::atomic<std::uint64_t> resolved{0};
     std::atomic<std::uint64_t> failed{0};
+    std::atomic<std::uint64_t> queued{0};  ///< DIDs waiting for a free fetch slot, now
   };
   const Counters& counters() const { return counters_; }
 
  private:
+  void fetch(const std::string& did, const std::string& url);
   void complete(const std::string& did, ResolutionPtr resolution, std::chrono::seconds ttl);
 
   Options options_;
@@ -55,7 +61,9 @@ class DidResolver {
   IdentityCache& cache_;
   std::function<std::int64_t()> now_us_;
   std::mutex mutex_;
-  std::unordered_map<std::string, std::vector<Callback>> in_flight_;
+  std::unordered_map<std::string, std::vector<Callback>> in_flight_;  ///< fetching or queued
+  std::deque<std::pair<std::string, std::string>> queued_;            ///< (did, url)
+  std::size_t fetching_ = 0;
   Counters counters_;
 };
 

@@ -31,7 +31,8 @@ firehose::CommitGate::Decision CommitVerifier::check_commit(const firehose::Comm
 
   const identity::ResolutionPtr resolution = cache_.find(commit.repo, now_us_());
   if (resolution == nullptr) {
-    if (options_.final_check) return drop(DropReason::unresolvable_did);
+    // Also in the final check: an #identity of the DID may have emptied the cache between the
+    // resolver's answer and the release. The frame waits for another resolution.
     return hold(false);
   }
   if (!resolution->document) {

@@ -148,17 +148,16 @@ bool EventSequencer::release(const std::string& did, const std::atomic<bool>& st
     HeldFrame& frame = released.frames.front();
     const auto outcome = release_encoder_.events_from_frame(frame.bytes, batch.events);
     if (outcome.held) {
-      // A signature failed against a document that was not fetched afresh: this frame and the
-      // ones behind it wait for a refresh (they are in the store already).
-      if (!release_verifier_->last_hold_wants_refresh()) {
-        log::error("a released frame was held for a resolution it already had");
-        std::abort();
-      }
+      // A signature failed against a document that was not fetched afresh, or the DID left the
+      // cache (an #identity) since the resolver answered: this frame and the ones behind it wait
+      // again (they are in the store already).
+      const bool refresh = release_verifier_->last_hold_wants_refresh();
       bool first = true;
       for (HeldFrame& waiting : released.frames) {
-        const auto ask = held_.add(did, std::move(waiting), first);
-        if (first && ask == HeldCommits::Ask::refresh)
-          resolutions_to_request_.emplace_back(did, true);
+        const auto ask = held_.add(did, std::move(waiting), first && refresh);
+        if (first && ask != HeldCommits::Ask::nothing) {
+          resolutions_to_request_.emplace_back(did, ask == HeldCommits::Ask::refresh);
+        }
         first = false;
       }
       break;

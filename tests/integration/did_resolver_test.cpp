@@ -147,5 +147,40 @@ TEST(DidResolver, ADirectoryThatIsDownIsAFailureNotAHang) {
   EXPECT_EQ(done.get_future().get()->failure, "connect");
 }
 
+TEST(DidResolver, AtMostMaxInFlightFetchesRunAtOnceAndTheRestFollowInOrder) {
+  // The directory answers nothing until released: the first fetches stay open, so what waits
+  // behind them is exact.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  TestHttpServer directory([released](const TestHttpServer::Request& request) {
+    released.wait();
+    return TestHttpServer::response(200,
+                                    std::string(R"({"id":")") + request.target.substr(1) + R"("})");
+  });
+  http::HttpClient::Options client_options;
+  client_options.policy.allow_host("127.0.0.1");
+  http::HttpClient client(std::move(client_options));
+  IdentityCache cache(1000);
+  DidResolver::Options options;
+  options.plc_url = "http://127.0.0.1:" + std::to_string(directory.port());
+  options.max_in_flight = 2;
+  DidResolver resolver(options, client, cache, [] { return std::int64_t{0}; });
+  std::vector<std::promise<ResolutionPtr>> answers(50);
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    std::string did = "did:plc:" + std::string(22, 'a') + static_cast<char>('a' + i / 26) +
+                      static_cast<char>('a' + i % 26);
+    resolver.resolve(did, false, [&answer = answers[i]](ResolutionPtr r) { answer.set_value(r); });
+  }
+  EXPECT_EQ(resolver.counters().queued.load(), 48u);
+  EXPECT_EQ(resolver.counters().fetches.load(), 2u);
+  release.set_value();
+  for (auto& answer : answers) {
+    EXPECT_TRUE(answer.get_future().get()->document.has_value());
+  }
+  EXPECT_EQ(resolver.counters().fetches.load(), 50u);
+  EXPECT_EQ(resolver.counters().queued.load(), 0u);
+  EXPECT_EQ(directory.requests().size(), 50u);
+}
+
 }  // namespace
 }  // namespace jetstream::identity

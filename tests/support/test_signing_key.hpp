@@ -66,6 +66,29 @@ class TestSigningKey {
     return out;
   }
 
+  /// The uncompressed public point (0x04 ‖ x ‖ y).
+  std::vector<std::uint8_t> uncompressed_public() const {
+    const std::vector<std::uint8_t> compressed = compressed_public();
+    std::vector<std::uint8_t> out(65);
+    if (curve_ == crypto::Curve::k256) {
+      secp256k1_pubkey key;
+      if (secp256k1_ec_pubkey_parse(k256(), &key, compressed.data(), compressed.size()) != 1) {
+        throw std::runtime_error("bad secp256k1 point");
+      }
+      std::size_t size = out.size();
+      secp256k1_ec_pubkey_serialize(k256(), out.data(), &size, &key, SECP256K1_EC_UNCOMPRESSED);
+      return out;
+    }
+    EC_GROUP* group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    EC_POINT* point = EC_POINT_new(group);
+    EC_POINT_oct2point(group, point, compressed.data(), compressed.size(), nullptr);
+    EC_POINT_point2oct(group, point, POINT_CONVERSION_UNCOMPRESSED, out.data(), out.size(),
+                       nullptr);
+    EC_POINT_free(point);
+    EC_GROUP_free(group);
+    return out;
+  }
+
   crypto::PublicKey public_key() const {
     auto parsed = crypto::PublicKey::from_compressed(curve_, compressed_public());
     return std::get<crypto::PublicKey>(parsed);

@@ -253,5 +253,24 @@ TEST(MalformedKeys, AP256XWithNoPointOnTheCurveIsRejected) {
   EXPECT_LT(rejected, 16);
 }
 
+// did-method-plc writes legacy verification methods with the uncompressed point.
+TEST(LegacyKeys, TheUncompressedPointIsTheSameKeyAndOneOffTheCurveIsRefused) {
+  for (const auto curve : {Curve::p256, Curve::k256}) {
+    const auto signer = TestSigningKey::from_seed(curve, 6);
+    const Bytes uncompressed = signer.uncompressed_public();
+    ASSERT_EQ(uncompressed.size(), 65u);
+    std::string text = "z";
+    codec::append_base58btc(text, uncompressed);
+    auto legacy = PublicKey::from_legacy_multibase(curve, text);
+    ASSERT_TRUE(std::holds_alternative<PublicKey>(legacy)) << to_string(curve);
+    EXPECT_TRUE(std::get<PublicKey>(legacy) == signer.public_key());
+    Bytes off_curve = uncompressed;
+    off_curve[64] ^= 0x01;
+    text = "z";
+    codec::append_base58btc(text, off_curve);
+    EXPECT_EQ(key_error(PublicKey::from_legacy_multibase(curve, text)), KeyError::bad_point);
+  }
+}
+
 }  // namespace
 }  // namespace jetstream::crypto

@@ -86,6 +86,7 @@ export async function startPds({ pdsPort, plcPort, log = () => {}, timeoutMs = 6
 
   return {
     url: `http://127.0.0.1:${pdsPort}`,
+    plc: ready.plc,
     firehose: ready.firehose,
     child,
     guardViolations: () => violations.slice(),
