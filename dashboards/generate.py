@@ -277,6 +277,10 @@ def decode() -> Board:
         description="bad_signature: not signed by the DID's current #atproto key (after one refresh "
                     "of its document); bad_commit: the signed commit is missing or of another repo/rev; "
                     "unknown_key: the DID document has no usable key; unresolvable_did: no document.")
+    b.timeseries("Commits passed by verification", [
+        (f"sum by (result) (rate(jetstream_decode_verify_commits_total[{RI}]))", "{{result}}")], w=8,
+        description="verified: signature checked; passed_unverified: --verify-fail-open let through a "
+                    "commit whose DID did not resolve.")
     b.timeseries("Frames held for their DID", [
         ("max by (instance) (jetstream_decode_verify_held_frames)", "frames {{instance}}"),
         ("max by (instance) (jetstream_decode_verify_held_dids)", "DIDs {{instance}}")], w=8,

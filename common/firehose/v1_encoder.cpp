@@ -38,6 +38,8 @@ std::string_view to_string(DropReason reason) {
 void DecodeStats::add(const DecodeStats& other) {
   frames += other.frames;
   events += other.events;
+  commits_verified += other.commits_verified;
+  commits_passed_unverified += other.commits_passed_unverified;
   for (std::size_t i = 0; i < frames_by_type.size(); ++i)
     frames_by_type[i] += other.frames_by_type[i];
   for (std::size_t i = 0; i < drops.size(); ++i) drops[i] += other.drops[i];
@@ -159,6 +161,7 @@ void V1Encoder::commit_events(std::vector<PendingEvent>& out, FrameOutcome& outc
       outcome.repo = commit_.repo;
       return;
     }
+    ++(decision.unverified ? stats_.commits_passed_unverified : stats_.commits_verified);
   }
   for (const CommitOp& op : commit_.ops) {
     const std::size_t slash = op.path.find('/');

@@ -69,6 +69,9 @@ struct DecodeStats {
   std::array<std::uint64_t, kDropReasonCount> drops{};
   std::array<std::uint64_t, 4> events_by_kind{};  ///< indexed by EventKind
   std::uint64_t events = 0;
+  /// Commits a CommitGate passed: checked, or passed unchecked (fail-open).
+  std::uint64_t commits_verified = 0;
+  std::uint64_t commits_passed_unverified = 0;
 
   void add(const DecodeStats& other);
 };
@@ -85,6 +88,8 @@ class CommitGate {
   struct Decision {
     Verdict verdict = Verdict::pass;
     DropReason reason = DropReason::bad_signature;
+    /// A pass without a check (decode --verify-fail-open for a DID that did not resolve).
+    bool unverified = false;
   };
   virtual ~CommitGate() = default;
   virtual Decision check_commit(const CommitBody& commit, const codec::CarFile& car) = 0;

@@ -36,16 +36,13 @@ firehose::CommitGate::Decision CommitVerifier::check_commit(const firehose::Comm
     return hold(false);
   }
   if (!resolution->document) {
-    if (options_.fail_open) {
-      ++counts_.passed_unverified;
-      return Decision{};
-    }
+    if (options_.fail_open) return Decision{Verdict::pass, DropReason::unresolvable_did, true};
     return drop(DropReason::unresolvable_did);
   }
   if (!resolution->document->signing_key) return drop(DropReason::unknown_key);
   switch (
       checker_.check(block->data, commit.repo, commit.rev, *resolution->document->signing_key)) {
-    case identity::CommitSignature::valid: ++counts_.verified; return Decision{};
+    case identity::CommitSignature::valid: return Decision{};
     case identity::CommitSignature::bad_signature:
       if (!options_.final_check || !refresh_tried_) return hold(true);
       return drop(DropReason::bad_signature);

@@ -42,13 +42,6 @@ class CommitVerifier final : public firehose::CommitGate {
   /// cached key) rather than a first one.
   bool last_hold_wants_refresh() const { return last_hold_wants_refresh_; }
 
-  struct Counts {
-    std::uint64_t verified = 0;
-    std::uint64_t passed_unverified = 0;  ///< fail-open passes
-  };
-  const Counts& counts() const { return counts_; }
-  void reset_counts() { counts_ = {}; }
-
  private:
   identity::IdentityCache& cache_;
   std::function<std::int64_t()> now_us_;
@@ -56,7 +49,6 @@ class CommitVerifier final : public firehose::CommitGate {
   identity::CommitSignatureChecker checker_;
   bool last_hold_wants_refresh_ = false;
   bool refresh_tried_ = false;
-  Counts counts_;
 };
 
 /// What each decode worker needs to build its own CommitVerifier.

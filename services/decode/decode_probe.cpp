@@ -50,6 +50,14 @@ DecodeProbe::DecodeProbe(std::shared_ptr<prometheus::Registry> registry,
     drops_[i] = &drops.Add(
         {{"reason", std::string(firehose::to_string(static_cast<firehose::DropReason>(i)))}});
   }
+  auto& verified = prometheus::BuildCounter()
+                       .Name("jetstream_decode_verify_commits_total")
+                       .Help(
+                           "--verify: commits passed, by result (passed_unverified: "
+                           "--verify-fail-open for a DID that did not resolve)")
+                       .Register(r);
+  commits_verified_ = &verified.Add({{"result", "verified"}});
+  commits_passed_unverified_ = &verified.Add({{"result", "passed_unverified"}});
   held_frames_ = &prometheus::BuildGauge()
                       .Name("jetstream_decode_verify_held_frames")
                       .Help("--verify: frames held until their DID resolves (stored, not lost)")
@@ -257,6 +265,12 @@ void DecodeProbe::record_decode_stats(const firehose::DecodeStats& stats) {
   }
   for (std::size_t i = 0; i < drops_.size(); ++i) {
     if (stats.drops[i] != 0) drops_[i]->Increment(static_cast<double>(stats.drops[i]));
+  }
+  if (stats.commits_verified != 0) {
+    commits_verified_->Increment(static_cast<double>(stats.commits_verified));
+  }
+  if (stats.commits_passed_unverified != 0) {
+    commits_passed_unverified_->Increment(static_cast<double>(stats.commits_passed_unverified));
   }
   for (std::size_t kind = 1; kind < events_by_kind_.size(); ++kind) {
     if (stats.events_by_kind[kind] != 0) {

@@ -115,6 +115,8 @@ class DecodeProbe {
   prometheus::Gauge* twin_build_progress_ = nullptr;
   prometheus::Counter* twin_build_events_ = nullptr;
   std::uint64_t twin_build_events_seen_ = 0;
+  prometheus::Counter* commits_verified_ = nullptr;
+  prometheus::Counter* commits_passed_unverified_ = nullptr;
   prometheus::Gauge* held_frames_ = nullptr;
   prometheus::Gauge* held_dids_ = nullptr;
   prometheus::Gauge* identity_cache_entries_ = nullptr;

@@ -58,32 +58,14 @@ void EventSequencer::enable_verification(Verification verification) {
       held_changes_.deletes.push_back(id);
       continue;
     }
-    firehose::FrameDecoder decoder;
-    std::string did;
-    if (!decoder.decode(frame->bytes)) {
-      firehose::CommitBody commit;
-      firehose::IdentityBody identity;
-      firehose::AccountBody account;
-      if (decoder.type() == firehose::FrameType::commit && !decoder.read_commit(commit)) {
-        did = std::string(commit.repo);
-      } else if (decoder.type() == firehose::FrameType::identity &&
-                 !decoder.read_identity(identity)) {
-        did = std::string(identity.did);
-      } else if (decoder.type() == firehose::FrameType::account && !decoder.read_account(account)) {
-        did = std::string(account.did);
-      }
-    }
-    if (did.empty()) {
-      held_changes_.deletes.push_back(id);
-      continue;
-    }
-    if (held_.add(did, std::move(*frame)) != HeldCommits::Ask::nothing) {
+    const std::string did = frame->did;
+    if (held_.add(std::move(*frame)) != HeldCommits::Ask::nothing) {
       resolutions_to_request_.emplace_back(did, false);
     }
   }
   held_.resume_ids_after(highest);
   probe_.set_held_frames(held_.frame_count(), held_.did_count());
-  if (!held_.dids().empty()) {
+  if (held_.did_count() != 0) {
     log::info("verification: frames held by the previous run are waiting for their DIDs",
               {{"frames", held_.frame_count()}, {"dids", held_.did_count()}});
   }
@@ -97,12 +79,13 @@ void EventSequencer::hold_frame(const std::string& did, const FrameBatch& frames
                                 std::uint32_t index, bool refresh) {
   HeldFrame frame;
   frame.id = held_.next_id();
+  frame.did = did;
   frame.upstream_seq = frames.headers[index].upstream_seq;
   frame.receive_time_us = frames.headers[index].receive_time_us;
   const auto* data = static_cast<const std::uint8_t*>(frames.frames[index].data());
   frame.bytes.assign(data, data + frames.frames[index].size());
   held_changes_.puts.emplace_back(frame.id, frame.encode());
-  const HeldCommits::Ask ask = held_.add(did, std::move(frame), refresh);
+  const HeldCommits::Ask ask = held_.add(std::move(frame), refresh);
   if (ask != HeldCommits::Ask::nothing) {
     resolutions_to_request_.emplace_back(did, ask == HeldCommits::Ask::refresh);
   }
@@ -154,7 +137,7 @@ bool EventSequencer::release(const std::string& did, const std::atomic<bool>& st
       const bool refresh = release_verifier_->last_hold_wants_refresh();
       bool first = true;
       for (HeldFrame& waiting : released.frames) {
-        const auto ask = held_.add(did, std::move(waiting), first && refresh);
+        const auto ask = held_.add(std::move(waiting), first && refresh);
         if (first && ask != HeldCommits::Ask::nothing) {
           resolutions_to_request_.emplace_back(did, ask == HeldCommits::Ask::refresh);
         }

@@ -24,23 +24,30 @@ std::string HeldFrame::encode() const {
   out.reserve(16 + bytes.size());
   put_be64(out, static_cast<std::uint64_t>(upstream_seq));
   put_be64(out, static_cast<std::uint64_t>(receive_time_us));
+  out.push_back(static_cast<char>(static_cast<std::uint8_t>(did.size() >> 8)));
+  out.push_back(static_cast<char>(static_cast<std::uint8_t>(did.size())));
+  out.append(did);
   out.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   return out;
 }
 
 std::optional<HeldFrame> HeldFrame::decode(std::uint64_t id, std::string_view stored) {
-  if (stored.size() < 16) return std::nullopt;
+  if (stored.size() < 18) return std::nullopt;
+  const std::size_t did_size = (std::size_t{static_cast<std::uint8_t>(stored[16])} << 8) |
+                               static_cast<std::uint8_t>(stored[17]);
+  if (did_size == 0 || stored.size() < 18 + did_size) return std::nullopt;
   HeldFrame frame;
   frame.id = id;
   frame.upstream_seq = static_cast<std::int64_t>(get_be64(stored.substr(0, 8)));
   frame.receive_time_us = static_cast<std::int64_t>(get_be64(stored.substr(8, 8)));
-  const std::string_view body = stored.substr(16);
+  frame.did.assign(stored.substr(18, did_size));
+  const std::string_view body = stored.substr(18 + did_size);
   frame.bytes.assign(body.begin(), body.end());
   return frame;
 }
 
-HeldCommits::Ask HeldCommits::add(const std::string& did, HeldFrame frame, bool refresh) {
-  auto [entry, first] = by_did_.try_emplace(did);
+HeldCommits::Ask HeldCommits::add(HeldFrame frame, bool refresh) {
+  auto [entry, first] = by_did_.try_emplace(frame.did);
   entry->second.frames.push_back(std::move(frame));
   ++frames_;
   if (refresh && !entry->second.refresh) {
@@ -50,20 +57,13 @@ HeldCommits::Ask HeldCommits::add(const std::string& did, HeldFrame frame, bool 
   return first ? Ask::resolution : Ask::nothing;
 }
 
-HeldCommits::Released HeldCommits::release(std::string_view did) {
-  const auto entry = by_did_.find(std::string(did));
+HeldCommits::Released HeldCommits::release(const std::string& did) {
+  const auto entry = by_did_.find(did);
   if (entry == by_did_.end()) return {};
   Released released{std::move(entry->second.frames), entry->second.refresh};
   by_did_.erase(entry);
   frames_ -= released.frames.size();
   return released;
-}
-
-std::vector<std::string> HeldCommits::dids() const {
-  std::vector<std::string> out;
-  out.reserve(by_did_.size());
-  for (const auto& [did, waiting] : by_did_) out.push_back(did);
-  return out;
 }
 
 }  // namespace jetstream::decode

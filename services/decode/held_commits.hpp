@@ -19,13 +19,15 @@ namespace jetstream::decode {
 
 struct HeldFrame {
   std::uint64_t id = 0;  ///< its key in the store
+  std::string did;       ///< the DID it waits for
   std::int64_t upstream_seq = 0;
   std::int64_t receive_time_us = 0;
   std::vector<std::uint8_t> bytes;
 
-  /// What the store keeps: seq and receive time (8 bytes each, big-endian), then the frame.
+  /// What the store keeps: seq and receive time (8 bytes each, big-endian), the DID's length
+  /// (2 bytes) and the DID, then the frame.
   std::string encode() const;
-  /// nullopt when `stored` is shorter than its header (a store written by a bug).
+  /// nullopt when `stored` is shorter than its header says (a store written by a bug).
   static std::optional<HeldFrame> decode(std::uint64_t id, std::string_view stored);
 };
 
@@ -39,16 +41,16 @@ class HeldCommits {
   };
 
   /// Whether frames of `did` are waiting: then every new frame of it must wait too.
-  bool holds(std::string_view did) const { return by_did_.count(std::string(did)) != 0; }
-  /// Queues `frame` behind the others of `did`. `refresh`: the frame needs a fresh document.
-  Ask add(const std::string& did, HeldFrame frame, bool refresh = false);
+  bool holds(const std::string& did) const { return by_did_.count(did) != 0; }
+  /// Queues `frame` behind the others of its DID. `refresh`: the frame needs a fresh document.
+  Ask add(HeldFrame frame, bool refresh = false);
 
   struct Released {
     std::deque<HeldFrame> frames;  ///< in the order they were added
     bool refreshed = false;        ///< the resolution they waited for was a refresh
   };
   /// Takes every frame of `did`.
-  Released release(std::string_view did);
+  Released release(const std::string& did);
 
   std::uint64_t next_id() { return next_id_++; }
   /// After loading stored frames: ids continue above the highest.
@@ -58,7 +60,6 @@ class HeldCommits {
 
   std::size_t frame_count() const { return frames_; }
   std::size_t did_count() const { return by_did_.size(); }
-  std::vector<std::string> dids() const;
 
  private:
   struct Waiting {

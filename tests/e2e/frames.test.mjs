@@ -112,7 +112,14 @@ describe('e2e: the PDS firehose decoded by jetstream-frames', { skip: SKIP, time
         .join('\n');
       assert.fail(`${err.message}\n${scrape}\n${run.verifyPipeline.tails(40)}`);
     }
-    await sleep(500); // anything extra would arrive now
+    // The log is final once decode's cursor covers the capture's last frame and nothing is held;
+    // then the fanout client has everything the log holds.
+    const lastSeq = run.tap.lastSeq();
+    await waitFor(async () =>
+      (await metricValue(run.verifyPipeline.metrics.decode, 'consumer_last_seq')) >= lastSeq &&
+      (await metricValue(run.verifyPipeline.metrics.decode, 'jetstream_decode_verify_held_frames')) === 0 &&
+      (await metricValue(run.verifyPipeline.metrics.decode, 'jetstream_decode_events_stored_total')) ===
+        run.verifyClient.count(), { timeoutMs: 30_000, what: 'decode to decide every frame' });
     const blank = (t) => t.replace(/"time_us":\d+/, '"time_us":0');
     const got = run.verifyClient.texts().map(blank);
     const want = run.decoded.map(blank);

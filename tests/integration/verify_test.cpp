@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <thread>
 #include <zmq.hpp>
@@ -48,9 +49,9 @@ class FakePlc {
  public:
   FakePlc()
       : server_([this](const TestHttpServer::Request& request) -> std::optional<std::string> {
-          while (closed_.load()) std::this_thread::sleep_for(5ms);
           const std::string did = request.target.substr(1);
-          std::lock_guard lock(mutex_);
+          std::unique_lock lock(mutex_);
+          opened_.wait(lock, [this] { return !closed_; });
           ++requests_[did];
           const auto found = documents_.find(did);
           if (found == documents_.end()) return TestHttpServer::response(404, "not found");
@@ -73,13 +74,23 @@ class FakePlc {
     std::lock_guard lock(mutex_);
     return requests_[did];
   }
-  void close() { closed_ = true; }
-  void open() { closed_ = false; }
+  void close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  void open() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = false;
+    }
+    opened_.notify_all();
+  }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()); }
 
  private:
-  std::atomic<bool> closed_{false};
+  bool closed_ = false;  // guarded by mutex_
   std::mutex mutex_;
+  std::condition_variable opened_;
   std::map<std::string, std::vector<std::string>> documents_;
   std::map<std::string, int> requests_;
   TestHttpServer server_;
@@ -120,6 +131,19 @@ class Verify : public ::testing::Test {
     return {"--verify", "signatures", "--plc-url", plc_.url(), "--verify-resolve-timeout", "60s"};
   }
 };
+
+/// Every frame is decided: decode's durable cursor covers the last one (its events, or it held,
+/// stored in the same write) and nothing is held any more. The log is then final: a state, not a
+/// pause to see whether more arrives.
+bool all_frames_decided(support::DecodeUnderTest& decode, std::size_t frames) {
+  return support::eventually(
+      [&] {
+        const auto scrape = support::http_get(decode.metrics_port, "/metrics").body;
+        return support::metric_value(scrape, "consumer_last_seq") >= static_cast<double>(frames) &&
+               support::metric_value(scrape, "jetstream_decode_verify_held_frames") == 0;
+      },
+      std::chrono::seconds(60));
+}
 
 /// The (did, rkey) of every commit event in the log, in log order.
 std::vector<std::pair<std::string, std::string>> commits_in(
@@ -169,17 +193,7 @@ TEST_F(Verify, SignedCommitsPassForgedOnesAreDroppedWithTheirReasonAndOrderIsKep
   ASSERT_TRUE(support::eventually(
       [&] { return commits_in(client.read_all({})).size() >= expected_.size(); }, 60s))
       << decode.process.log();
-  // Every frame is decided once ingest's cursor passed them all and nothing is held.
-  ASSERT_TRUE(support::eventually(
-      [&] {
-        const auto scrape = support::http_get(decode.metrics_port, "/metrics").body;
-        return support::metric_value(scrape, "jetstream_decode_verify_held_frames") == 0 &&
-               support::metric_value(scrape,
-                                     R"(jetstream_decode_drops_total{reason="unknown_key"})") == 1;
-      },
-      60s))
-      << decode.process.log();
-  std::this_thread::sleep_for(300ms);  // anything extra would show up now
+  ASSERT_TRUE(all_frames_decided(decode, frames_.size())) << decode.process.log();
   expect_per_did_order(commits_in(client.read_all({})), expected_);
 
   const auto scrape = support::http_get(decode.metrics_port, "/metrics").body;
@@ -190,6 +204,12 @@ TEST_F(Verify, SignedCommitsPassForgedOnesAreDroppedWithTheirReasonAndOrderIsKep
   EXPECT_EQ(drops("bad_commit"), 1);
   EXPECT_EQ(drops("unresolvable_did"), 1);
   EXPECT_EQ(drops("unknown_key"), 1);
+  EXPECT_EQ(
+      support::metric_value(scrape, R"(jetstream_decode_verify_commits_total{result="verified"})"),
+      static_cast<double>(expected_.size()));
+  EXPECT_EQ(support::metric_value(
+                scrape, R"(jetstream_decode_verify_commits_total{result="passed_unverified"})"),
+            0);
   // Alice: one first resolution, and one refresh for her forged commits before they were
   // rejected (keys rotate), at most one more if the two forged commits were held apart.
   EXPECT_GE(plc_.requests(kAlice), 2);
@@ -244,10 +264,7 @@ TEST_F(Verify, FramesHeldWhileTheDirectoryIsSilentSurviveKillNine) {
   plc_.open();
   ASSERT_TRUE(decode.start());
   support::ReplayClient after(context_, decode.replay_endpoint);
-  ASSERT_TRUE(support::eventually(
-      [&] { return commits_in(after.read_all({})).size() >= expected_.size(); }, 60s))
-      << decode.process.log();
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(all_frames_decided(decode, frames_.size())) << decode.process.log();
   expect_per_did_order(commits_in(after.read_all({})), expected_);
 }
 

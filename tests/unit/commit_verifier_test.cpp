@@ -70,8 +70,9 @@ TEST(CommitVerifier, AnUnknownDidIsHeldNotDecided) {
 TEST(CommitVerifier, ASignatureByTheCachedKeyPassesAndAnotherKeyWantsARefreshFirst) {
   Fixture f;
   f.cache.put(kDid, resolved_with(&f.key), 1000);
-  EXPECT_EQ(f.call.ask(f.worker, frame_by(f.key)).verdict, CommitGate::Verdict::pass);
-  EXPECT_EQ(f.worker.counts().verified, 1u);
+  const auto passed = f.call.ask(f.worker, frame_by(f.key));
+  EXPECT_EQ(passed.verdict, CommitGate::Verdict::pass);
+  EXPECT_FALSE(passed.unverified);
   EXPECT_EQ(f.call.ask(f.worker, frame_by(f.other)).verdict, CommitGate::Verdict::hold);
   EXPECT_TRUE(f.worker.last_hold_wants_refresh());
   f.final_check.set_refresh_tried(false);
@@ -92,8 +93,9 @@ TEST(CommitVerifier, FailedResolutionsMissingKeysAndForeignCommitsAreDroppedWith
   EXPECT_EQ(decision.reason, DropReason::unresolvable_did);
 
   CommitVerifier open{f.cache, [&f] { return f.now; }, {true, false}};
-  EXPECT_EQ(f.call.ask(open, frame_by(f.key)).verdict, CommitGate::Verdict::pass);
-  EXPECT_EQ(open.counts().passed_unverified, 1u);
+  const auto open_pass = f.call.ask(open, frame_by(f.key));
+  EXPECT_EQ(open_pass.verdict, CommitGate::Verdict::pass);
+  EXPECT_TRUE(open_pass.unverified);
 
   f.cache.put(kDid, resolved_with(nullptr), 1000);
   EXPECT_EQ(f.call.ask(f.worker, frame_by(f.key)).reason, DropReason::unknown_key);
@@ -113,18 +115,19 @@ TEST(CommitVerifier, AnIdentityEventForgetsTheCachedDocument) {
 
 TEST(HeldCommits, FramesWaitPerDidInOrderAndAskForOneResolutionOrOneRefresh) {
   HeldCommits held;
-  auto frame = [&held](std::int64_t seq) {
+  auto frame = [&held](const std::string& did, std::int64_t seq) {
     HeldFrame f;
     f.id = held.next_id();
+    f.did = did;
     f.upstream_seq = seq;
     f.bytes = {static_cast<std::uint8_t>(seq)};
     return f;
   };
-  EXPECT_EQ(held.add("did:a", frame(1)), HeldCommits::Ask::resolution);
-  EXPECT_EQ(held.add("did:a", frame(2)), HeldCommits::Ask::nothing);
-  EXPECT_EQ(held.add("did:b", frame(3)), HeldCommits::Ask::resolution);
-  EXPECT_EQ(held.add("did:a", frame(4), true), HeldCommits::Ask::refresh);
-  EXPECT_EQ(held.add("did:a", frame(5), true), HeldCommits::Ask::nothing);
+  EXPECT_EQ(held.add(frame("did:a", 1)), HeldCommits::Ask::resolution);
+  EXPECT_EQ(held.add(frame("did:a", 2)), HeldCommits::Ask::nothing);
+  EXPECT_EQ(held.add(frame("did:b", 3)), HeldCommits::Ask::resolution);
+  EXPECT_EQ(held.add(frame("did:a", 4), true), HeldCommits::Ask::refresh);
+  EXPECT_EQ(held.add(frame("did:a", 5), true), HeldCommits::Ask::nothing);
   EXPECT_TRUE(held.holds("did:a"));
   EXPECT_EQ(held.frame_count(), 5u);
   const auto released = held.release("did:a");
@@ -140,6 +143,7 @@ TEST(HeldCommits, FramesWaitPerDidInOrderAndAskForOneResolutionOrOneRefresh) {
 TEST(HeldCommits, AStoredFrameRoundTripsAndAShortOneIsRefused) {
   HeldFrame frame;
   frame.id = 7;
+  frame.did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
   frame.upstream_seq = 123456789;
   frame.receive_time_us = 1'700'000'000'000'000;
   frame.bytes = {1, 2, 3};
@@ -148,7 +152,10 @@ TEST(HeldCommits, AStoredFrameRoundTripsAndAShortOneIsRefused) {
   EXPECT_EQ(decoded->upstream_seq, frame.upstream_seq);
   EXPECT_EQ(decoded->receive_time_us, frame.receive_time_us);
   EXPECT_EQ(decoded->bytes, frame.bytes);
+  EXPECT_EQ(decoded->did, frame.did);
   EXPECT_FALSE(HeldFrame::decode(7, "short").has_value());
+  std::string truncated = frame.encode().substr(0, 20);  // the DID cut short
+  EXPECT_FALSE(HeldFrame::decode(7, truncated).has_value());
 }
 
 }  // namespace
