@@ -1,5 +1,10 @@
 #include "common/codec/mst.hpp"
 
+#include <algorithm>
+#include <iterator>
+
+#include "common/codec/sha256.hpp"
+
 namespace jetstream::codec {
 
 std::string_view to_string(MstError error) {
@@ -9,16 +14,106 @@ std::string_view to_string(MstError error) {
     case MstError::bad_node: return "bad_node";
     case MstError::bad_key: return "bad_key";
     case MstError::too_deep: return "too_deep";
+    case MstError::bad_height: return "bad_height";
+    case MstError::key_exists: return "key_exists";
+    case MstError::key_absent: return "key_absent";
   }
   return "unknown";
 }
 
+std::uint32_t mst_key_height(std::string_view key) {
+  const Sha256Digest digest = sha256(as_bytes(key));
+  std::uint32_t height = 0;
+  for (const std::uint8_t byte : digest) {
+    if (byte == 0) {
+      height += 4;
+      continue;
+    }
+    if (byte < 0x04) {
+      height += 3;
+    } else if (byte < 0x10) {
+      height += 2;
+    } else if (byte < 0x40) {
+      height += 1;
+    }
+    break;
+  }
+  return height;
+}
+
 namespace {
+
+/// Atproto bounds keys (collection/rkey paths) well below this; a longer key is hostile.
+constexpr std::size_t kMaxKeyBytes = 1024;
 
 const CarBlock* verified_block(const CarFile& car, byte_view cid_bytes) {
   const CarBlock* block = car.find(cid_bytes);
-  if (block == nullptr || !cid_matches(block->cid, block->data)) return nullptr;
+  if (block == nullptr) return nullptr;
+  const auto cid = parse_cid(cid_bytes);
+  if (!cid || !cid_matches(*cid, block->data)) return nullptr;
   return block;
+}
+
+/// The one reader of MST node blocks: {l: link|null, e: [{p, k, v, t}]}. Calls
+/// `on_left(link)` when `l` is a link, then `on_entry(key, value, tree)` for each entry with its
+/// key decompressed (`tree` empty when null). Keys must increase within the node. A callback's
+/// error stops the read.
+template <typename OnLeft, typename OnEntry>
+std::optional<MstError> read_node(const CarFile& car, byte_view cid, CborDocument& node,
+                                  OnLeft&& on_left, OnEntry&& on_entry) {
+  const CarBlock* block = verified_block(car, cid);
+  if (block == nullptr) return MstError::missing_block;
+  CborLimits limits;
+  limits.max_depth = 4;
+  if (node.parse(block->data, limits) || node.root().kind != CborKind::map) {
+    return MstError::bad_node;
+  }
+  const auto left = node.find(0, "l");
+  const auto entries = node.find(0, "e");
+  if (!entries || node.node(*entries).kind != CborKind::array) return MstError::bad_node;
+  if (left) {  // an absent "l" is read as null, like the reference implementations do
+    const CborNode& link = node.node(*left);
+    if (link.kind == CborKind::cid_link) {
+      if (auto error = on_left(link.bytes())) return error;
+    } else if (link.kind != CborKind::null) {
+      return MstError::bad_node;
+    }
+  }
+  std::string key;
+  bool first = true;
+  for (std::uint32_t entry = CborDocument::first_child(*entries); entry < node.node(*entries).end;
+       entry = node.next_sibling(entry)) {
+    const auto prefix = node.find(entry, "p");
+    const auto suffix = node.find(entry, "k");
+    const auto value = node.find(entry, "v");
+    const auto tree = node.find(entry, "t");
+    if (!prefix || !suffix || !value || node.node(*prefix).kind != CborKind::unsigned_integer ||
+        node.node(*suffix).kind != CborKind::bytes ||
+        node.node(*value).kind != CborKind::cid_link) {
+      return MstError::bad_node;
+    }
+    // Keys are compressed against the previous key of the same node.
+    const std::uint64_t shared = node.node(*prefix).integer;
+    if (shared > key.size()) return MstError::bad_key;
+    const std::string previous = first ? std::string() : key;
+    key.resize(shared);
+    key.append(as_chars(node.node(*suffix).bytes()));
+    if (key.empty() || key.size() > kMaxKeyBytes || (!first && key <= previous)) {
+      return MstError::bad_key;
+    }
+    first = false;
+    byte_view subtree;
+    if (tree) {
+      const CborNode& link = node.node(*tree);
+      if (link.kind == CborKind::cid_link) {
+        subtree = link.bytes();
+      } else if (link.kind != CborKind::null) {
+        return MstError::bad_node;
+      }
+    }
+    if (auto error = on_entry(key, node.node(*value).bytes(), subtree)) return error;
+  }
+  return std::nullopt;
 }
 
 class MstWalker {
@@ -29,62 +124,62 @@ class MstWalker {
 
   std::optional<MstError> walk(byte_view node_cid, std::uint32_t depth) {
     if (depth > max_depth_) return MstError::too_deep;
-    const CarBlock* block = verified_block(car_, node_cid);
-    if (block == nullptr) return MstError::missing_block;
     CborDocument node;  // one per level: children are walked while this node is still read
-    CborLimits limits;
-    limits.max_depth = 4;
-    if (node.parse(block->data, limits) || node.root().kind != CborKind::map) {
-      return MstError::bad_node;
-    }
-    const auto left = node.find(0, "l");
-    const auto entries = node.find(0, "e");
-    if (!entries || node.node(*entries).kind != CborKind::array) return MstError::bad_node;
-    if (left) {  // an absent "l" is read as null, like the reference implementations do
-      if (auto error = walk_link(node, *left, depth)) return error;
-    }
-
-    std::string key;
-    for (std::uint32_t entry = CborDocument::first_child(*entries); entry < node.node(*entries).end;
-         entry = node.next_sibling(entry)) {
-      const auto prefix = node.find(entry, "p");
-      const auto suffix = node.find(entry, "k");
-      const auto value = node.find(entry, "v");
-      const auto tree = node.find(entry, "t");
-      if (!prefix || !suffix || !value || node.node(*prefix).kind != CborKind::unsigned_integer ||
-          node.node(*suffix).kind != CborKind::bytes ||
-          node.node(*value).kind != CborKind::cid_link) {
-        return MstError::bad_node;
-      }
-      // Keys are compressed against the previous key of the same node.
-      const std::uint64_t shared = node.node(*prefix).integer;
-      if (shared > key.size()) return MstError::bad_key;
-      key.resize(shared);
-      key.append(as_chars(node.node(*suffix).bytes()));
-      if (!previous_key_.empty() && key <= previous_key_) return MstError::bad_key;
-      previous_key_ = key;
-      visit_(key, node.node(*value).bytes());
-      if (tree) {
-        if (auto error = walk_link(node, *tree, depth)) return error;
-      }
-    }
-    return std::nullopt;
+    return read_node(
+        car_, node_cid, node, [&](byte_view left) { return walk(left, depth + 1); },
+        [&](const std::string& key, byte_view value,
+            byte_view subtree) -> std::optional<MstError> {
+          if (!previous_key_.empty() && key <= previous_key_) return MstError::bad_key;
+          previous_key_ = key;
+          visit_(key, value);
+          if (!subtree.empty()) return walk(subtree, depth + 1);
+          return std::nullopt;
+        });
   }
 
  private:
-  std::optional<MstError> walk_link(const CborDocument& node, std::uint32_t index,
-                                    std::uint32_t depth) {
-    const CborNode& link = node.node(index);
-    if (link.kind == CborKind::null) return std::nullopt;
-    if (link.kind != CborKind::cid_link) return MstError::bad_node;
-    return walk(link.bytes(), depth + 1);
-  }
-
   const CarFile& car_;
   const std::function<void(std::string_view, byte_view)>& visit_;
   std::uint32_t max_depth_;
   std::string previous_key_;
 };
+
+void put_head(std::vector<std::uint8_t>& out, std::uint8_t major, std::uint64_t value) {
+  const auto type = static_cast<std::uint8_t>(major << 5);
+  if (value < 24) {
+    out.push_back(static_cast<std::uint8_t>(type | value));
+    return;
+  }
+  int bytes = 8;
+  std::uint8_t info = 27;
+  if (value <= 0xff) {
+    bytes = 1;
+    info = 24;
+  } else if (value <= 0xffff) {
+    bytes = 2;
+    info = 25;
+  } else if (value <= 0xffffffffu) {
+    bytes = 4;
+    info = 26;
+  }
+  out.push_back(static_cast<std::uint8_t>(type | info));
+  for (int i = bytes - 1; i >= 0; --i) {
+    out.push_back(static_cast<std::uint8_t>((value >> (8 * i)) & 0xffu));
+  }
+}
+
+void put_text(std::vector<std::uint8_t>& out, std::string_view text) {
+  put_head(out, 3, text.size());
+  out.insert(out.end(), text.begin(), text.end());
+}
+
+void put_link(std::vector<std::uint8_t>& out, std::string_view cid) {
+  out.push_back(0xd8);  // tag 42: a CID link, its bytes prefixed by the multibase identity 0x00
+  out.push_back(0x2a);
+  put_head(out, 2, cid.size() + 1);
+  out.push_back(0x00);
+  out.insert(out.end(), cid.begin(), cid.end());
+}
 
 }  // namespace
 
@@ -120,6 +215,368 @@ std::optional<MstError> walk_mst(
     std::uint32_t max_depth) {
   MstWalker walker(car, visit, max_depth);
   return walker.walk(root_cid, 0);
+}
+
+// ---- MstTree
+
+void MstTree::clear() {
+  nodes_.clear();
+  car_ = nullptr;
+  root_ = new_node(0);
+}
+
+std::int32_t MstTree::new_node(std::uint32_t height) {
+  nodes_.emplace_back();
+  nodes_.back().height = height;
+  return static_cast<std::int32_t>(nodes_.size() - 1);
+}
+
+std::optional<MstError> MstTree::load(const CarFile& car, byte_view root_cid) {
+  clear();
+  car_ = &car;
+  Node& root = nodes_[static_cast<std::size_t>(root_)];
+  root.loaded = false;
+  root.dirty = false;
+  root.height_known = false;
+  root.cid.assign(as_chars(root_cid));
+  return ensure_loaded(root_, {});
+}
+
+MstTree::Range MstTree::child_range(const Node& node, std::size_t gap, Range range) {
+  return Range{gap > 0 ? &node.leaves[gap - 1].key : range.low,
+               gap < node.leaves.size() ? &node.leaves[gap].key : range.high};
+}
+
+std::optional<MstError> MstTree::ensure_loaded(std::int32_t index, Range range) {
+  Node& node = nodes_[static_cast<std::size_t>(index)];
+  if (node.loaded) return std::nullopt;
+  if (car_ == nullptr) return MstError::missing_block;
+  std::vector<std::pair<std::size_t, byte_view>> links;  // (gap, CID): made stubs once the layer is known
+  node.leaves.clear();
+  const auto error = read_node(
+      *car_, as_bytes(node.cid), document_,
+      [&](byte_view left) -> std::optional<MstError> {
+        links.emplace_back(0, left);
+        return std::nullopt;
+      },
+      [&](const std::string& key, byte_view value, byte_view subtree) -> std::optional<MstError> {
+        if ((range.low != nullptr && key <= *range.low) ||
+            (range.high != nullptr && key >= *range.high)) {
+          return MstError::bad_key;
+        }
+        const std::uint32_t height = mst_key_height(key);
+        if (!node.height_known) {
+          node.height = height;
+          node.height_known = true;
+        } else if (height != node.height) {
+          return MstError::bad_height;
+        }
+        node.leaves.push_back(Leaf{key, std::string(as_chars(value))});
+        if (!subtree.empty()) links.emplace_back(node.leaves.size(), subtree);
+        return std::nullopt;
+      });
+  if (error) return error;
+  if (!node.height_known) {
+    // Only a root is read without a known layer: with no keys it must be the empty tree.
+    if (!links.empty()) return MstError::bad_height;
+    node.height = 0;
+    node.height_known = true;
+  }
+  if (node.leaves.empty() && links.empty() && index != root_) return MstError::bad_node;
+  if (!links.empty() && node.height == 0) return MstError::bad_height;
+  node.children.assign(node.leaves.size() + 1, kNone);
+  for (const auto& [gap, cid] : links) {
+    const std::int32_t child = new_node(node.height - 1);
+    Node& stub = nodes_[static_cast<std::size_t>(child)];
+    stub.loaded = false;
+    stub.dirty = false;
+    stub.cid.assign(as_chars(cid));
+    node.children[gap] = child;
+  }
+  node.loaded = true;
+  return std::nullopt;
+}
+
+namespace {
+
+template <typename Leaves>
+std::size_t gap_of(const Leaves& leaves, std::string_view key) {
+  return static_cast<std::size_t>(
+      std::lower_bound(leaves.begin(), leaves.end(), key,
+                       [](const auto& leaf, std::string_view k) { return leaf.key < k; }) -
+      leaves.begin());
+}
+
+}  // namespace
+
+std::optional<MstError> MstTree::get(std::string_view key, std::optional<std::string>& value) {
+  value.reset();
+  std::int32_t index = root_;
+  Range range;
+  while (index != kNone) {
+    if (auto error = ensure_loaded(index, range)) return error;
+    const Node& node = nodes_[static_cast<std::size_t>(index)];
+    const std::size_t gap = gap_of(node.leaves, key);
+    if (gap < node.leaves.size() && node.leaves[gap].key == key) {
+      value = node.leaves[gap].value;
+      return std::nullopt;
+    }
+    range = child_range(node, gap, range);
+    index = node.children[gap];
+  }
+  return std::nullopt;
+}
+
+std::int32_t MstTree::wrap(std::int32_t index, std::uint32_t from_height,
+                           std::uint32_t to_height) {
+  if (index == kNone) return kNone;
+  for (std::uint32_t height = from_height; height < to_height; ++height) {
+    const std::int32_t parent = new_node(height + 1);
+    nodes_[static_cast<std::size_t>(parent)].children = {index};
+    index = parent;
+  }
+  return index;
+}
+
+std::optional<MstError> MstTree::insert(std::string_view key, byte_view value) {
+  if (key.empty() || key.size() > kMaxKeyBytes) return MstError::bad_key;
+  const std::uint32_t height = mst_key_height(key);
+  if (auto error = ensure_loaded(root_, {})) return error;
+  Node& root = nodes_[static_cast<std::size_t>(root_)];
+  if (is_empty(root_)) {
+    root.height = height;
+    root.leaves = {Leaf{std::string(key), std::string(as_chars(value))}};
+    root.children = {kNone, kNone};
+    root.dirty = true;
+    return std::nullopt;
+  }
+  if (height > root.height) {
+    // The tree grows: the old root splits around the key under a new root on its layer.
+    const std::uint32_t old_height = root.height;
+    std::int32_t left = kNone;
+    std::int32_t right = kNone;
+    if (auto error = split(root_, {}, key, left, right)) return error;
+    const std::int32_t top = new_node(height);
+    Node& node = nodes_[static_cast<std::size_t>(top)];
+    node.leaves = {Leaf{std::string(key), std::string(as_chars(value))}};
+    node.children = {wrap(left, old_height, height - 1), wrap(right, old_height, height - 1)};
+    root_ = top;
+    return std::nullopt;
+  }
+  return insert_at(root_, {}, key, value, height);
+}
+
+std::optional<MstError> MstTree::insert_at(std::int32_t index, Range range, std::string_view key,
+                                           byte_view value, std::uint32_t height) {
+  if (auto error = ensure_loaded(index, range)) return error;
+  Node& node = nodes_[static_cast<std::size_t>(index)];
+  const std::size_t gap = gap_of(node.leaves, key);
+  if (gap < node.leaves.size() && node.leaves[gap].key == key) return MstError::key_exists;
+  const std::int32_t child = node.children[gap];
+  if (height == node.height) {
+    // The key joins this node; the subtree it falls in splits around it.
+    std::int32_t left = kNone;
+    std::int32_t right = kNone;
+    if (child != kNone) {
+      if (auto error = split(child, child_range(node, gap, range), key, left, right)) {
+        return error;
+      }
+    }
+    node.leaves.insert(node.leaves.begin() + static_cast<std::ptrdiff_t>(gap),
+                       Leaf{std::string(key), std::string(as_chars(value))});
+    node.children[gap] = left;
+    node.children.insert(node.children.begin() + static_cast<std::ptrdiff_t>(gap) + 1, right);
+  } else if (child == kNone) {
+    const std::int32_t leaf = new_node(height);
+    Node& created = nodes_[static_cast<std::size_t>(leaf)];
+    created.leaves = {Leaf{std::string(key), std::string(as_chars(value))}};
+    created.children = {kNone, kNone};
+    node.children[gap] = wrap(leaf, height, node.height - 1);
+  } else if (auto error = insert_at(child, child_range(node, gap, range), key, value, height)) {
+    return error;
+  }
+  node.dirty = true;
+  return std::nullopt;
+}
+
+std::optional<MstError> MstTree::split(std::int32_t index, Range range, std::string_view key,
+                                       std::int32_t& left, std::int32_t& right) {
+  if (auto error = ensure_loaded(index, range)) return error;
+  Node& node = nodes_[static_cast<std::size_t>(index)];
+  const std::size_t gap = gap_of(node.leaves, key);
+  if (gap < node.leaves.size() && node.leaves[gap].key == key) return MstError::key_exists;
+  std::int32_t inner_left = kNone;
+  std::int32_t inner_right = kNone;
+  if (node.children[gap] != kNone) {
+    if (auto error = split(node.children[gap], child_range(node, gap, range), key, inner_left,
+                           inner_right)) {
+      return error;
+    }
+  }
+  const std::int32_t upper = new_node(node.height);
+  Node& upper_node = nodes_[static_cast<std::size_t>(upper)];
+  upper_node.leaves.assign(
+      std::make_move_iterator(node.leaves.begin() + static_cast<std::ptrdiff_t>(gap)),
+      std::make_move_iterator(node.leaves.end()));
+  upper_node.children.assign(1, inner_right);
+  upper_node.children.insert(upper_node.children.end(),
+                             node.children.begin() + static_cast<std::ptrdiff_t>(gap) + 1,
+                             node.children.end());
+  node.leaves.resize(gap);
+  node.children.resize(gap);
+  node.children.push_back(inner_left);
+  node.dirty = true;
+  left = is_empty(index) ? kNone : index;
+  right = is_empty(upper) ? kNone : upper;
+  return std::nullopt;
+}
+
+std::optional<MstError> MstTree::update(std::string_view key, byte_view value) {
+  std::vector<std::int32_t> path;
+  std::int32_t index = root_;
+  Range range;
+  while (index != kNone) {
+    if (auto error = ensure_loaded(index, range)) return error;
+    path.push_back(index);
+    Node& node = nodes_[static_cast<std::size_t>(index)];
+    const std::size_t gap = gap_of(node.leaves, key);
+    if (gap < node.leaves.size() && node.leaves[gap].key == key) {
+      node.leaves[gap].value.assign(as_chars(value));
+      for (const std::int32_t changed : path) nodes_[static_cast<std::size_t>(changed)].dirty = true;
+      return std::nullopt;
+    }
+    range = child_range(node, gap, range);
+    index = node.children[gap];
+  }
+  return MstError::key_absent;
+}
+
+std::optional<MstError> MstTree::remove(std::string_view key) {
+  if (auto error = remove_at(root_, {}, key)) return error;
+  // A root left with no keys of its own gives way to its only subtree.
+  for (;;) {
+    const Node& root = nodes_[static_cast<std::size_t>(root_)];
+    if (!root.loaded || !root.leaves.empty() || root.children[0] == kNone) break;
+    root_ = root.children[0];
+  }
+  if (is_empty(root_)) nodes_[static_cast<std::size_t>(root_)].height = 0;
+  return std::nullopt;
+}
+
+std::optional<MstError> MstTree::remove_at(std::int32_t index, Range range,
+                                           std::string_view key) {
+  if (auto error = ensure_loaded(index, range)) return error;
+  Node& node = nodes_[static_cast<std::size_t>(index)];
+  const std::size_t gap = gap_of(node.leaves, key);
+  if (gap < node.leaves.size() && node.leaves[gap].key == key) {
+    // The subtrees on both sides of the key become one.
+    std::int32_t merged = kNone;
+    if (auto error = merge(node.children[gap], node.children[gap + 1],
+                           child_range(node, gap, range), child_range(node, gap + 1, range),
+                           merged)) {
+      return error;
+    }
+    node.leaves.erase(node.leaves.begin() + static_cast<std::ptrdiff_t>(gap));
+    node.children.erase(node.children.begin() + static_cast<std::ptrdiff_t>(gap) + 1);
+    node.children[gap] = merged;
+  } else {
+    const std::int32_t child = node.children[gap];
+    if (child == kNone) return MstError::key_absent;
+    if (auto error = remove_at(child, child_range(node, gap, range), key)) return error;
+    if (is_empty(child)) node.children[gap] = kNone;
+  }
+  node.dirty = true;
+  return std::nullopt;
+}
+
+std::optional<MstError> MstTree::merge(std::int32_t left, std::int32_t right, Range left_range,
+                                       Range right_range, std::int32_t& merged) {
+  if (left == kNone || right == kNone) {
+    merged = left == kNone ? right : left;
+    return std::nullopt;
+  }
+  if (auto error = ensure_loaded(left, left_range)) return error;
+  if (auto error = ensure_loaded(right, right_range)) return error;
+  Node& low = nodes_[static_cast<std::size_t>(left)];
+  Node& high = nodes_[static_cast<std::size_t>(right)];
+  std::int32_t inner = kNone;
+  if (auto error = merge(low.children.back(), high.children.front(),
+                         child_range(low, low.leaves.size(), left_range),
+                         child_range(high, 0, right_range), inner)) {
+    return error;
+  }
+  low.children.back() = inner;
+  low.leaves.insert(low.leaves.end(), std::make_move_iterator(high.leaves.begin()),
+                    std::make_move_iterator(high.leaves.end()));
+  low.children.insert(low.children.end(), high.children.begin() + 1, high.children.end());
+  high.leaves.clear();
+  high.children.assign(1, kNone);
+  low.dirty = true;
+  merged = left;
+  return std::nullopt;
+}
+
+const std::string& MstTree::encode(std::int32_t index) {
+  Node& node = nodes_[static_cast<std::size_t>(index)];
+  if (!node.dirty) return node.cid;
+  for (const std::int32_t child : node.children) {
+    if (child != kNone) encode(child);
+  }
+  std::vector<std::uint8_t>& out = node.block;
+  out.clear();
+  // {e: [...], l: ...}: DAG-CBOR orders map keys by length, then bytewise.
+  put_head(out, 5, 2);
+  put_text(out, "e");
+  put_head(out, 4, node.leaves.size());
+  std::string_view previous;
+  for (std::size_t i = 0; i < node.leaves.size(); ++i) {
+    const std::string& key = node.leaves[i].key;
+    std::size_t shared = 0;
+    while (shared < previous.size() && shared < key.size() && previous[shared] == key[shared]) {
+      ++shared;
+    }
+    put_head(out, 5, 4);
+    put_text(out, "k");
+    put_head(out, 2, key.size() - shared);
+    out.insert(out.end(), key.begin() + static_cast<std::ptrdiff_t>(shared), key.end());
+    put_text(out, "p");
+    put_head(out, 0, shared);
+    put_text(out, "t");
+    if (node.children[i + 1] == kNone) {
+      out.push_back(0xf6);
+    } else {
+      put_link(out, nodes_[static_cast<std::size_t>(node.children[i + 1])].cid);
+    }
+    put_text(out, "v");
+    put_link(out, node.leaves[i].value);
+    previous = key;
+  }
+  put_text(out, "l");
+  if (node.children[0] == kNone) {
+    out.push_back(0xf6);
+  } else {
+    put_link(out, nodes_[static_cast<std::size_t>(node.children[0])].cid);
+  }
+  const auto cid = compute_cid(kCodecDagCbor, out);
+  node.cid.assign(reinterpret_cast<const char*>(cid.data()), cid.size());
+  node.dirty = false;
+  return node.cid;
+}
+
+std::string MstTree::root_cid() { return encode(root_); }
+
+void MstTree::for_each_encoded_node(
+    const std::function<void(std::string_view cid, byte_view block)>& visit) const {
+  std::vector<std::int32_t> pending{root_};
+  while (!pending.empty()) {
+    const Node& node = nodes_[static_cast<std::size_t>(pending.back())];
+    pending.pop_back();
+    if (!node.loaded || node.block.empty() || node.dirty) continue;
+    visit(node.cid, node.block);
+    for (const std::int32_t child : node.children) {
+      if (child != kNone) pending.push_back(child);
+    }
+  }
 }
 
 }  // namespace jetstream::codec

@@ -1,7 +1,10 @@
-// Walking an atproto repository: the signed commit and its Merkle Search Tree (MST).
+// Reading and changing an atproto repository's Merkle Search Tree (MST): the signed commit, a
+// streaming walk of a whole tree, and MstTree, a tree held in memory that can be changed and
+// hashed again (Sync 1.1 inverts a commit's ops with it; tests build repositories with it).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -18,6 +21,10 @@ enum class MstError : std::uint8_t {
   bad_node,       ///< a tree node is not {l: link|null, e: [{p, k, v, t}]}
   bad_key,        ///< a key prefix longer than the previous key, or keys out of order
   too_deep,
+  bad_height,  ///< a key on another layer than its node's (the tree is not the canonical MST)
+  // MstTree operations
+  key_exists,  ///< insert of a key the tree holds
+  key_absent,  ///< update or remove of a key the tree does not hold
 };
 
 std::string_view to_string(MstError error);
@@ -39,5 +46,85 @@ std::optional<MstError> walk_mst(
     const CarFile& car, byte_view root_cid,
     const std::function<void(std::string_view key, byte_view value_cid)>& visit,
     std::uint32_t max_depth = 64);
+
+/// The MST layer of `key`: the leading zero bits of SHA-256(key), counted two at a time (the
+/// atproto repository v3 fanout of 4).
+std::uint32_t mst_key_height(std::string_view key);
+
+/// A Merkle Search Tree in memory. Built from nothing, or loaded lazily from a CAR: a subtree
+/// whose block is not in the CAR stays a bare CID (the tree is "partial") until an operation has
+/// to enter it, which then fails with missing_block. Every block read is hash-checked, and every
+/// node read must be canonical (its keys ordered, within its parent's range, on its own layer), so
+/// the shape, and so the root CID, follows from the keys alone. Holds reusable storage: reuse
+/// one instance. Not thread-safe.
+class MstTree {
+ public:
+  MstTree() { clear(); }
+
+  /// The empty tree.
+  void clear();
+  /// Starts from the tree whose root node is `root_cid` in `car`. The CAR and its bytes must
+  /// outlive every later call until the next clear() or load().
+  std::optional<MstError> load(const CarFile& car, byte_view root_cid);
+
+  /// The value CID stored at `key` (into `value`), or nullopt in `value` when the key is absent.
+  std::optional<MstError> get(std::string_view key, std::optional<std::string>& value);
+  std::optional<MstError> insert(std::string_view key, byte_view value);
+  std::optional<MstError> update(std::string_view key, byte_view value);
+  std::optional<MstError> remove(std::string_view key);
+
+  /// The binary CID of the root node, encoding and hashing the nodes changed since they were read.
+  std::string root_cid();
+  /// After root_cid(): every node this tree encoded itself (created or changed), as (binary
+  /// CID, DAG-CBOR block). Tests build repository CARs from them.
+  void for_each_encoded_node(
+      const std::function<void(std::string_view cid, byte_view block)>& visit) const;
+
+ private:
+  static constexpr std::int32_t kNone = -1;
+  struct Leaf {
+    std::string key;
+    std::string value;  ///< binary CID
+  };
+  struct Node {
+    std::uint32_t height = 0;
+    bool height_known = true;  ///< false only for a loaded root before its block is read
+    bool loaded = true;        ///< false: only `cid` is known (its block is read on first use)
+    bool dirty = true;         ///< `cid` is out of date
+    std::string cid;
+    std::vector<std::uint8_t> block;  ///< the encoding this tree made (empty for read nodes)
+    std::vector<Leaf> leaves;
+    /// leaves.size() + 1 subtrees: children[i] holds the keys between leaves[i-1] and leaves[i].
+    std::vector<std::int32_t> children{kNone};
+  };
+  /// Keys a subtree must lie strictly between; null is unbounded.
+  struct Range {
+    const std::string* low = nullptr;
+    const std::string* high = nullptr;
+  };
+
+  std::int32_t new_node(std::uint32_t height);
+  std::optional<MstError> ensure_loaded(std::int32_t index, Range range);
+  static Range child_range(const Node& node, std::size_t gap, Range range);
+  /// No keys and no subtree (a node never read is not known to be empty).
+  bool is_empty(std::int32_t index) const {
+    const Node& node = nodes_[static_cast<std::size_t>(index)];
+    return node.loaded && node.leaves.empty() && node.children[0] == kNone;
+  }
+  std::int32_t wrap(std::int32_t index, std::uint32_t from_height, std::uint32_t to_height);
+  std::optional<MstError> insert_at(std::int32_t index, Range range, std::string_view key,
+                                    byte_view value, std::uint32_t height);
+  std::optional<MstError> split(std::int32_t index, Range range, std::string_view key,
+                                std::int32_t& left, std::int32_t& right);
+  std::optional<MstError> remove_at(std::int32_t index, Range range, std::string_view key);
+  std::optional<MstError> merge(std::int32_t left, std::int32_t right, Range left_range,
+                                Range right_range, std::int32_t& merged);
+  const std::string& encode(std::int32_t index);
+
+  const CarFile* car_ = nullptr;
+  std::deque<Node> nodes_;  // a deque: references stay valid while nodes are added
+  std::int32_t root_ = 0;
+  CborDocument document_;
+};
 
 }  // namespace jetstream::codec
