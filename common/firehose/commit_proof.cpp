@@ -1,0 +1,77 @@
+#include "common/firehose/commit_proof.hpp"
+
+#include <algorithm>
+#include <optional>
+
+namespace jetstream::firehose {
+
+std::string_view to_string(CommitProof proof) {
+  switch (proof) {
+    case CommitProof::proven: return "proven";
+    case CommitProof::unproven: return "unproven";
+    case CommitProof::ops_mismatch: return "ops_mismatch";
+    case CommitProof::mst_mismatch: return "mst_mismatch";
+  }
+  return "unknown";
+}
+
+namespace {
+
+bool same(const std::optional<std::string>& stored, byte_view cid) {
+  return stored && as_bytes(*stored).size() == cid.size() &&
+         std::equal(cid.begin(), cid.end(), as_bytes(*stored).begin());
+}
+
+}  // namespace
+
+CommitProof CommitProofChecker::check(const CommitBody& commit, const codec::CarFile& car,
+                                      byte_view data_root) {
+  detail_ = {};
+  paths_.clear();
+  bool legacy = !commit.prev_data.has_value();
+  for (const CommitOp& op : commit.ops) {
+    paths_.push_back(op.path);
+    const bool is_create = op.action == "create";
+    const bool is_update = op.action == "update";
+    const bool is_delete = op.action == "delete";
+    if (!is_create && !is_update && !is_delete) return fail(CommitProof::ops_mismatch, "action");
+    if ((is_create || is_update) && !op.cid) return fail(CommitProof::ops_mismatch, "no cid");
+    if (is_create && op.prev) return fail(CommitProof::ops_mismatch, "create with prev");
+    if (is_delete && op.cid) return fail(CommitProof::ops_mismatch, "delete with cid");
+    if (!is_create && !op.prev) legacy = true;
+  }
+  std::sort(paths_.begin(), paths_.end());
+  if (std::adjacent_find(paths_.begin(), paths_.end()) != paths_.end()) {
+    return fail(CommitProof::ops_mismatch, "two ops on one path");
+  }
+
+  if (tree_.load(car, data_root)) return fail(CommitProof::mst_mismatch, "root block");
+  // The ops are what the signed tree holds.
+  std::optional<std::string> stored;
+  for (const CommitOp& op : commit.ops) {
+    const bool is_delete = op.action == "delete";
+    if (legacy && is_delete) continue;  // a pre-1.1 frame need not carry the path of a delete
+    if (tree_.get(op.path, stored)) return fail(CommitProof::ops_mismatch, "path not in blocks");
+    if (is_delete ? stored.has_value() : !same(stored, *op.cid)) {
+      return fail(CommitProof::ops_mismatch, is_delete ? "deleted key present" : "cid differs");
+    }
+  }
+  if (legacy) return CommitProof::unproven;
+
+  // Undone in any order: the tree depends on its keys only.
+  for (const CommitOp& op : commit.ops) {
+    const auto error = op.action == "create"   ? tree_.remove(op.path)
+                       : op.action == "update" ? tree_.update(op.path, *op.prev)
+                                               : tree_.insert(op.path, *op.prev);
+    if (error) return fail(CommitProof::mst_mismatch, codec::to_string(*error));
+  }
+  const std::string before = tree_.root_cid();
+  if (as_bytes(before).size() != commit.prev_data->size() ||
+      !std::equal(commit.prev_data->begin(), commit.prev_data->end(),
+                  as_bytes(before).begin())) {
+    return fail(CommitProof::mst_mismatch, "prevData differs");
+  }
+  return CommitProof::proven;
+}
+
+}  // namespace jetstream::firehose
