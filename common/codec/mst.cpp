@@ -127,8 +127,7 @@ class MstWalker {
     CborDocument node;  // one per level: children are walked while this node is still read
     return read_node(
         car_, node_cid, node, [&](byte_view left) { return walk(left, depth + 1); },
-        [&](const std::string& key, byte_view value,
-            byte_view subtree) -> std::optional<MstError> {
+        [&](const std::string& key, byte_view value, byte_view subtree) -> std::optional<MstError> {
           if (!previous_key_.empty() && key <= previous_key_) return MstError::bad_key;
           previous_key_ = key;
           visit_(key, value);
@@ -251,7 +250,8 @@ std::optional<MstError> MstTree::ensure_loaded(std::int32_t index, Range range) 
   Node& node = nodes_[static_cast<std::size_t>(index)];
   if (node.loaded) return std::nullopt;
   if (car_ == nullptr) return MstError::missing_block;
-  std::vector<std::pair<std::size_t, byte_view>> links;  // (gap, CID): made stubs once the layer is known
+  std::vector<std::pair<std::size_t, byte_view>>
+      links;  // (gap, CID): made stubs once the layer is known
   node.leaves.clear();
   const auto error = read_node(
       *car_, as_bytes(node.cid), document_,
@@ -327,8 +327,7 @@ std::optional<MstError> MstTree::get(std::string_view key, std::optional<std::st
   return std::nullopt;
 }
 
-std::int32_t MstTree::wrap(std::int32_t index, std::uint32_t from_height,
-                           std::uint32_t to_height) {
+std::int32_t MstTree::wrap(std::int32_t index, std::uint32_t from_height, std::uint32_t to_height) {
   if (index == kNone) return kNone;
   for (std::uint32_t height = from_height; height < to_height; ++height) {
     const std::int32_t parent = new_node(height + 1);
@@ -442,7 +441,8 @@ std::optional<MstError> MstTree::update(std::string_view key, byte_view value) {
     const std::size_t gap = gap_of(node.leaves, key);
     if (gap < node.leaves.size() && node.leaves[gap].key == key) {
       node.leaves[gap].value.assign(as_chars(value));
-      for (const std::int32_t changed : path) nodes_[static_cast<std::size_t>(changed)].dirty = true;
+      for (const std::int32_t changed : path)
+        nodes_[static_cast<std::size_t>(changed)].dirty = true;
       return std::nullopt;
     }
     range = child_range(node, gap, range);
@@ -463,17 +463,16 @@ std::optional<MstError> MstTree::remove(std::string_view key) {
   return std::nullopt;
 }
 
-std::optional<MstError> MstTree::remove_at(std::int32_t index, Range range,
-                                           std::string_view key) {
+std::optional<MstError> MstTree::remove_at(std::int32_t index, Range range, std::string_view key) {
   if (auto error = ensure_loaded(index, range)) return error;
   Node& node = nodes_[static_cast<std::size_t>(index)];
   const std::size_t gap = gap_of(node.leaves, key);
   if (gap < node.leaves.size() && node.leaves[gap].key == key) {
     // The subtrees on both sides of the key become one.
     std::int32_t merged = kNone;
-    if (auto error = merge(node.children[gap], node.children[gap + 1],
-                           child_range(node, gap, range), child_range(node, gap + 1, range),
-                           merged)) {
+    if (auto error =
+            merge(node.children[gap], node.children[gap + 1], child_range(node, gap, range),
+                  child_range(node, gap + 1, range), merged)) {
       return error;
     }
     node.leaves.erase(node.leaves.begin() + static_cast<std::ptrdiff_t>(gap));

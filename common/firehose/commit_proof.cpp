@@ -67,8 +67,7 @@ CommitProof CommitProofChecker::check(const CommitBody& commit, const codec::Car
   }
   const std::string before = tree_.root_cid();
   if (as_bytes(before).size() != commit.prev_data->size() ||
-      !std::equal(commit.prev_data->begin(), commit.prev_data->end(),
-                  as_bytes(before).begin())) {
+      !std::equal(commit.prev_data->begin(), commit.prev_data->end(), as_bytes(before).begin())) {
     return fail(CommitProof::mst_mismatch, "prevData differs");
   }
   return CommitProof::proven;

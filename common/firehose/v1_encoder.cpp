@@ -31,6 +31,11 @@ std::string_view to_string(DropReason reason) {
     case DropReason::bad_signature: return "bad_signature";
     case DropReason::unknown_key: return "unknown_key";
     case DropReason::unresolvable_did: return "unresolvable_did";
+    case DropReason::ops_mismatch: return "ops_mismatch";
+    case DropReason::mst_mismatch: return "mst_mismatch";
+    case DropReason::rev_not_increasing: return "rev_not_increasing";
+    case DropReason::rev_in_future: return "rev_in_future";
+    case DropReason::no_prev_data: return "no_prev_data";
   }
   return "unknown";
 }
@@ -39,6 +44,7 @@ void DecodeStats::add(const DecodeStats& other) {
   frames += other.frames;
   events += other.events;
   commits_verified += other.commits_verified;
+  commits_unproven += other.commits_unproven;
   commits_passed_unverified += other.commits_passed_unverified;
   for (std::size_t i = 0; i < frames_by_type.size(); ++i)
     frames_by_type[i] += other.frames_by_type[i];
@@ -162,6 +168,10 @@ void V1Encoder::commit_events(std::vector<PendingEvent>& out, FrameOutcome& outc
       return;
     }
     ++(decision.unverified ? stats_.commits_passed_unverified : stats_.commits_verified);
+    if (decision.unproven) ++stats_.commits_unproven;
+    outcome.gate_passed = true;
+    outcome.repo = commit_.repo;
+    outcome.rev = commit_.rev;
   }
   for (const CommitOp& op : commit_.ops) {
     const std::size_t slash = op.path.find('/');

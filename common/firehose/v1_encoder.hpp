@@ -59,8 +59,15 @@ enum class DropReason : std::uint8_t {
   bad_signature,     ///< not signed by the DID's current #atproto key (also high-S)
   unknown_key,       ///< the DID document has no usable #atproto key
   unresolvable_did,  ///< the DID document could not be had (not found, directory down, ...)
+  // --verify full (Sync 1.1, common/firehose/commit_proof.hpp)
+  ops_mismatch,        ///< an op is not what the signed tree holds, or is malformed for Sync 1.1
+  mst_mismatch,        ///< the ops do not invert through the frame's tree blocks to prevData
+  rev_not_increasing,  ///< the rev is not above the repository's last stored rev
+  rev_in_future,       ///< the rev (a TID) is more than 5 minutes ahead of the clock
+  no_prev_data,        ///< --verify-strict: a frame older than Sync 1.1 (no prevData or prev)
 };
-inline constexpr std::size_t kDropReasonCount = 17;
+inline constexpr std::size_t kDropReasonCount = 22;
+static_assert(static_cast<std::size_t>(DropReason::no_prev_data) + 1 == kDropReasonCount);
 std::string_view to_string(DropReason reason);
 
 struct DecodeStats {
@@ -72,6 +79,8 @@ struct DecodeStats {
   /// Commits a CommitGate passed: checked, or passed unchecked (fail-open).
   std::uint64_t commits_verified = 0;
   std::uint64_t commits_passed_unverified = 0;
+  /// --verify full: commits passed without a Sync 1.1 proof (frames older than Sync 1.1).
+  std::uint64_t commits_unproven = 0;
 
   void add(const DecodeStats& other);
 };
@@ -90,6 +99,8 @@ class CommitGate {
     DropReason reason = DropReason::bad_signature;
     /// A pass without a check (decode --verify-fail-open for a DID that did not resolve).
     bool unverified = false;
+    /// A pass whose ops could not be proven (--verify full, a frame older than Sync 1.1).
+    bool unproven = false;
   };
   virtual ~CommitGate() = default;
   virtual Decision check_commit(const CommitBody& commit, const codec::CarFile& car) = 0;
@@ -105,6 +116,10 @@ struct FrameOutcome {
   std::string upstream_error;       ///< "error: message" of an error frame, at most 256 bytes
   bool held = false;                ///< the CommitGate held the commit: no events, keep the frame
   std::string_view repo;            ///< the commit's repository (valid until the next frame)
+  /// The CommitGate passed the commit (its events, if any, are in the output); `rev` is its rev
+  /// (valid until the next frame).
+  bool gate_passed = false;
+  std::string_view rev;
 };
 
 /// Turns frames into pending v1 events. Holds reusable buffers: one instance per thread.

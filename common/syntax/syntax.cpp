@@ -118,6 +118,14 @@ bool is_valid_tid(std::string_view value) noexcept {
   return std::ranges::all_of(value, is_base32_sortable);
 }
 
+std::optional<std::int64_t> tid_time_us(std::string_view value) noexcept {
+  if (!is_valid_tid(value)) return std::nullopt;
+  constexpr std::string_view kAlphabet = "234567abcdefghijklmnopqrstuvwxyz";
+  std::uint64_t bits = 0;
+  for (const char c : value) bits = (bits << 5) | kAlphabet.find(c);
+  return static_cast<std::int64_t>(bits >> 10);  // the low 10 bits are the clock id
+}
+
 bool CollectionPattern::matches(std::string_view collection) const noexcept {
   return kind == CollectionPatternKind::kExact ? collection == value
                                                : collection.starts_with(value);

@@ -48,6 +48,9 @@ inline constexpr std::size_t kTidLength = 13;
 /// An atproto TID: 13 chars of base32-sortable (`234567a-z`), the first one `[234567a-j]` so the
 /// top bit of the 64-bit value is zero.
 [[nodiscard]] bool is_valid_tid(std::string_view value) noexcept;
+/// The microseconds since the Unix epoch a valid TID carries (its top 53 bits below the sign);
+/// nullopt when `value` is not a TID.
+[[nodiscard]] std::optional<std::int64_t> tid_time_us(std::string_view value) noexcept;
 
 /// Whether a `wantedCollections` value names one collection or a family of them.
 enum class CollectionPatternKind : std::uint8_t {

@@ -1,21 +1,25 @@
-// decode's `--verify signatures`: the CommitGate that checks each commit's signature against the
-// #atproto key of its DID, read from the shared identity cache. It never waits: a DID whose
+// decode's `--verify`: the CommitGate that checks each commit's signature against the #atproto
+// key of its DID, read from the shared identity cache, and with `full` first its Sync 1.1 proof
+// (common/firehose/commit_proof.hpp) and its rev's syntax and time. It never waits: a DID whose
 // resolution is not cached is held (the sequencer keeps the frame and asks the resolver), and so
 // is a signature that fails against a cached key while a fresh resolution has not been tried
-// (keys rotate). One instance per thread (it holds parse buffers).
+// (keys rotate). Whether a rev increases is the sequencer's check (repo_revisions.hpp): only it
+// sees the commits in log order. One instance per thread (it holds parse buffers).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
 
+#include "common/codec/mst.hpp"
+#include "common/firehose/commit_proof.hpp"
 #include "common/firehose/v1_encoder.hpp"
 #include "common/identity/commit_signature.hpp"
 #include "common/identity/identity_cache.hpp"
 
 namespace jetstream::decode {
 
-enum class VerifyMode : std::uint8_t { off, signatures };
+enum class VerifyMode : std::uint8_t { off, signatures, full };
 std::string_view to_string(VerifyMode mode);
 
 class CommitVerifier final : public firehose::CommitGate {
@@ -26,6 +30,12 @@ class CommitVerifier final : public firehose::CommitGate {
     /// Decide everything, never hold: the sequencer's check of frames released after their
     /// DID was resolved (a failure then is final).
     bool final_check = false;
+    /// Also check the Sync 1.1 proof and the rev (--verify full).
+    bool full = false;
+    /// With `full`: drop a commit older than Sync 1.1 (no_prev_data) instead of passing it.
+    bool strict = false;
+    /// A rev whose time is further ahead of the clock than this is dropped (rev_in_future).
+    std::int64_t future_rev_tolerance_us = 5 * 60 * 1'000'000LL;
   };
 
   CommitVerifier(identity::IdentityCache& cache, std::function<std::int64_t()> now_us,
@@ -47,6 +57,8 @@ class CommitVerifier final : public firehose::CommitGate {
   std::function<std::int64_t()> now_us_;
   Options options_;
   identity::CommitSignatureChecker checker_;
+  firehose::CommitProofChecker proof_checker_;
+  codec::RepoCommit repo_commit_;
   bool last_hold_wants_refresh_ = false;
   bool refresh_tried_ = false;
 };

@@ -58,6 +58,25 @@ DecodeProbe::DecodeProbe(std::shared_ptr<prometheus::Registry> registry,
                        .Register(r);
   commits_verified_ = &verified.Add({{"result", "verified"}});
   commits_passed_unverified_ = &verified.Add({{"result", "passed_unverified"}});
+  commits_unproven_ = &prometheus::BuildCounter()
+                           .Name("jetstream_decode_verify_unproven_commits_total")
+                           .Help(
+                               "--verify full: commits passed without a Sync 1.1 proof (frames "
+                               "older than Sync 1.1: no prevData or an op without prev)")
+                           .Register(r)
+                           .Add({});
+  repo_revisions_ = &prometheus::BuildGauge()
+                         .Name("jetstream_decode_verify_repo_revs")
+                         .Help("--verify full: repositories whose last rev is held in memory")
+                         .Register(r)
+                         .Add({});
+  repo_revision_reads_ = &prometheus::BuildCounter()
+                              .Name("jetstream_decode_verify_rev_store_reads_total")
+                              .Help(
+                                  "--verify full: repositories' last revs read from the event "
+                                  "store (not in memory)")
+                              .Register(r)
+                              .Add({});
   held_frames_ = &prometheus::BuildGauge()
                       .Name("jetstream_decode_verify_held_frames")
                       .Help("--verify: frames held until their DID resolves (stored, not lost)")
@@ -269,6 +288,9 @@ void DecodeProbe::record_decode_stats(const firehose::DecodeStats& stats) {
   if (stats.commits_verified != 0) {
     commits_verified_->Increment(static_cast<double>(stats.commits_verified));
   }
+  if (stats.commits_unproven != 0) {
+    commits_unproven_->Increment(static_cast<double>(stats.commits_unproven));
+  }
   if (stats.commits_passed_unverified != 0) {
     commits_passed_unverified_->Increment(static_cast<double>(stats.commits_passed_unverified));
   }
@@ -362,6 +384,11 @@ void DecodeProbe::set_twin_build(const EventStore::TwinBuild& build, std::int64_
     twin_build_events_->Increment(static_cast<double>(build.events_read - twin_build_events_seen_));
     twin_build_events_seen_ = build.events_read;
   }
+}
+
+void DecodeProbe::set_repo_revisions(std::size_t in_memory, std::uint64_t store_reads) {
+  repo_revisions_->Set(static_cast<double>(in_memory));
+  advance(repo_revision_reads_, store_reads, repo_revision_reads_seen_);
 }
 
 void DecodeProbe::set_held_frames(std::size_t frames, std::size_t dids) {

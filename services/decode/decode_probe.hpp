@@ -63,6 +63,8 @@ class DecodeProbe {
   // --verify
   /// Frames held until their DID resolves, and how many DIDs they wait for.
   void set_held_frames(std::size_t frames, std::size_t dids);
+  /// --verify full: repositories whose last rev is in memory; cumulative reads from the store.
+  void set_repo_revisions(std::size_t in_memory, std::uint64_t store_reads);
   /// Cumulative figures of the identity cache, the resolver and its HTTP client (read once a
   /// second; counters advance by the difference).
   struct IdentityFigures {
@@ -117,6 +119,10 @@ class DecodeProbe {
   std::uint64_t twin_build_events_seen_ = 0;
   prometheus::Counter* commits_verified_ = nullptr;
   prometheus::Counter* commits_passed_unverified_ = nullptr;
+  prometheus::Counter* commits_unproven_ = nullptr;
+  prometheus::Gauge* repo_revisions_ = nullptr;
+  prometheus::Counter* repo_revision_reads_ = nullptr;
+  std::uint64_t repo_revision_reads_seen_ = 0;
   prometheus::Gauge* held_frames_ = nullptr;
   prometheus::Gauge* held_dids_ = nullptr;
   prometheus::Gauge* identity_cache_entries_ = nullptr;

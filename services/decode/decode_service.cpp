@@ -82,8 +82,16 @@ void register_decode_flags(config::FlagSet& flags, DecodeOptions& o) {
                  "recompute the compacted twin from the log, compare it with the stored one, "
                  "print the differences and exit (0 equal, 1 not)");
   flags.add_string("verify", &o.verify,
-                   "off (v1: nothing checked) or signatures (each commit's signature against "
-                   "the #atproto key of its DID's document; failures are dropped and counted)");
+                   "off (v1: nothing checked), signatures (each commit's signature against the "
+                   "#atproto key of its DID's document) or full (also Sync 1.1: its ops proven "
+                   "against the signed tree and prevData, its rev above the repository's last); "
+                   "failures are dropped and counted");
+  flags.add_bool("verify-strict", &o.verify_strict,
+                 "--verify full: drop commits older than Sync 1.1 (no prevData) instead of "
+                 "passing and counting them");
+  flags.add_int64("verify-rev-cache-size", &o.verify_rev_cache_size,
+                  "--verify full: repositories whose last rev is kept in memory (the others "
+                  "are read from the event store)");
   flags.add_string("plc-url", &o.plc_url, "PLC directory that resolves did:plc (--verify)");
   flags.add_bool("did-web-insecure", &o.did_web_insecure,
                  "resolve did:web over plain http and allow a port (loopback tests only)");
@@ -106,6 +114,7 @@ namespace {
 std::optional<VerifyMode> parse_verify_mode(std::string_view text) {
   if (text == "off") return VerifyMode::off;
   if (text == "signatures") return VerifyMode::signatures;
+  if (text == "full") return VerifyMode::full;
   return std::nullopt;
 }
 
@@ -185,10 +194,9 @@ std::optional<std::string> validate_decode_options(const DecodeOptions& o) {
   }
   if (o.tombstone_ttl.count() <= 0) return "--tombstone-ttl must be positive";
   if (o.twin_build_step_events < 1) return "--twin-build-step-events must be at least 1";
-  if (o.verify == "full") {
-    return "--verify full (the Sync 1.1 checks) is not available yet; use --verify signatures";
-  }
-  if (!parse_verify_mode(o.verify)) return "--verify must be off or signatures";
+  if (!parse_verify_mode(o.verify)) return "--verify must be off, signatures or full";
+  if (o.verify_strict && o.verify != "full") return "--verify-strict needs --verify full";
+  if (o.verify_rev_cache_size < 1) return "--verify-rev-cache-size must be at least 1";
   std::string url_error;
   if (!websocket::parse_http_url(o.plc_url, &url_error)) return "--plc-url: " + url_error;
   if (o.verify_resolve_timeout < std::chrono::milliseconds(100)) {
@@ -308,13 +316,18 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
                                                          *s.identity_cache, clock::wall_clock_us);
     CommitVerifier::Options verifier_options;
     verifier_options.fail_open = options.verify_fail_open;
+    verifier_options.full = verify_mode == VerifyMode::full;
+    verifier_options.strict = options.verify_strict;
     worker_verification = std::make_shared<WorkerVerification>(
         WorkerVerification{s.identity_cache.get(), verifier_options, clock::wall_clock_us});
-    sequencer_options.verification = SequencerVerification{s.identity_cache.get(), s.resolver.get(),
-                                                           s.http_client.get(), verifier_options};
+    sequencer_options.verification = SequencerVerification{
+        s.identity_cache.get(), s.resolver.get(),
+        s.http_client.get(),    verifier_options,
+        verifier_options.full,  static_cast<std::size_t>(options.verify_rev_cache_size)};
     log::info("verification on", {{"verify", options.verify},
                                   {"plc_url", options.plc_url},
-                                  {"fail_open", options.verify_fail_open}});
+                                  {"fail_open", options.verify_fail_open},
+                                  {"strict", options.verify_strict}});
   }
 
   try {

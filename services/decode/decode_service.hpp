@@ -51,8 +51,13 @@ struct DecodeOptions {
   bool check_state = false;
 
   // --verify (API.md "Authenticity"; README "Verification").
-  /// off (v1), signatures (each commit's signature against its DID's #atproto key).
+  /// off (v1), signatures (each commit's signature against its DID's #atproto key), full (also
+  /// Sync 1.1: the ops proven against the signed tree and prevData, revs increasing per repo).
   std::string verify = "off";
+  /// --verify full: drop commits older than Sync 1.1 (no prevData) instead of passing them.
+  bool verify_strict = false;
+  /// --verify full: repositories whose last rev stays in memory (the rest are read from disk).
+  std::int64_t verify_rev_cache_size = 250'000;
   std::string plc_url = "https://plc.directory";
   /// did:web over plain http with a port (did:web:localhost%3A2583): loopback tests only.
   bool did_web_insecure = false;

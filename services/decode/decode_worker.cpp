@@ -31,14 +31,16 @@ decode_worker_actor::behavior_type decode_worker(
         for (std::size_t i = 0; i < batch->frames.size(); ++i) {
           const auto& frame = batch->frames[i];
           const auto& header = batch->headers[i];
+          const std::size_t position = decoded->events.size();
           const auto outcome = encoder.events_from_frame(
               {static_cast<const std::uint8_t*>(frame.data()), frame.size()}, decoded->events);
           if (verifier != nullptr) {
             decoded->event_frames.resize(decoded->events.size(), static_cast<std::uint32_t>(i));
-            if (outcome.held) {
-              decoded->held.push_back({decoded->events.size(), static_cast<std::uint32_t>(i),
-                                       std::string(outcome.repo),
-                                       verifier->last_hold_wants_refresh()});
+            if (outcome.held || outcome.gate_passed) {
+              decoded->gated.push_back({position, static_cast<std::uint32_t>(i),
+                                        std::string(outcome.repo), std::string(outcome.rev),
+                                        outcome.held,
+                                        outcome.held && verifier->last_hold_wants_refresh()});
             }
           }
           if (!outcome.upstream_error.empty() && decoded->upstream_errors.size() < 8) {

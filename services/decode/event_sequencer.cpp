@@ -49,13 +49,18 @@ void EventSequencer::enable_verification(Verification verification) {
   // Released frames are decided in order; an #identity among them must not empty the cache
   // under the next commit of the same DID (a rotated key is caught by the refresh path).
   release_encoder_.set_commit_gate(release_verifier_.get());
+  if (verification_->check_revs) {
+    revisions_ = std::make_unique<RepoRevisions>(
+        verification_->rev_cache_size,
+        [this](std::string_view did) { return store_.repo_rev(did); });
+  }
   std::uint64_t highest = 0;
   for (auto& [id, stored] : store_.held_frames()) {
     auto frame = HeldFrame::decode(id, stored);
     highest = std::max(highest, id);
     if (!frame) {
       log::error("a held frame in the store is unreadable; dropped", {{"id", id}});
-      held_changes_.deletes.push_back(id);
+      verification_writes_.held_deletes.push_back(id);
       continue;
     }
     const std::string did = frame->did;
@@ -84,35 +89,69 @@ void EventSequencer::hold_frame(const std::string& did, const FrameBatch& frames
   frame.receive_time_us = frames.headers[index].receive_time_us;
   const auto* data = static_cast<const std::uint8_t*>(frames.frames[index].data());
   frame.bytes.assign(data, data + frames.frames[index].size());
-  held_changes_.puts.emplace_back(frame.id, frame.encode());
+  verification_writes_.held_puts.emplace_back(frame.id, frame.encode());
   const HeldCommits::Ask ask = held_.add(std::move(frame), refresh);
   if (ask != HeldCommits::Ask::nothing) {
     resolutions_to_request_.emplace_back(did, ask == HeldCommits::Ask::refresh);
   }
 }
 
-void EventSequencer::hold_frames(DecodedBatch& batch) {
-  if (batch.held.empty() && held_.frame_count() == 0) return;
+namespace {
+
+/// An event that will not be stored now is not counted now (a held one is when released).
+void uncount(const firehose::PendingEvent& event, firehose::DecodeStats& stats) {
+  --stats.events;
+  --stats.events_by_kind[static_cast<std::size_t>(event.kind)];
+}
+
+}  // namespace
+
+bool EventSequencer::rev_increases(std::string_view did, std::string_view rev, std::int64_t seq,
+                                   firehose::DecodeStats& stats) {
+  if (revisions_ == nullptr || revisions_->advance(did, rev)) return true;
+  ++stats.drops[static_cast<std::size_t>(firehose::DropReason::rev_not_increasing)];
+  log::warn_every(std::chrono::seconds(10), "rev_not_increasing",
+                  "a commit failed verification; dropped",
+                  {{"reason", "rev_not_increasing"}, {"did", did}, {"seq", seq}, {"rev", rev}});
+  return false;
+}
+
+void EventSequencer::screen_frames(DecodedBatch& batch) {
+  const bool any_held = std::any_of(batch.gated.begin(), batch.gated.end(),
+                                    [](const auto& commit) { return commit.held; });
+  if (!any_held && revisions_ == nullptr && held_.frame_count() == 0) return;
   if (!batch.frames) {
-    log::error("decode pipeline: a batch with held commits lost its frames");
+    log::error("decode pipeline: a batch with gated commits lost its frames");
     std::abort();
   }
   std::vector<firehose::PendingEvent> kept;
   kept.reserve(batch.events.size());
-  std::size_t next_held = 0;
-  std::optional<std::uint32_t> last_held_frame;  // a frame yields several events: hold it once
+  std::size_t next_commit = 0;
+  // A frame yields several events: it is held, or dropped, once.
+  std::optional<std::uint32_t> held_frame;
+  std::optional<std::uint32_t> dropped_frame;
   for (std::size_t position = 0; position <= batch.events.size(); ++position) {
-    for (; next_held < batch.held.size() && batch.held[next_held].position == position;
-         ++next_held) {
-      const auto& held = batch.held[next_held];
-      hold_frame(held.did, *batch.frames, held.frame, held.refresh);
+    for (; next_commit < batch.gated.size() && batch.gated[next_commit].position == position;
+         ++next_commit) {
+      const auto& commit = batch.gated[next_commit];
+      if (commit.held || held_.holds(commit.did)) {
+        // Behind a held frame of its DID, a passed commit waits too: order per DID is kept.
+        hold_frame(commit.did, *batch.frames, commit.frame, commit.held && commit.refresh);
+        held_frame = commit.frame;
+      } else if (!rev_increases(commit.did, commit.rev,
+                                batch.frames->headers[commit.frame].upstream_seq, batch.stats)) {
+        dropped_frame = commit.frame;
+      }
     }
     if (position == batch.events.size()) break;
     firehose::PendingEvent& event = batch.events[position];
     const std::uint32_t frame = batch.event_frames.at(position);
-    if (held_.holds(event.did)) {
-      if (last_held_frame != frame) hold_frame(event.did, *batch.frames, frame, false);
-      last_held_frame = frame;
+    if (frame == held_frame || frame == dropped_frame) {
+      uncount(event, batch.stats);
+    } else if (held_.holds(event.did)) {
+      hold_frame(event.did, *batch.frames, frame, false);
+      held_frame = frame;
+      uncount(event, batch.stats);
     } else {
       kept.push_back(std::move(event));
     }
@@ -127,8 +166,10 @@ bool EventSequencer::release(const std::string& did, const std::atomic<bool>& st
   release_encoder_.reset_stats();
   release_verifier_->set_refresh_tried(released.refreshed);
   std::int64_t oldest_receive = std::numeric_limits<std::int64_t>::max();
+  firehose::DecodeStats screened;  // what the rev check removed from the encoder's counts
   while (!released.frames.empty()) {
     HeldFrame& frame = released.frames.front();
+    const std::size_t first_event = batch.events.size();
     const auto outcome = release_encoder_.events_from_frame(frame.bytes, batch.events);
     if (outcome.held) {
       // A signature failed against a document that was not fetched afresh, or the DID left the
@@ -145,7 +186,15 @@ bool EventSequencer::release(const std::string& did, const std::atomic<bool>& st
       }
       break;
     }
-    held_changes_.deletes.push_back(frame.id);
+    if (outcome.gate_passed &&
+        !rev_increases(outcome.repo, outcome.rev, frame.upstream_seq, screened)) {
+      for (std::size_t i = first_event; i < batch.events.size(); ++i) {
+        ++screened.events;
+        ++screened.events_by_kind[static_cast<std::size_t>(batch.events[i].kind)];
+      }
+      batch.events.resize(first_event);
+    }
+    verification_writes_.held_deletes.push_back(frame.id);
     oldest_receive = std::min(oldest_receive, frame.receive_time_us);
     released.frames.pop_front();
   }
@@ -153,6 +202,13 @@ bool EventSequencer::release(const std::string& did, const std::atomic<bool>& st
   // The workers counted these frames already; only the drops and events are new.
   batch.stats.frames = 0;
   batch.stats.frames_by_type = {};
+  batch.stats.events -= screened.events;
+  for (std::size_t kind = 0; kind < screened.events_by_kind.size(); ++kind) {
+    batch.stats.events_by_kind[kind] -= screened.events_by_kind[kind];
+  }
+  for (std::size_t reason = 0; reason < screened.drops.size(); ++reason) {
+    batch.stats.drops[reason] += screened.drops[reason];
+  }
   batch.oldest_receive_time_us =
       oldest_receive == std::numeric_limits<std::int64_t>::max() ? 0 : oldest_receive;
   batch.cursor = cursor_;
@@ -160,7 +216,7 @@ bool EventSequencer::release(const std::string& did, const std::atomic<bool>& st
 }
 
 bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stopping, bool may_hold) {
-  if (verification_ && may_hold) hold_frames(batch);
+  if (verification_ && may_hold) screen_frames(batch);
   probe_.record_decode_stats(batch.stats);
   for (const auto& text : batch.upstream_errors) {
     log::warn_every(std::chrono::seconds(10), "upstream_error_frame",
@@ -206,7 +262,8 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
   }
   const auto write_start = std::chrono::steady_clock::now();
   std::string error;
-  while (!store_.append(views_, changes_, cursor_, held_changes_, error)) {
+  if (revisions_ != nullptr) verification_writes_.repo_revs.swap(revisions_->pending_writes());
+  while (!store_.append(views_, changes_, cursor_, verification_writes_, error)) {
     probe_.record_store_error();
     log::error("event log write failed; retrying in 1s (nothing is acknowledged meanwhile)",
                {{"error", error}, {"events", count}});
@@ -219,8 +276,13 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
       std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
   counters_.durable_cursor.store(cursor_, std::memory_order_release);
   if (verification_) {
-    held_changes_ = {};
+    verification_writes_.held_puts.clear();
+    verification_writes_.held_deletes.clear();
+    verification_writes_.repo_revs.clear();
     probe_.set_held_frames(held_.frame_count(), held_.did_count());
+    if (revisions_ != nullptr) {
+      probe_.set_repo_revisions(revisions_->size(), revisions_->store_reads());
+    }
     // Asked only now that the frames waiting for them are stored: an answer cannot overtake them.
     for (const auto& [did, refresh] : resolutions_to_request_) {
       verification_->request_resolution(did, refresh);

@@ -20,6 +20,7 @@
 #include "services/decode/decode_probe.hpp"
 #include "services/decode/event_store.hpp"
 #include "services/decode/held_commits.hpp"
+#include "services/decode/repo_revisions.hpp"
 #include "services/decode/stage_messages.hpp"
 
 namespace jetstream::decode {
@@ -77,6 +78,10 @@ class EventSequencer {
     /// Asks for the DID's resolution; its answer must come back as release(did). Called on the
     /// sequencer's thread, after the frames that wait for it are stored.
     std::function<void(const std::string& did, bool refresh)> request_resolution;
+    /// --verify full: drop a commit whose rev is not above its repository's last stored rev,
+    /// keeping this many repositories' revs in memory (the rest are read from the store).
+    bool check_revs = false;
+    std::size_t rev_cache_size = 250'000;
   };
   /// Turns verification on: loads the frames a previous run held and asks for their DIDs.
   void enable_verification(Verification verification);
@@ -89,8 +94,11 @@ class EventSequencer {
   /// `may_hold` is false for frames being released: their DID is no longer held.
   bool commit(DecodedBatch& batch, const std::atomic<bool>& stopping, bool may_hold = true);
   /// Moves the events of DIDs with held frames, and the held commits, out of `batch` into held
-  /// frames (and `held_changes_`).
-  void hold_frames(DecodedBatch& batch);
+  /// frames (and `verification_writes_`); drops the commits whose rev does not increase.
+  void screen_frames(DecodedBatch& batch);
+  /// --verify full: whether a passed commit's rev increases; counts and logs the drop when not.
+  bool rev_increases(std::string_view did, std::string_view rev, std::int64_t seq,
+                     firehose::DecodeStats& stats);
   void hold_frame(const std::string& did, const FrameBatch& frames, std::uint32_t index,
                   bool refresh);
 
@@ -116,7 +124,8 @@ class EventSequencer {
   // --verify
   std::optional<Verification> verification_;
   HeldCommits held_;
-  EventStore::HeldFrameChanges held_changes_;  ///< written with the next append
+  EventStore::VerificationWrites verification_writes_;  ///< written with the next append
+  std::unique_ptr<RepoRevisions> revisions_;            // --verify full
   std::vector<std::pair<std::string, bool>> resolutions_to_request_;
   firehose::V1Encoder release_encoder_;
   std::unique_ptr<CommitVerifier> release_verifier_;

@@ -51,6 +51,7 @@ constexpr std::string_view kMetaTwinCountPrefix = "twin_count:";  // + group: re
 constexpr std::string_view kMetaTwinCountEnd = "twin_count;";     // ';' follows ':'
 constexpr std::string_view kMetaHeldPrefix = "held:";  // + 8-byte big-endian id: a held frame
 constexpr std::string_view kMetaHeldEnd = "held;";
+constexpr std::string_view kMetaRepoRevPrefix = "rev:";  // + DID: its last rev (--verify full)
 /// Twin rows changed per write while the twin is reconciled, built or expired.
 constexpr std::size_t kTwinRowsPerWrite = 10'000;
 
@@ -587,8 +588,8 @@ bool EventStore::reopen_writable(std::string& error) {
 bool EventStore::append(std::span<const proto::EventView> events,
                         std::span<const RecordChange> changes, std::int64_t upstream_cursor,
                         std::string& error) {
-  static const HeldFrameChanges kNoHeldFrames;
-  return append(events, changes, upstream_cursor, kNoHeldFrames, error);
+  static const VerificationWrites kNoVerificationWrites;
+  return append(events, changes, upstream_cursor, kNoVerificationWrites, error);
 }
 
 namespace {
@@ -621,9 +622,21 @@ std::vector<std::pair<std::uint64_t, std::string>> EventStore::held_frames() con
   return out;
 }
 
+std::optional<std::string> EventStore::repo_rev(std::string_view did) const {
+  std::shared_lock guard(db_guard_);
+  if (!db_) return std::nullopt;
+  std::string key(kMetaRepoRevPrefix);
+  key.append(did);
+  std::string value;
+  if (!db_->db->Get(rocksdb::ReadOptions(), db_->meta, slice(key), &value).ok()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
 bool EventStore::append(std::span<const proto::EventView> events,
                         std::span<const RecordChange> changes, std::int64_t upstream_cursor,
-                        const HeldFrameChanges& held, std::string& error) {
+                        const VerificationWrites& verification, std::string& error) {
   std::lock_guard lock(write_mutex_);
   std::shared_lock guard(db_guard_);
   if (!writable()) {
@@ -745,11 +758,18 @@ bool EventStore::append(std::span<const proto::EventView> events,
     put = batch.Put(db_->meta, slice(kMetaOldestTimeUs),
                     rocksdb::Slice(oldest_bytes.data(), oldest_bytes.size()));
   }
-  for (std::size_t i = 0; put.ok() && i < held.puts.size(); ++i) {
-    put = batch.Put(db_->meta, slice(held_key(held.puts[i].first)), slice(held.puts[i].second));
+  for (std::size_t i = 0; put.ok() && i < verification.held_puts.size(); ++i) {
+    const auto& [id, bytes] = verification.held_puts[i];
+    put = batch.Put(db_->meta, slice(held_key(id)), slice(bytes));
   }
-  for (std::size_t i = 0; put.ok() && i < held.deletes.size(); ++i) {
-    put = batch.Delete(db_->meta, slice(held_key(held.deletes[i])));
+  for (std::size_t i = 0; put.ok() && i < verification.held_deletes.size(); ++i) {
+    put = batch.Delete(db_->meta, slice(held_key(verification.held_deletes[i])));
+  }
+  std::string rev_key;
+  for (std::size_t i = 0; put.ok() && i < verification.repo_revs.size(); ++i) {
+    const auto& [did, rev] = verification.repo_revs[i];
+    rev_key.assign(kMetaRepoRevPrefix).append(did);
+    put = batch.Put(db_->meta, slice(rev_key), slice(rev));
   }
   if (put.ok()) put = db_->db->Write(db_->write_options, &batch);
   // A batch grown by one huge append should not stay pinned for the life of the process.

@@ -183,18 +183,23 @@ class EventStore {
   bool append(std::span<const proto::EventView> events, std::span<const RecordChange> changes,
               std::int64_t upstream_cursor, std::string& error);
 
-  /// --verify: frames held until their DID resolves (services/decode/held_commits.hpp). They are
-  /// written in the same batch as the events beside which they were held, and deleted in the
-  /// batch that stores their events, so a crash loses none and applies none twice.
-  struct HeldFrameChanges {
-    std::vector<std::pair<std::uint64_t, std::string>> puts;  ///< id → opaque bytes
-    std::vector<std::uint64_t> deletes;
-    bool empty() const { return puts.empty() && deletes.empty(); }
+  /// --verify's own rows, written in the same batch as the events they go with, so a crash loses
+  /// none and applies none twice: frames held until their DID resolves
+  /// (services/decode/held_commits.hpp), put beside the events they were held among and deleted
+  /// in the batch that stores their events; and (--verify full) each repository's last rev.
+  struct VerificationWrites {
+    std::vector<std::pair<std::uint64_t, std::string>> held_puts;  ///< id → opaque bytes
+    std::vector<std::uint64_t> held_deletes;
+    std::vector<std::pair<std::string, std::string>> repo_revs;  ///< DID → rev
+    bool empty() const { return held_puts.empty() && held_deletes.empty() && repo_revs.empty(); }
   };
   bool append(std::span<const proto::EventView> events, std::span<const RecordChange> changes,
-              std::int64_t upstream_cursor, const HeldFrameChanges& held, std::string& error);
+              std::int64_t upstream_cursor, const VerificationWrites& verification,
+              std::string& error);
   /// Every held frame, by id (read once at start).
   [[nodiscard]] std::vector<std::pair<std::uint64_t, std::string>> held_frames() const;
+  /// The last rev stored for the repository `did` (--verify full); nullopt when none.
+  [[nodiscard]] std::optional<std::string> repo_rev(std::string_view did) const;
 
   // ---- The compacted twin (compacted_twin.hpp; README.md "Compacted twin").
 

@@ -62,7 +62,8 @@ sequencer_actor::behavior_type sequencer_behavior(
           resolver->resolve(did, refresh, [handle, did](const identity::ResolutionPtr&) {
             caf::anon_send(handle, resolved_atom::value, did);
           });
-        }});
+        },
+        verification.check_revs, verification.rev_cache_size});
   }
   self->send(self, tick_atom::value);
   return {

@@ -28,6 +28,8 @@ struct SequencerVerification {
   identity::DidResolver* resolver = nullptr;
   http::HttpClient* http_client = nullptr;  ///< for its metrics
   CommitVerifier::Options options;
+  bool check_revs = false;  ///< --verify full
+  std::size_t rev_cache_size = 250'000;
 };
 
 /// What the sequencer actor uses; every pointer outlives the actor.

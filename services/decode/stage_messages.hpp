@@ -40,14 +40,17 @@ struct DecodedBatch {
   std::vector<std::string> upstream_errors;  ///< bounded texts of upstream error frames
 
   // --verify only (empty otherwise).
-  /// A commit the CommitGate held, where its events would have been in `events`.
-  struct HeldCommit {
+  /// A commit the CommitGate held or passed, in frame order; a passed commit's events (if any)
+  /// start at `position` in `events`, a held commit's would have been there.
+  struct GatedCommit {
     std::size_t position = 0;
     std::uint32_t frame = 0;  ///< index in `frames`
     std::string did;
-    bool refresh = false;  ///< its signature failed against a cached key
+    std::string rev;
+    bool held = false;
+    bool refresh = false;  ///< held: its signature failed against a cached key
   };
-  std::vector<HeldCommit> held;
+  std::vector<GatedCommit> gated;
   /// The frames, kept so the sequencer can hold any frame of a DID that has frames waiting,
   /// and the frame each event came from.
   std::shared_ptr<const FrameBatch> frames;

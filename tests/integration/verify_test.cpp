@@ -2,7 +2,9 @@
 // untouched; forged ones are dropped with their reason; a DID is resolved once, through a PLC
 // directory on loopback (a raw-socket stand-in here; the e2e suite runs the real
 // @did-plc/server), while its commits wait in order; a rotated key is re-resolved before a commit
-// is rejected; frames held while the directory is silent survive kill -9.
+// is rejected; frames held while the directory is silent survive kill -9. --verify full: Sync 1.1
+// frames of real repositories pass, forged ops, another prevData and revs that do not increase
+// are dropped with their reason, also across kill -9.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -266,6 +268,74 @@ TEST_F(Verify, FramesHeldWhileTheDirectoryIsSilentSurviveKillNine) {
   support::ReplayClient after(context_, decode.replay_endpoint);
   ASSERT_TRUE(all_frames_decided(decode, frames_.size())) << decode.process.log();
   expect_per_did_order(commits_in(after.read_all({})), expected_);
+}
+
+TEST_F(Verify, FullProvesEachCommitAndDropsForgeriesAndRevsThatDoNotIncreaseAcrossKillNine) {
+  plc_.set(kAlice, document_for(kAlice, &alice_));
+  plc_.set(kBob, document_for(kBob, &bob_));
+  support::TestRepo alice(kAlice, alice_);
+  support::TestRepo bob(kBob, bob_);
+  const std::int64_t base_us = 1767225600000000;  // 2026-01-01: revs in the past
+  const auto rev = [&](int n) { return support::tid_at(base_us + n * 1000); };
+  const auto seq = [this] { return static_cast<std::int64_t>(frames_.size() + 1); };
+  const auto post = [](const std::string& rkey) { return "app.bsky.feed.post/" + rkey; };
+
+  add(alice.commit(seq(), rev(1), {{"create", post("a1"), "one"}}), kAlice, "a1");
+  add(alice.commit(seq(), rev(2),
+                   {{"create", post("a2"), "two"}, {"create", "app.bsky.feed.like/l1", "like"}}),
+      kAlice, "a2");
+  expected_.push_back({kAlice, "l1"});
+  add(bob.commit(seq(), rev(3), {{"create", post("b1"), "bee"}}), kBob, "b1");
+  add(alice.commit(seq(), rev(4), {{"create", post("f1"), "forged"}},
+                   {.op_cid_unlike_tree = true}));  // ops_mismatch
+  add(alice.commit(seq(), rev(5), {{"update", post("a1"), "changed"}},
+                   {.other_prev_data = true}));                                // mst_mismatch
+  add(alice.commit(seq(), rev(2), {{"create", post("a3"), "replayed rev"}}));  // rev_not_increasing
+  add(bob.commit(seq(), rev(7), {{"delete", post("b1"), ""}}), kBob, "b1");
+  add(alice.commit(seq(), rev(8), {{"update", post("a2"), "two, edited"}}), kAlice, "a2");
+  add(alice.commit(seq(), rev(9), {{"create", post("o1"), "old style"}}, {.no_prev_data = true}),
+      kAlice, "o1");  // passed, unproven
+  const std::int64_t tomorrow_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::system_clock::now().time_since_epoch() + std::chrono::hours(24))
+          .count();
+  add(alice.commit(seq(), support::tid_at(tomorrow_us), {{"create", post("t1"), "tomorrow"}}));
+  add(alice.commit(seq(), rev(3), {{"create", post("low"), "lower rev"}}));  // rev_not_increasing
+
+  std::vector<std::string> args = decode_args();
+  args[1] = "full";
+  support::FakeIngest ingest(context_, frames_, 2ms);
+  support::DecodeUnderTest decode(ingest, "verify-full", args);
+  ASSERT_TRUE(decode.start());
+  ASSERT_TRUE(all_frames_decided(decode, frames_.size())) << decode.process.log();
+  support::ReplayClient client(context_, decode.replay_endpoint);
+  expect_per_did_order(commits_in(client.read_all({})), expected_);
+  auto scrape = support::http_get(decode.metrics_port, "/metrics").body;
+  const auto drops = [&scrape](const std::string& reason) {
+    return support::metric_value(scrape, "jetstream_decode_drops_total{reason=\"" + reason + "\"}");
+  };
+  EXPECT_EQ(drops("ops_mismatch"), 1);
+  EXPECT_EQ(drops("mst_mismatch"), 1);
+  EXPECT_EQ(drops("rev_not_increasing"), 2);
+  EXPECT_EQ(drops("rev_in_future"), 1);
+  EXPECT_EQ(drops("bad_signature"), 0);
+  EXPECT_EQ(support::metric_value(scrape, "jetstream_decode_verify_unproven_commits_total"), 1);
+  EXPECT_EQ(support::metric_value(scrape, "jetstream_decode_verify_repo_revs"), 2);
+
+  // The last revs are stored with the events: after kill -9, a repeated rev is still refused.
+  decode.process.kill_now();
+  const std::size_t before_restart = frames_.size();
+  add(alice.commit(seq(), rev(9), {{"create", post("again"), "same rev as o1"}}));
+  add(alice.commit(seq(), rev(12), {{"create", post("a4"), "four"}}), kAlice, "a4");
+  for (std::size_t i = before_restart; i < frames_.size(); ++i) ingest.append(frames_[i]);
+  ASSERT_TRUE(decode.start());
+  ASSERT_TRUE(all_frames_decided(decode, frames_.size())) << decode.process.log();
+  support::ReplayClient after(context_, decode.replay_endpoint);
+  expect_per_did_order(commits_in(after.read_all({})), expected_);
+  scrape = support::http_get(decode.metrics_port, "/metrics").body;
+  EXPECT_EQ(drops("rev_not_increasing"), 1);
+  EXPECT_EQ(support::metric_value(scrape, "jetstream_decode_verify_rev_store_reads_total"), 1)
+      << "alice's last rev came from the store";
 }
 
 // Verification changes nothing on the wire: an accepted event is, byte for byte (time_us aside),

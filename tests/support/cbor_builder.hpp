@@ -115,33 +115,41 @@ inline Bytes make_car(const std::vector<Bytes>& roots,
 struct TestOp {
   std::string action;
   std::string path;
-  Bytes cid;  ///< empty = null
+  Bytes cid;     ///< empty = null
+  Bytes prev{};  ///< Sync 1.1: the record's CID before the op; empty = no `prev` key
 };
 
 /// A complete `#commit` frame (header + body).
 inline Bytes make_commit_frame(std::int64_t seq, std::string_view repo, std::string_view rev,
                                const Bytes& car, const std::vector<TestOp>& ops,
                                std::string_view time = "2026-07-04T14:38:08.999Z",
-                               bool too_big = false, const Bytes* commit_cid = nullptr) {
+                               bool too_big = false, const Bytes* commit_cid = nullptr,
+                               const Bytes* prev_data = nullptr) {
   CborBuilder frame;
   frame.map(2).text("t").text("#commit").text("op").uint(1);
   frame.map(12);
   frame.text("ops").array(ops.size());
   for (const auto& op : ops) {
-    frame.map(3).text("cid");
+    frame.map(op.prev.empty() ? 3 : 4).text("cid");
     if (op.cid.empty()) {
       frame.null();
     } else {
       frame.link(op.cid);
     }
     frame.text("path").text(op.path).text("action").text(op.action);
+    if (!op.prev.empty()) frame.text("prev").link(op.prev);
   }
   frame.text("rev").text(rev).text("seq").integer(seq).text("repo").text(repo);
   frame.text("time").text(time).text("blobs").array(0).text("since").null();
   frame.text("blocks").bytes(car).text("commit").link(
       commit_cid != nullptr ? *commit_cid : cid_of(codec::kCodecDagCbor, {0xa0}));
   frame.text("rebase").boolean(false).text("tooBig").boolean(too_big);
-  frame.text("prevData").null();
+  frame.text("prevData");
+  if (prev_data != nullptr) {
+    frame.link(*prev_data);
+  } else {
+    frame.null();
+  }
   return frame.take();
 }
 

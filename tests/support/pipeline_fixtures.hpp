@@ -90,6 +90,11 @@ class FakeIngest {
     std::lock_guard lock(mutex_);
     new_epoch();
   }
+  /// A frame after the ones given: the stream goes on with it.
+  void append(CorpusFrame frame) {
+    std::lock_guard lock(mutex_);
+    frames_.push_back(std::move(frame));
+  }
   /// Drops `count` frame envelopes (as a full ZeroMQ queue would).
   void lose_next_frames(int count) { to_lose_ = count; }
   /// Publishes one multipart message of these parts as they are (a broken one, for the tests of

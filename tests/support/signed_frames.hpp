@@ -1,11 +1,19 @@
 // Test-only `#commit` frames signed like a PDS signs them: the CAR holds the signed commit block
 // and the record, the frame's `commit` links the commit block. Variants forge what --verify must
-// catch (another key, a high-S signature, a commit block of another repository).
+// catch (another key, a high-S signature, a commit block of another repository). TestRepo keeps a
+// real repository (records in an MST) and writes Sync 1.1 frames for its commits, with forgeries
+// of what --verify full must catch (ops unlike the blocks, another prevData).
 #pragma once
 
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "common/codec/mst.hpp"
 #include "tests/support/cbor_builder.hpp"
 #include "tests/support/test_signing_key.hpp"
 
@@ -39,6 +47,106 @@ inline Bytes make_signed_commit_frame(std::int64_t seq, std::string_view did, st
   return make_commit_frame(seq, did, rev, car, {{"create", path, record_cid}},
                            "2026-07-04T14:38:08.999Z", false, &commit_cid);
 }
+
+/// The TID (a commit rev) of `time_us` with clock id `clock_id` (0..1023).
+inline std::string tid_at(std::int64_t time_us, unsigned clock_id = 0) {
+  constexpr std::string_view kAlphabet = "234567abcdefghijklmnopqrstuvwxyz";
+  std::uint64_t bits = (static_cast<std::uint64_t>(time_us) << 10) | (clock_id & 1023u);
+  std::string tid(13, '2');
+  for (std::size_t i = tid.size(); i-- > 0;) {
+    tid[i] = kAlphabet[bits & 31u];
+    bits >>= 5;
+  }
+  return tid;
+}
+
+/// A repository signed by one key, whose commits become Sync 1.1 `#commit` frames: `prevData` and
+/// each op's `prev` set, the CAR holding the signed commit, the records written and every node of
+/// the tree after the commit (more than a PDS sends; a proof needs only the nodes on the changed
+/// paths).
+class TestRepo {
+ public:
+  TestRepo(std::string did, const TestSigningKey& signer) : did_(std::move(did)), signer_(signer) {}
+
+  struct Change {
+    std::string action;  ///< create | update | delete
+    std::string path;    ///< collection/rkey
+    std::string text;    ///< the record's text (create, update)
+  };
+  struct Forgery {
+    bool other_prev_data = false;     ///< prevData names another tree
+    bool op_cid_unlike_tree = false;  ///< the first op's CID is not what the tree holds
+    bool no_prev_data = false;        ///< a frame older than Sync 1.1
+  };
+
+  const std::string& did() const { return did_; }
+
+  /// The frame of a commit at `rev` applying `changes`. The repository moves on even when the
+  /// frame is forged, as a PDS's would.
+  Bytes commit(std::int64_t seq, std::string_view rev, const std::vector<Change>& changes) {
+    return commit(seq, rev, changes, Forgery{});
+  }
+  Bytes commit(std::int64_t seq, std::string_view rev, const std::vector<Change>& changes,
+               const Forgery& forgery) {
+    const std::string before = tree_.root_cid();
+    std::vector<TestOp> ops;
+    std::vector<std::pair<Bytes, Bytes>> blocks;
+    for (const Change& change : changes) {
+      TestOp op{change.action, change.path, {}, {}};
+      const auto stored = records_.find(change.path);
+      if (stored != records_.end()) op.prev = stored->second;
+      if (change.action == "delete") {
+        require(!tree_.remove(change.path), change.path);
+        records_.erase(change.path);
+      } else {
+        CborBuilder record;
+        const std::string collection = change.path.substr(0, change.path.find('/'));
+        record.map(3).text("text").text(change.text).text("$type").text(collection);
+        record.text("createdAt").text("2026-07-04T14:38:08.999Z");
+        const Bytes bytes = record.take();
+        op.cid = cid_of(codec::kCodecDagCbor, bytes);
+        blocks.emplace_back(op.cid, bytes);
+        const auto error = change.action == "create" ? tree_.insert(change.path, op.cid)
+                                                     : tree_.update(change.path, op.cid);
+        require(!error, change.path);
+        records_[change.path] = op.cid;
+      }
+      ops.push_back(std::move(op));
+    }
+    const std::string after = tree_.root_cid();
+    tree_.for_each_encoded_node([&](std::string_view cid, byte_view block) {
+      blocks.emplace_back(Bytes(cid.begin(), cid.end()), Bytes(block.begin(), block.end()));
+    });
+    const Bytes data(after.begin(), after.end());
+    const Bytes signed_commit = make_signed_commit(did_, rev, data, signer_);
+    const Bytes commit_cid = cid_of(codec::kCodecDagCbor, signed_commit);
+    blocks.emplace_back(commit_cid, signed_commit);
+    Bytes prev_data(before.begin(), before.end());
+    if (forgery.other_prev_data) prev_data = cid_of(codec::kCodecDagCbor, {0xa1, 0x61, 0x7a, 0x07});
+    if (forgery.op_cid_unlike_tree && !ops.empty()) {
+      ops.front().cid = cid_of(codec::kCodecDagCbor, {0xa1, 0x61, 0x79, 0x07});
+    }
+    if (forgery.no_prev_data) {
+      for (TestOp& op : ops) op.prev.clear();
+    }
+    const Bytes car = make_car({commit_cid}, blocks);
+    return make_commit_frame(seq, did_, rev, car, ops, "2026-07-04T14:38:08.999Z", false,
+                             &commit_cid, forgery.no_prev_data ? nullptr : &prev_data);
+  }
+
+ private:
+  /// A change the repository cannot make is a mistake in the test itself.
+  static void require(bool ok, const std::string& path) {
+    if (ok) return;
+    std::fprintf(stderr, "TestRepo: cannot apply the change of %s\n", path.c_str());
+    std::abort();
+  }
+
+  std::string did_;
+  const TestSigningKey& signer_;
+  codec::MstTree tree_;
+  std::map<std::string, Bytes> records_;
+};
 
 /// An `#identity` frame for `did`.
 inline Bytes make_identity_frame(std::int64_t seq, std::string_view did) {

@@ -1,12 +1,18 @@
-// Contracts of decode's CommitVerifier (the --verify signatures gate) and HeldCommits, driven by
-// hand: a cache filled by the test, frames built and signed by the test.
+// Contracts of decode's CommitVerifier (the --verify gate, signatures and full), HeldCommits and
+// RepoRevisions, driven by hand: a cache filled by the test, frames built and signed by the test
+// (TestRepo: real repositories for the Sync 1.1 checks).
 #include "services/decode/commit_verifier.hpp"
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
+#include <string>
+
 #include "common/codec/car.hpp"
 #include "common/firehose/frame.hpp"
 #include "services/decode/held_commits.hpp"
+#include "services/decode/repo_revisions.hpp"
 #include "tests/support/signed_frames.hpp"
 
 namespace jetstream::decode {
@@ -111,6 +117,110 @@ TEST(CommitVerifier, AnIdentityEventForgetsTheCachedDocument) {
   f.cache.put(kDid, resolved_with(&f.key), 1000);
   f.worker.identity_changed(kDid);
   EXPECT_EQ(f.call.ask(f.worker, frame_by(f.key)).verdict, CommitGate::Verdict::hold);
+}
+
+/// A verifier for --verify full at a realistic clock (revs are checked against it).
+struct FullFixture {
+  identity::IdentityCache cache{10};
+  std::int64_t now = 1'780'000'000'000'000;  // 2026-05
+  TestSigningKey key = TestSigningKey::from_seed(crypto::Curve::p256, 7);
+  testing::TestRepo repo{std::string(kDid), key};
+  CommitVerifier::Options options;
+  GateCall call;
+  FullFixture() {
+    options.full = true;
+    cache.put(kDid, resolved_with(&key), now + 1000);
+  }
+  CommitVerifier verifier() {
+    return CommitVerifier{cache, [this] { return now; }, options};
+  }
+  std::string rev(int n) const { return testing::tid_at(now - 1'000'000'000 + n); }
+};
+
+TEST(CommitVerifier, FullPassesProvenCommitsOfARealRepository) {
+  FullFixture f;
+  auto verifier = f.verifier();
+  using Change = testing::TestRepo::Change;
+  std::vector<Change> creates;
+  for (int i = 0; i < 40; ++i)
+    creates.push_back({"create", "app.bsky.feed.post/p" + std::to_string(i), "x"});
+  const auto first = f.call.ask(verifier, f.repo.commit(1, f.rev(1), creates));
+  EXPECT_EQ(first.verdict, CommitGate::Verdict::pass);
+  EXPECT_FALSE(first.unproven);
+  const auto second =
+      f.call.ask(verifier, f.repo.commit(2, f.rev(2),
+                                         {{"update", "app.bsky.feed.post/p3", "y"},
+                                          {"delete", "app.bsky.feed.post/p17", ""},
+                                          {"create", "app.bsky.feed.like/l1", "z"}}));
+  EXPECT_EQ(second.verdict, CommitGate::Verdict::pass);
+  EXPECT_FALSE(second.unproven);
+}
+
+TEST(CommitVerifier, FullDropsForgeriesBeforeAnyResolutionAndNamesThem) {
+  FullFixture f;
+  f.cache.invalidate(kDid);  // not resolved: a forgery is dropped without asking
+  auto verifier = f.verifier();
+  const auto forged_ops =
+      f.call.ask(verifier, f.repo.commit(1, f.rev(1), {{"create", "app.bsky.feed.post/a", "x"}},
+                                         {.op_cid_unlike_tree = true}));
+  EXPECT_EQ(forged_ops.verdict, CommitGate::Verdict::drop);
+  EXPECT_EQ(forged_ops.reason, DropReason::ops_mismatch);
+  const auto other_prev =
+      f.call.ask(verifier, f.repo.commit(2, f.rev(2), {{"create", "app.bsky.feed.post/b", "x"}},
+                                         {.other_prev_data = true}));
+  EXPECT_EQ(other_prev.reason, DropReason::mst_mismatch);
+  const auto future =
+      f.call.ask(verifier, f.repo.commit(3, testing::tid_at(f.now + 3'600'000'000),
+                                         {{"create", "app.bsky.feed.post/c", "x"}}));
+  EXPECT_EQ(future.reason, DropReason::rev_in_future);
+  const auto not_a_tid =
+      f.call.ask(verifier, f.repo.commit(4, "rev-4", {{"create", "app.bsky.feed.post/d", "x"}}));
+  EXPECT_EQ(not_a_tid.reason, DropReason::bad_commit);
+}
+
+TEST(CommitVerifier, FullPassesAndCountsAFrameOlderThanSync11UnlessStrict) {
+  FullFixture f;
+  auto verifier = f.verifier();
+  const auto legacy = f.call.ask(
+      verifier, f.repo.commit(1, f.rev(1), {{"create", "a.b.c/1", "x"}}, {.no_prev_data = true}));
+  EXPECT_EQ(legacy.verdict, CommitGate::Verdict::pass);
+  EXPECT_TRUE(legacy.unproven);
+  f.options.strict = true;
+  auto strict = f.verifier();
+  const auto refused = f.call.ask(
+      strict, f.repo.commit(2, f.rev(2), {{"create", "a.b.c/2", "x"}}, {.no_prev_data = true}));
+  EXPECT_EQ(refused.verdict, CommitGate::Verdict::drop);
+  EXPECT_EQ(refused.reason, DropReason::no_prev_data);
+}
+
+TEST(RepoRevisions, RevsMustIncreasePerRepositoryInMemoryAndFromTheStore) {
+  std::map<std::string, std::string, std::less<>> store{{"did:stored", "3m0000000000a"}};
+  int reads = 0;
+  RepoRevisions revisions(2, [&](std::string_view did) -> std::optional<std::string> {
+    ++reads;
+    const auto found = store.find(did);
+    if (found == store.end()) return std::nullopt;
+    return found->second;
+  });
+  EXPECT_TRUE(revisions.advance("did:a", "3m0000000000b"));
+  EXPECT_FALSE(revisions.advance("did:a", "3m0000000000b")) << "repeated";
+  EXPECT_FALSE(revisions.advance("did:a", "3m0000000000a")) << "lower";
+  EXPECT_TRUE(revisions.advance("did:a", "3m0000000000c"));
+  EXPECT_FALSE(revisions.advance("did:stored", "3m0000000000a")) << "what the store holds";
+  EXPECT_FALSE(revisions.advance("did:stored", "3m00000000002")) << "checked in memory now";
+  EXPECT_EQ(reads, 2);
+  EXPECT_TRUE(revisions.advance("did:stored", "3m0000000000d"));
+  // Accepted revs wait to be written with their events.
+  const auto& pending = revisions.pending_writes();
+  ASSERT_EQ(pending.size(), 3u);
+  EXPECT_EQ(pending[2], (std::pair<std::string, std::string>{"did:stored", "3m0000000000d"}));
+  // Capacity 2: a third repository evicts the least recent, which is then read again.
+  for (const auto& [did, rev] : pending) store[did] = rev;
+  revisions.pending_writes().clear();
+  EXPECT_TRUE(revisions.advance("did:b", "3m0000000000a"));
+  EXPECT_EQ(revisions.size(), 2u);
+  EXPECT_FALSE(revisions.advance("did:a", "3m0000000000c")) << "evicted, then read back";
+  EXPECT_EQ(reads, 4);
 }
 
 TEST(HeldCommits, FramesWaitPerDidInOrderAndAskForOneResolutionOrOneRefresh) {

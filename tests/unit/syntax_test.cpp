@@ -156,6 +156,17 @@ TEST(Tid, RejectsEveryOfficialInvalidVector) {
   expect_every_vector(path, is_valid_tid, false);
 }
 
+TEST(Tid, CarriesItsTimeInMicroseconds) {
+  // A real commit rev of 2024-11-24T19:45:13.858156Z (clock id 31).
+  EXPECT_EQ(tid_time_us("3lbprhgqz5g2z"), 1732477513858156);
+  EXPECT_EQ(tid_time_us("2222222222222"), 0);
+  EXPECT_EQ(*tid_time_us("3lbprhgqz5g22"), 1732477513858156)
+      << "the last two chars are the clock id";
+  EXPECT_LT(*tid_time_us("3lbprhgqz5g2z"), *tid_time_us("3lbprhgqz5h2z"));
+  EXPECT_EQ(tid_time_us("3lbprhgqz5g2"), std::nullopt);
+  EXPECT_EQ(tid_time_us("klbprhgqz5g2z"), std::nullopt) << "the top bit set";
+}
+
 TEST(CollectionPattern, AcceptsEveryOfficialValidNsidAsAnExactPattern) {
   JETSTREAM_REQUIRE_SHARED_FILE(path, "interop/syntax/nsid_syntax_valid.txt");
   const std::vector<VectorLine> vectors = read_vectors(path);
