@@ -272,11 +272,15 @@ def decode() -> Board:
         (f"sum(rate(jetstream_decode_twin_build_events_read_total[{RI}]))", "read")], w=8)
     b.row("Verification (--verify)")
     b.timeseries("Commits dropped by verification, by reason", [
-        (f'sum by (reason) (rate(jetstream_decode_drops_total{{reason=~"bad_signature|bad_commit|unknown_key|unresolvable_did"}}[{RI}]))',
+        (f'sum by (reason) (rate(jetstream_decode_drops_total{{reason=~"bad_signature|bad_commit|unknown_key|unresolvable_did|ops_mismatch|mst_mismatch|rev_not_increasing|rev_in_future|no_prev_data"}}[{RI}]))',
          "{{reason}}")], w=8,
         description="bad_signature: not signed by the DID's current #atproto key (after one refresh "
                     "of its document); bad_commit: the signed commit is missing or of another repo/rev; "
-                    "unknown_key: the DID document has no usable key; unresolvable_did: no document.")
+                    "unknown_key: the DID document has no usable key; unresolvable_did: no document. "
+                    "--verify full: ops_mismatch: an op is not what the signed tree holds; "
+                    "mst_mismatch: the ops do not undo to prevData; rev_not_increasing: a replayed or "
+                    "reordered commit; rev_in_future: a rev ahead of the clock; no_prev_data: "
+                    "--verify-strict and a frame older than Sync 1.1.")
     b.timeseries("Commits passed by verification", [
         (f"sum by (result) (rate(jetstream_decode_verify_commits_total[{RI}]))", "{{result}}")], w=8,
         description="verified: signature checked; passed_unverified: --verify-fail-open let through a "
@@ -286,6 +290,13 @@ def decode() -> Board:
         ("max by (instance) (jetstream_decode_verify_held_dids)", "DIDs {{instance}}")], w=8,
         description="Commits wait here (stored, not lost) while their DID resolves; every later "
                     "frame of the DID waits behind them so its order is kept.")
+    b.timeseries("Sync 1.1 (--verify full): unproven commits and rev cache", [
+        (f"sum(rate(jetstream_decode_verify_unproven_commits_total[{RI}]))", "unproven commits/s"),
+        (f"sum(rate(jetstream_decode_verify_rev_store_reads_total[{RI}]))", "revs read from the store/s"),
+        ("max by (instance) (jetstream_decode_verify_repo_revs)", "repositories in memory {{instance}}")],
+        w=8, description="Unproven: frames older than Sync 1.1 (no prevData), passed and counted "
+                         "(dropped with --verify-strict). Revs read from the store: repositories "
+                         "beyond --verify-rev-cache-size.")
     b.timeseries("Identity cache", [
         ("max by (instance) (jetstream_identity_cache_entries)", "entries {{instance}}")], w=8)
     b.timeseries("Identity cache lookups", [

@@ -220,6 +220,7 @@ std::optional<MstError> walk_mst(
 
 void MstTree::clear() {
   nodes_.clear();
+  blocks_read_.clear();
   car_ = nullptr;
   root_ = new_node(0);
 }
@@ -294,6 +295,7 @@ std::optional<MstError> MstTree::ensure_loaded(std::int32_t index, Range range) 
     node.children[gap] = child;
   }
   node.loaded = true;
+  blocks_read_.push_back(node.cid);
   return std::nullopt;
 }
 

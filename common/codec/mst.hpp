@@ -75,6 +75,9 @@ class MstTree {
 
   /// The binary CID of the root node, encoding and hashing the nodes changed since they were read.
   std::string root_cid();
+  /// The binary CIDs of the blocks read from the CAR since load(), in the order read: what a
+  /// Sync 1.1 frame must carry for the operations done (tests build minimal proofs with it).
+  const std::vector<std::string>& blocks_read() const { return blocks_read_; }
   /// After root_cid(): every node this tree encoded itself (created or changed), as (binary
   /// CID, DAG-CBOR block). Tests build repository CARs from them.
   void for_each_encoded_node(
@@ -124,6 +127,7 @@ class MstTree {
   const CarFile* car_ = nullptr;
   std::deque<Node> nodes_;  // a deque: references stay valid while nodes are added
   std::int32_t root_ = 0;
+  std::vector<std::string> blocks_read_;
   CborDocument document_;
 };
 

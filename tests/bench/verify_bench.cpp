@@ -1,7 +1,7 @@
-// decode --verify signatures, the real processes on this machine:
+// decode --verify signatures and full, the real processes on this machine:
 //
 //   build/release/tests/bench/verify_bench [--frames 60000] [--dids 2000] [--cold-dids 10000]
-//                                          [--cold-frames 300000]
+//                                          [--cold-frames 300000] [--records 200]
 //
 // Signed #commit frames (one small post each, signed like a PDS signs them) are served at full
 // speed by `jetstream-frames serve` to `jetstream-ingest` and `jetstream-decode`; a PLC directory
@@ -12,8 +12,15 @@
 //    frames/s on 2 cores.
 // 2. Cold start: --cold-frames frames of --cold-dids DIDs never seen, round robin: the time until
 //    the rate (1 s windows) reaches 90% of the warm secp256k1 figure, and the total time.
+// 3. --verify full: Sync 1.1 frames of real repositories (one per DID, --records records in its
+//    MST before the first frame; then creates, updates and deletes, each frame carrying the proof
+//    blocks a PDS sends), with off, signatures and full on the same capture. The limit: >= 10,000
+//    frames/s on 2 cores.
+// 4. Memory: the identity cache's bytes per DID (allocator figures around filling a cache with
+//    parsed documents), and the rev cache's per repository, with their default caps.
 // Events are counted off decode's jetstream_decode_events_stored_total. Exit status 0 unless the
 // pipeline failed.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -28,6 +35,9 @@
 #include <vector>
 
 #include "common/firehose/capture.hpp"
+#include "common/identity/did_document.hpp"
+#include "common/identity/identity_cache.hpp"
+#include "services/decode/repo_revisions.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_get.hpp"
 #include "tests/support/pipeline_fixtures.hpp"
@@ -42,6 +52,7 @@ using Clock = std::chrono::steady_clock;
 using jetstream::crypto::Curve;
 
 constexpr double kSignaturesLimit = 20000;
+constexpr double kFullLimit = 10000;
 
 std::string did_number(std::size_t n) {
   static constexpr char kBase32[] = "abcdefghijklmnopqrstuvwxyz234567";
@@ -92,6 +103,74 @@ std::size_t write_capture(const std::filesystem::path& path, const Population& p
   return seq;
 }
 
+/// Sync 1.1 frames of one repository per DID: a warm-up commit per DID (creating `records`
+/// records at once), then `frames` round robin: mostly creates, every 5th an update and every
+/// 10th a delete of a record made earlier.
+std::size_t write_repo_capture(const std::filesystem::path& path, const Population& people,
+                               std::size_t records, std::size_t frames) {
+  std::ofstream out(path, std::ios::binary);
+  std::vector<support::TestRepo> repos;
+  repos.reserve(people.dids.size());
+  for (std::size_t i = 0; i < people.dids.size(); ++i) repos.emplace_back(people.dids[i], people.keys[i]);
+  std::vector<std::size_t> made(people.dids.size(), 0);  // records created per repository
+  const std::int64_t base_us = 1767225600000000;           // 2026-01-01
+  std::size_t seq = 0;
+  const auto path_of = [](std::size_t n) { return "app.bsky.feed.post/r" + std::to_string(n); };
+  for (std::size_t i = 0; i < people.dids.size(); ++i) {
+    std::vector<support::TestRepo::Change> creates;
+    for (; made[i] < records; ++made[i]) creates.push_back({"create", path_of(made[i]), "a post"});
+    ++seq;
+    jetstream::firehose::write_capture_frame(
+        out, repos[i].commit(static_cast<std::int64_t>(seq),
+                             support::tid_at(base_us + static_cast<std::int64_t>(seq)), creates));
+  }
+  for (std::size_t n = 0; n < frames; ++n) {
+    const std::size_t who = n % people.dids.size();
+    const std::size_t round = n / people.dids.size();
+    ++seq;
+    support::TestRepo::Change change{"create", path_of(made[who]), "post " + std::to_string(seq)};
+    if (round % 10 == 9 && round < records) {
+      change = {"delete", path_of(round), ""};  // one of the warm-up records, never touched again
+    } else if (round % 5 == 4) {
+      change = {"update", path_of(made[who] - 1), "edited"};  // the last one created
+    } else {
+      ++made[who];
+    }
+    jetstream::firehose::write_capture_frame(
+        out, repos[who].commit(static_cast<std::int64_t>(seq),
+                               support::tid_at(base_us + static_cast<std::int64_t>(seq)), {change}));
+  }
+  return seq;
+}
+
+std::size_t allocated_bytes() { return ::mallinfo2().uordblks; }
+
+/// Bytes per entry of an identity cache filled with the parsed documents of `people`.
+double identity_cache_bytes_per_did(const Population& people) {
+  const std::size_t before = allocated_bytes();
+  {
+    jetstream::identity::IdentityCache cache(people.dids.size());
+    for (const auto& did : people.dids) {
+      auto parsed = jetstream::identity::parse_did_document(did, people.documents.at("/" + did));
+      auto resolution = std::make_shared<jetstream::identity::Resolution>();
+      resolution->document = std::get<jetstream::identity::DidDocument>(std::move(parsed));
+      cache.put(did, std::move(resolution), std::numeric_limits<std::int64_t>::max());
+    }
+    const std::size_t filled = allocated_bytes();
+    return static_cast<double>(filled - before) / static_cast<double>(people.dids.size());
+  }
+}
+
+/// Bytes per repository of decode's rev cache (--verify full) filled with `people`'s DIDs.
+double rev_cache_bytes_per_repo(const Population& people) {
+  const std::size_t before = allocated_bytes();
+  jetstream::decode::RepoRevisions revisions(people.dids.size(),
+                                             [](std::string_view) { return std::nullopt; });
+  for (const auto& did : people.dids) revisions.advance(did, "3mabcdefghij2");
+  revisions.pending_writes() = {};
+  return static_cast<double>(allocated_bytes() - before) / static_cast<double>(people.dids.size());
+}
+
 struct Sample {
   double seconds;
   double events;
@@ -104,7 +183,7 @@ struct Run {
 };
 
 Run run(const std::filesystem::path& dir, const std::filesystem::path& capture, std::size_t total,
-        const std::string& plc_url, bool verify) {
+        const std::string& plc_url, const std::string& verify) {
   Run result;
   const auto upstream_port = support::free_loopback_port();
   const auto frames_port = support::free_loopback_port();
@@ -133,9 +212,9 @@ Run run(const std::filesystem::path& dir, const std::filesystem::path& capture, 
     args.push_back("--zstd-dictionary-path");
     args.push_back(dictionary->string());
   }
-  if (verify) {
-    args.insert(args.end(), {"--verify", "signatures", "--plc-url", plc_url,
-                             "--verify-resolve-timeout", "60s"});
+  if (verify != "off") {
+    args.insert(args.end(),
+                {"--verify", verify, "--plc-url", plc_url, "--verify-resolve-timeout", "60s"});
   }
   std::filesystem::remove_all(dir / "data");
   decode.start(support::StackUnderTest::binary("services/decode/jetstream-decode"), args,
@@ -184,12 +263,13 @@ double rate_after(const Run& run, double from) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::size_t frames = 60000, dids = 2000, cold_dids = 10000, cold_frames = 300000;
+  std::size_t frames = 60000, dids = 2000, cold_dids = 10000, cold_frames = 300000, records = 200;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--frames") == 0) frames = std::stoul(argv[i + 1]);
     if (std::strcmp(argv[i], "--dids") == 0) dids = std::stoul(argv[i + 1]);
     if (std::strcmp(argv[i], "--cold-dids") == 0) cold_dids = std::stoul(argv[i + 1]);
     if (std::strcmp(argv[i], "--cold-frames") == 0) cold_frames = std::stoul(argv[i + 1]);
+    if (std::strcmp(argv[i], "--records") == 0) records = std::stoul(argv[i + 1]);
   }
   const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
   double load[1] = {0};
@@ -226,16 +306,25 @@ int main(int argc, char** argv) {
   const std::size_t k256_total = write_capture(k256_capture, k256, true, frames);
   const std::size_t p256_total = write_capture(p256_capture, p256, true, frames);
   const std::size_t cold_total = write_capture(cold_capture, cold, false, cold_frames);
+  const auto repo_capture = dir / "repos.frames";
+  const std::size_t repo_total = write_repo_capture(repo_capture, k256, records, frames);
   std::printf("signed frames: %zu DIDs per curve, one warm-up frame each, then %zu frames\n", dids,
               frames);
 
   const auto warm_from = static_cast<double>(dids);
-  const Run off = run(dir, k256_capture, k256_total, plc_url, false);
-  const Run k = run(dir, k256_capture, k256_total, plc_url, true);
-  const Run p = run(dir, p256_capture, p256_total, plc_url, true);
-  const Run c = run(dir, cold_capture, cold_total, plc_url, true);
+  const Run off = run(dir, k256_capture, k256_total, plc_url, "off");
+  const Run k = run(dir, k256_capture, k256_total, plc_url, "signatures");
+  const Run p = run(dir, p256_capture, p256_total, plc_url, "signatures");
+  const Run c = run(dir, cold_capture, cold_total, plc_url, "signatures");
+  // Events, not frames, are counted: the warm-up commit of each repository makes `records`.
+  const std::size_t repo_events = repo_total + dids * (records - 1);
+  const Run repo_off = run(dir, repo_capture, repo_events, plc_url, "off");
+  const Run repo_signatures = run(dir, repo_capture, repo_events, plc_url, "signatures");
+  const Run repo_full = run(dir, repo_capture, repo_events, plc_url, "full");
   std::filesystem::remove_all(dir);
-  if (!off.ok || !k.ok || !p.ok || !c.ok) return 1;
+  if (!off.ok || !k.ok || !p.ok || !c.ok || !repo_off.ok || !repo_signatures.ok || !repo_full.ok) {
+    return 1;
+  }
 
   const double off_rate = rate_after(off, warm_from);
   const double k_rate = rate_after(k, warm_from);
@@ -273,5 +362,29 @@ int main(int argc, char** argv) {
   } else {
     std::printf("    no 1 s window reached 90%% of the warm rate\n");
   }
+
+  const auto repo_from = static_cast<double>(dids * records);
+  const double full_off = rate_after(repo_off, repo_from);
+  const double full_signatures = rate_after(repo_signatures, repo_from);
+  const double full = rate_after(repo_full, repo_from);
+  std::printf(
+      "Sync 1.1 frames of %zu repositories (%zu records each before the first measured frame; "
+      "creates, updates, deletes with their proof blocks):\n",
+      dids, records);
+  std::printf("  --verify off:                  %9.0f frames/s\n", full_off);
+  std::printf("  --verify signatures:           %9.0f frames/s, %.2fx off\n", full_signatures,
+              full_signatures / full_off);
+  std::printf(
+      "  --verify full, secp256k1:      %9.0f frames/s (%7.0f per core), %.2fx off, "
+      "%.2fx the 10,000 limit\n",
+      full, full / per_core, full / full_off, full / kFullLimit);
+
+  const double identity_bytes = identity_cache_bytes_per_did(k256);
+  const double rev_bytes = rev_cache_bytes_per_repo(cold);
+  std::printf(
+      "memory: identity cache %.0f bytes per DID (default cap 1,000,000: %.0f MiB); rev cache "
+      "(--verify full) %.0f bytes per repository (default cap 250,000: %.0f MiB)\n",
+      identity_bytes, identity_bytes * 1e6 / 1048576.0, rev_bytes,
+      rev_bytes * 250000 / 1048576.0);
   return 0;
 }

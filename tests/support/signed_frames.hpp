@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,9 +62,10 @@ inline std::string tid_at(std::int64_t time_us, unsigned clock_id = 0) {
 }
 
 /// A repository signed by one key, whose commits become Sync 1.1 `#commit` frames: `prevData` and
-/// each op's `prev` set, the CAR holding the signed commit, the records written and every node of
-/// the tree after the commit (more than a PDS sends; a proof needs only the nodes on the changed
-/// paths).
+/// each op's `prev` set, the CAR holding the signed commit, the records written and the tree nodes
+/// a proof needs, as a PDS sends them (found by inverting the commit through the whole tree and
+/// keeping the blocks that read; the inversion must give back the root before, or the test
+/// aborts).
 class TestRepo {
  public:
   TestRepo(std::string did, const TestSigningKey& signer) : did_(std::move(did)), signer_(signer) {}
@@ -114,9 +116,7 @@ class TestRepo {
       ops.push_back(std::move(op));
     }
     const std::string after = tree_.root_cid();
-    tree_.for_each_encoded_node([&](std::string_view cid, byte_view block) {
-      blocks.emplace_back(Bytes(cid.begin(), cid.end()), Bytes(block.begin(), block.end()));
-    });
+    add_proof_blocks(before, after, ops, blocks);
     const Bytes data(after.begin(), after.end());
     const Bytes signed_commit = make_signed_commit(did_, rev, data, signer_);
     const Bytes commit_cid = cid_of(codec::kCodecDagCbor, signed_commit);
@@ -135,10 +135,39 @@ class TestRepo {
   }
 
  private:
+  /// Appends to `blocks` the tree nodes a verifier reads to check `ops` and undo them.
+  void add_proof_blocks(const std::string& before, const std::string& after,
+                        const std::vector<TestOp>& ops, std::vector<std::pair<Bytes, Bytes>>& blocks) {
+    std::vector<std::pair<Bytes, Bytes>> nodes;
+    tree_.for_each_encoded_node([&](std::string_view cid, byte_view block) {
+      nodes.emplace_back(Bytes(cid.begin(), cid.end()), Bytes(block.begin(), block.end()));
+    });
+    const Bytes whole = make_car({Bytes(after.begin(), after.end())}, nodes);
+    codec::CarFile car;
+    require(!car.open(whole), "the whole tree");
+    codec::MstTree proof;
+    require(!proof.load(car, as_bytes(after)), "the tree after");
+    std::optional<std::string> value;
+    for (const TestOp& op : ops) require(!proof.get(op.path, value), op.path);
+    for (const TestOp& op : ops) {
+      const auto error = op.action == "create"   ? proof.remove(op.path)
+                         : op.action == "update" ? proof.update(op.path, op.prev)
+                                                 : proof.insert(op.path, op.prev);
+      require(!error, op.path);
+    }
+    require(proof.root_cid() == before, "the inversion to the tree before");
+    const std::set<std::string> read(proof.blocks_read().begin(), proof.blocks_read().end());
+    for (auto& node : nodes) {
+      if (read.count(std::string(node.first.begin(), node.first.end())) != 0) {
+        blocks.push_back(std::move(node));
+      }
+    }
+  }
+
   /// A change the repository cannot make is a mistake in the test itself.
-  static void require(bool ok, const std::string& path) {
+  static void require(bool ok, const std::string& what) {
     if (ok) return;
-    std::fprintf(stderr, "TestRepo: cannot apply the change of %s\n", path.c_str());
+    std::fprintf(stderr, "TestRepo: cannot build the commit (%s)\n", what.c_str());
     std::abort();
   }
 
