@@ -28,7 +28,8 @@ CommitProof CommitProofChecker::check(const CommitBody& commit, const codec::Car
                                       byte_view data_root) {
   detail_ = {};
   paths_.clear();
-  bool legacy = !commit.prev_data.has_value();
+  // Without prevData, the ops can still be undone to the empty tree: a repository's first commit.
+  bool legacy = false;
   for (const CommitOp& op : commit.ops) {
     paths_.push_back(op.path);
     const bool is_create = op.action == "create";
@@ -59,13 +60,21 @@ CommitProof CommitProofChecker::check(const CommitBody& commit, const codec::Car
   if (legacy) return CommitProof::unproven;
 
   // Undone in any order: the tree depends on its keys only.
+  const bool first_commit = !commit.prev_data.has_value();
   for (const CommitOp& op : commit.ops) {
     const auto error = op.action == "create"   ? tree_.remove(op.path)
                        : op.action == "update" ? tree_.update(op.path, *op.prev)
                                                : tree_.insert(op.path, *op.prev);
-    if (error) return fail(CommitProof::mst_mismatch, codec::to_string(*error));
+    if (error) {
+      if (first_commit) return CommitProof::unproven;
+      return fail(CommitProof::mst_mismatch, codec::to_string(*error));
+    }
   }
   const std::string before = tree_.root_cid();
+  if (first_commit) {
+    static const std::string kEmptyTree = codec::MstTree().root_cid();
+    return before == kEmptyTree ? CommitProof::proven : CommitProof::unproven;
+  }
   if (as_bytes(before).size() != commit.prev_data->size() ||
       !std::equal(commit.prev_data->begin(), commit.prev_data->end(), as_bytes(before).begin())) {
     return fail(CommitProof::mst_mismatch, "prevData differs");

@@ -17,7 +17,8 @@ namespace jetstream::firehose {
 
 enum class CommitProof : std::uint8_t {
   proven,
-  /// Older than Sync 1.1: no prevData, or an update/delete without `prev`. Its creates and
+  /// Older than Sync 1.1: an update/delete without `prev`, or no prevData on a commit that is not
+  /// a repository's first (whose ops undo to the empty tree: that one is proven). Its creates and
   /// updates were still found in the tree; nothing else can be shown.
   unproven,
   /// An op is not what the signed tree holds (CID, presence), is malformed for Sync 1.1 (a create

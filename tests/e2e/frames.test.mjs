@@ -25,7 +25,7 @@ function skipReason() {
 const SKIP = skipReason();
 if (SKIP) console.log(`# e2e skipped: ${SKIP}`);
 
-describe('e2e: the PDS firehose decoded by jetstream-frames', { skip: SKIP, timeout: 100_000 }, () => {
+describe('e2e: the PDS firehose decoded by jetstream-frames', { skip: SKIP, timeout: 170_000 }, () => {
   const run = {};
   let lib;
 
@@ -81,60 +81,79 @@ describe('e2e: the PDS firehose decoded by jetstream-frames', { skip: SKIP, time
     assert.deepEqual(problems, []);
   });
 
-  // The same capture through ingest and decode --verify signatures, against the PDS's own PLC
-  // directory (still running): every commit the real PDS signed passes, nothing is dropped for a
-  // verification reason, and the events are those jetstream-frames decode gave (time_us aside;
-  // a DID's events may move behind another DID's while its first commit waits for the directory,
-  // so the comparison is of the sets, and of each DID's order).
-  test('decode --verify signatures passes every commit the real PDS signed, resolving DIDs through its PLC', async () => {
-    const bin = binaries(buildDir());
-    assert.ok(fs.existsSync(bin.decode) && fs.existsSync(bin.ingest) && fs.existsSync(bin.fanout),
-      `the services are not built in ${buildDir()}`);
-    const [servePort] = await freePorts(1);
-    run.serve = spawn(framesTool(), ['serve', run.capture, '--listen', `127.0.0.1:${servePort}`, '--keep-open'], {
-      stdio: 'ignore',
+  // The same capture through ingest and decode --verify signatures, then --verify full (also the
+  // Sync 1.1 proof of every commit and its rev), against the PDS's own PLC directory (still
+  // running): every commit the real PDS signed passes, nothing is dropped for a verification
+  // reason, and the events are those jetstream-frames decode gave (time_us aside; a DID's events
+  // may move behind another DID's while its first commit waits for the directory, so the
+  // comparison is of the sets, and of each DID's order).
+  for (const mode of ['signatures', 'full']) {
+    test(`decode --verify ${mode} passes every commit the real PDS signed, resolving DIDs through its PLC`, async () => {
+      const bin = binaries(buildDir());
+      assert.ok(fs.existsSync(bin.decode) && fs.existsSync(bin.ingest) && fs.existsSync(bin.fanout),
+        `the services are not built in ${buildDir()}`);
+      const [servePort] = await freePorts(1);
+      run.serve = spawn(framesTool(), ['serve', run.capture, '--listen', `127.0.0.1:${servePort}`, '--keep-open'], {
+        stdio: 'ignore',
+      });
+      run.verifyPipeline = await startPipeline({
+        wsUrl: `ws://127.0.0.1:${servePort}/xrpc/com.atproto.sync.subscribeRepos`,
+        workDir: path.join(run.work, mode),
+        dictionary: dictionaryPath(),
+        bin,
+        decodeArgs: ['--verify', mode, '--plc-url', run.pds.plc],
+      });
+      try {
+        const clients = await import('./lib/clients.mjs');
+        run.verifyClient = await clients.openRaw(`${run.verifyPipeline.fanoutWs}/subscribe?cursor=0`);
+        try {
+          await run.verifyClient.waitForCount(run.decoded.length, 30_000, `events through decode --verify ${mode}`);
+        } catch (err) {
+          const scrape = (await (await fetch(`${run.verifyPipeline.metrics.decode}/metrics`)).text())
+            .split('\n')
+            .filter((l) => /drops_total|held|resolutions|http_client/.test(l) && !l.startsWith('#'))
+            .join('\n');
+          assert.fail(`${err.message}\n${scrape}\n${run.verifyPipeline.tails(40)}`);
+        }
+        // The log is final once decode's cursor covers the capture's last frame and nothing is
+        // held; then the fanout client has everything the log holds.
+        const lastSeq = run.tap.lastSeq();
+        await waitFor(async () =>
+          (await metricValue(run.verifyPipeline.metrics.decode, 'consumer_last_seq')) >= lastSeq &&
+          (await metricValue(run.verifyPipeline.metrics.decode, 'jetstream_decode_verify_held_frames')) === 0 &&
+          (await metricValue(run.verifyPipeline.metrics.decode, 'jetstream_decode_events_stored_total')) ===
+            run.verifyClient.count(), { timeoutMs: 30_000, what: 'decode to decide every frame' });
+        const blank = (t) => t.replace(/"time_us":\d+/, '"time_us":0');
+        const got = run.verifyClient.texts().map(blank);
+        const want = run.decoded.map(blank);
+        assert.deepEqual([...got].sort(), [...want].sort());
+        const byDid = (lines) => {
+          const out = {};
+          for (const line of lines) (out[JSON.parse(line).did] ??= []).push(line);
+          return out;
+        };
+        assert.deepEqual(byDid(got), byDid(want));
+        const decodeMetrics = run.verifyPipeline.metrics.decode;
+        const reasons = ['bad_signature', 'bad_commit', 'unknown_key', 'unresolvable_did', 'ops_mismatch',
+          'mst_mismatch', 'rev_not_increasing', 'rev_in_future', 'no_prev_data'];
+        for (const reason of reasons) {
+          assert.equal(await metricValue(decodeMetrics, `jetstream_decode_drops_total{reason="${reason}"}`), 0, reason);
+        }
+        assert.ok((await metricValue(decodeMetrics, 'jetstream_identity_resolutions_total{outcome="resolved"}')) >= 3,
+          'the three accounts were resolved through the PLC');
+        if (mode === 'full') {
+          // The real PDS writes Sync 1.1 frames: every commit was proven, none passed unproven.
+          assert.equal(await metricValue(decodeMetrics, 'jetstream_decode_verify_unproven_commits_total'), 0);
+          assert.ok((await metricValue(decodeMetrics, 'jetstream_decode_verify_repo_revs')) >= 3);
+        }
+      } finally {
+        run.verifyClient?.terminate();
+        run.verifyClient = undefined;
+        await run.verifyPipeline.stop();
+        run.verifyPipeline = undefined;
+        run.serve.kill('SIGTERM');
+        run.serve = undefined;
+      }
     });
-    run.verifyPipeline = await startPipeline({
-      wsUrl: `ws://127.0.0.1:${servePort}/xrpc/com.atproto.sync.subscribeRepos`,
-      workDir: run.work,
-      dictionary: dictionaryPath(),
-      bin,
-      decodeArgs: ['--verify', 'signatures', '--plc-url', run.pds.plc],
-    });
-    const clients = await import('./lib/clients.mjs');
-    run.verifyClient = await clients.openRaw(`${run.verifyPipeline.fanoutWs}/subscribe?cursor=0`);
-    try {
-      await run.verifyClient.waitForCount(run.decoded.length, 30_000, 'events through decode --verify');
-    } catch (err) {
-      const scrape = (await (await fetch(`${run.verifyPipeline.metrics.decode}/metrics`)).text())
-        .split('\n')
-        .filter((l) => /drops_total|held|resolutions|http_client/.test(l) && !l.startsWith('#'))
-        .join('\n');
-      assert.fail(`${err.message}\n${scrape}\n${run.verifyPipeline.tails(40)}`);
-    }
-    // The log is final once decode's cursor covers the capture's last frame and nothing is held;
-    // then the fanout client has everything the log holds.
-    const lastSeq = run.tap.lastSeq();
-    await waitFor(async () =>
-      (await metricValue(run.verifyPipeline.metrics.decode, 'consumer_last_seq')) >= lastSeq &&
-      (await metricValue(run.verifyPipeline.metrics.decode, 'jetstream_decode_verify_held_frames')) === 0 &&
-      (await metricValue(run.verifyPipeline.metrics.decode, 'jetstream_decode_events_stored_total')) ===
-        run.verifyClient.count(), { timeoutMs: 30_000, what: 'decode to decide every frame' });
-    const blank = (t) => t.replace(/"time_us":\d+/, '"time_us":0');
-    const got = run.verifyClient.texts().map(blank);
-    const want = run.decoded.map(blank);
-    assert.deepEqual([...got].sort(), [...want].sort());
-    const byDid = (lines) => {
-      const out = {};
-      for (const line of lines) (out[JSON.parse(line).did] ??= []).push(line);
-      return out;
-    };
-    assert.deepEqual(byDid(got), byDid(want));
-    const decodeMetrics = run.verifyPipeline.metrics.decode;
-    for (const reason of ['bad_signature', 'bad_commit', 'unknown_key', 'unresolvable_did']) {
-      assert.equal(await metricValue(decodeMetrics, `jetstream_decode_drops_total{reason="${reason}"}`), 0, reason);
-    }
-    assert.ok((await metricValue(decodeMetrics, 'jetstream_identity_resolutions_total{outcome="resolved"}')) >= 3,
-      'the three accounts were resolved through the PLC');
-  });
+  }
 });
