@@ -455,10 +455,12 @@ std::optional<MstError> MstTree::update(std::string_view key, byte_view value) {
 
 std::optional<MstError> MstTree::remove(std::string_view key) {
   if (auto error = remove_at(root_, {}, key)) return error;
-  // A root left with no keys of its own gives way to its only subtree.
+  // A root left with no keys of its own gives way to its only subtree, as often as it takes: a
+  // subtree that is itself only a link to a lower layer is read to find out.
   for (;;) {
+    if (auto error = ensure_loaded(root_, {})) return error;
     const Node& root = nodes_[static_cast<std::size_t>(root_)];
-    if (!root.loaded || !root.leaves.empty() || root.children[0] == kNone) break;
+    if (!root.leaves.empty() || root.children[0] == kNone) break;
     root_ = root.children[0];
   }
   if (is_empty(root_)) nodes_[static_cast<std::size_t>(root_)].height = 0;

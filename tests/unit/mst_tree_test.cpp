@@ -196,6 +196,85 @@ TEST(MstTree, TheShapeDependsOnTheKeysOnly) {
   }
 }
 
+/// The first key of the form `prefix` + number on layer `height`.
+std::string key_on_layer(const std::string& prefix, std::uint32_t height) {
+  for (int i = 0;; ++i) {
+    std::string key = prefix + std::to_string(i);
+    if (mst_key_height(key) == height) return key;
+  }
+}
+
+TEST(MstTree, RemovingTheOnlyHighKeyOfAPartialTreeShrinksItThroughLeaflessLayers) {
+  // Two keys on layer 0, then one on layer 2: the root (layer 2) holds it and links to a
+  // leafless layer-1 node above the layer-0 node. Undoing the insert from the blocks alone must
+  // give back the layer-0 node as the root (a real PDS commit found this).
+  const Bytes value = testing::cid_of(kCodecDagCbor, {0xa0});
+  MstTree tree;
+  ASSERT_EQ(tree.insert(key_on_layer("a/", 0), value), std::nullopt);
+  ASSERT_EQ(tree.insert(key_on_layer("b/", 0), value), std::nullopt);
+  const std::string before = tree.root_cid();
+  const std::string high = key_on_layer("c/", 2);
+  ASSERT_EQ(tree.insert(high, value), std::nullopt);
+  const std::string after = tree.root_cid();
+  const Bytes car_bytes = car_of(tree, after, [](const std::string&) { return true; });
+  CarFile car;
+  ASSERT_EQ(car.open(car_bytes), std::nullopt);
+  MstTree partial;
+  ASSERT_EQ(partial.load(car, as_bytes(after)), std::nullopt);
+  ASSERT_EQ(partial.remove(high), std::nullopt);
+  EXPECT_EQ(cid_text(partial.root_cid()), cid_text(before));
+  EXPECT_EQ(partial.blocks_read().size(), 3u) << "the root, the leafless node, the node below";
+}
+
+TEST(MstTree, RandomCommitsInvertThroughATreeReadFromBlocks) {
+  // The property Sync 1.1 relies on, over many shapes: a tree read lazily from the blocks of the
+  // tree after a commit, with the commit undone, has the root of the tree before it.
+  std::mt19937 random(11);
+  const Bytes value = testing::cid_of(kCodecDagCbor, {0xa0});
+  const Bytes other = testing::cid_of(kCodecDagCbor, {0xa1, 0x61, 0x61, 0x01});
+  int next_key = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    MstTree tree;
+    std::vector<std::string> keys;
+    const int size = static_cast<int>(random() % 40);
+    for (int i = 0; i < size; ++i) {
+      keys.push_back("app.bsky.feed.post/" + std::to_string(next_key++));
+      ASSERT_EQ(tree.insert(keys.back(), value), std::nullopt);
+    }
+    const std::string before = tree.root_cid();
+    struct Op {
+      int kind;  // 0 create, 1 update, 2 delete
+      std::string key;
+    };
+    std::vector<Op> ops;
+    std::set<std::string> touched;
+    for (int n = 1 + static_cast<int>(random() % 3); n > 0; --n) {
+      const int kind = keys.empty() ? 0 : static_cast<int>(random() % 3);
+      std::string key = kind == 0 ? "app.bsky.feed.like/" + std::to_string(next_key++)
+                                  : keys[random() % keys.size()];
+      if (!touched.insert(key).second) continue;
+      ops.push_back({kind, key});
+      const auto error = kind == 0   ? tree.insert(key, value)
+                         : kind == 1 ? tree.update(key, other)
+                                     : tree.remove(key);
+      ASSERT_EQ(error, std::nullopt);
+    }
+    const std::string after = tree.root_cid();
+    const Bytes car_bytes = car_of(tree, after, [](const std::string&) { return true; });
+    CarFile car;
+    ASSERT_EQ(car.open(car_bytes), std::nullopt);
+    MstTree partial;
+    ASSERT_EQ(partial.load(car, as_bytes(after)), std::nullopt);
+    for (const Op& op : ops) {
+      const auto error = op.kind == 0   ? partial.remove(op.key)
+                         : op.kind == 1 ? partial.update(op.key, value)
+                                        : partial.insert(op.key, value);
+      ASSERT_EQ(error, std::nullopt) << "trial " << trial;
+    }
+    ASSERT_EQ(cid_text(partial.root_cid()), cid_text(before)) << "trial " << trial;
+  }
+}
+
 TEST(MstTree, OperationsReportWhatTheyCannotDo) {
   const Bytes value = testing::cid_of(kCodecDagCbor, {0xa0});
   const Bytes other = testing::cid_of(kCodecDagCbor, {0xa1, 0x61, 0x61, 0x01});

@@ -6,6 +6,14 @@
 //   node tests/e2e/lib/pds-server.mjs [--port 2583] [--plc-port 2582] [--data DIR]
 //                                     [--admin-password admin-pass]
 //
+// Commands, one JSON line each on stdin (answered by one JSON line on stdout):
+//   {"cmd":"rotate-signing-key","did":"did:plc:...","publish":true}
+//     → {"event":"rotated","did":…,"key":"did:key:…"}
+//     a key rotation as an account migration does it: a new #atproto key is written to the
+//     directory (an operation signed by the PDS's rotation key), the PDS signs with it from then
+//     on, and an #identity event goes out on the firehose. With "publish": false only the PDS
+//     changes key: it then signs with a key its directory does not list (a forger's position).
+//
 // Prints one JSON line `{"event":"ready",...}` on stdout once both serve (the PDS's firehose is
 // `ws://127.0.0.1:<port>/xrpc/com.atproto.sync.subscribeRepos`), then runs until SIGINT/SIGTERM,
 // when it stops both servers, removes its temporary data folder (not one given with --data) and
@@ -105,6 +113,42 @@ process.stdout.write(
     dataDir,
   })}\n`,
 );
+
+async function rotateSigningKey(did, publish) {
+  const key = await Secp256k1Keypair.create({ exportable: true });
+  if (publish) await pds.ctx.plcClient.updateAtprotoKey(did, pds.ctx.plcRotationKey, key.did());
+  const { keyLocation } = await pds.ctx.actorStore.getLocation(did);
+  fs.writeFileSync(keyLocation, await key.export());
+  if (publish) {
+    const account = await pds.ctx.accountManager.getAccount(did);
+    await pds.ctx.sequencer.sequenceIdentityEvt(did, account?.handle ?? undefined);
+  }
+  return key.did();
+}
+
+let commands = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (chunk) => {
+  commands += chunk;
+  let nl;
+  while ((nl = commands.indexOf('\n')) >= 0) {
+    const line = commands.slice(0, nl);
+    commands = commands.slice(nl + 1);
+    let command;
+    try {
+      command = JSON.parse(line);
+    } catch {
+      process.stderr.write(`pds-server: not a command: ${line.slice(0, 200)}\n`);
+      continue;
+    }
+    if (command.cmd === 'rotate-signing-key') {
+      rotateSigningKey(command.did, command.publish !== false).then(
+        (key) => process.stdout.write(`${JSON.stringify({ event: 'rotated', did: command.did, key })}\n`),
+        (err) => process.stdout.write(`${JSON.stringify({ event: 'rotate-failed', did: command.did, error: String(err?.stack ?? err) })}\n`),
+      );
+    }
+  }
+});
 
 let stopping = false;
 async function stop(signal) {

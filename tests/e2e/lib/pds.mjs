@@ -22,11 +22,12 @@ export async function startPds({ pdsPort, plcPort, log = () => {}, timeoutMs = 6
     process.execPath,
     [path.join(HERE, 'pds-server.mjs'), '--port', String(pdsPort), '--plc-port', String(plcPort),
       '--admin-password', ADMIN_PASSWORD],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_ENABLED: 'false' } },
+    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LOG_ENABLED: 'false' } },
   );
   const violations = [];
   let ready = null;
   let stopped = null;
+  const answers = [];  // command answers ({event: 'rotated' | 'rotate-failed', ...})
   let stdoutBuf = '';
   let stderrTail = '';
   child.stdout.setEncoding('utf8');
@@ -40,6 +41,7 @@ export async function startPds({ pdsPort, plcPort, log = () => {}, timeoutMs = 6
         const msg = JSON.parse(line);
         if (msg.event === 'ready') ready = msg;
         if (msg.event === 'stopped') stopped = msg;
+        if (msg.event === 'rotated' || msg.event === 'rotate-failed') answers.push(msg);
       } catch {
         log(`[pds] ${line}`);
       }
@@ -90,6 +92,16 @@ export async function startPds({ pdsPort, plcPort, log = () => {}, timeoutMs = 6
     firehose: ready.firehose,
     child,
     guardViolations: () => violations.slice(),
+    // A new #atproto signing key for `did`, written to the PLC directory and used by the PDS
+    // from now on; an #identity event follows on the firehose. With {publish: false} only the
+    // PDS changes key (the directory still lists the old one). Resolves to the new did:key.
+    async rotateSigningKey(did, { publish = true } = {}) {
+      child.stdin.write(`${JSON.stringify({ cmd: 'rotate-signing-key', did, publish })}\n`);
+      await waitFor(() => answers.some((a) => a.did === did), { timeoutMs: 20_000, what: `the key rotation of ${did}` });
+      const answer = answers.splice(answers.findIndex((a) => a.did === did), 1)[0];
+      if (answer.event !== 'rotated') throw new Error(`key rotation failed: ${answer.error}`);
+      return answer.key;
+    },
     async stop() {
       if (exited) return exited;
       child.kill('SIGTERM');
