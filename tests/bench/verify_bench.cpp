@@ -111,9 +111,10 @@ std::size_t write_repo_capture(const std::filesystem::path& path, const Populati
   std::ofstream out(path, std::ios::binary);
   std::vector<support::TestRepo> repos;
   repos.reserve(people.dids.size());
-  for (std::size_t i = 0; i < people.dids.size(); ++i) repos.emplace_back(people.dids[i], people.keys[i]);
+  for (std::size_t i = 0; i < people.dids.size(); ++i)
+    repos.emplace_back(people.dids[i], people.keys[i]);
   std::vector<std::size_t> made(people.dids.size(), 0);  // records created per repository
-  const std::int64_t base_us = 1767225600000000;           // 2026-01-01
+  const std::int64_t base_us = 1767225600000000;         // 2026-01-01
   std::size_t seq = 0;
   const auto path_of = [](std::size_t n) { return "app.bsky.feed.post/r" + std::to_string(n); };
   for (std::size_t i = 0; i < people.dids.size(); ++i) {
@@ -137,8 +138,9 @@ std::size_t write_repo_capture(const std::filesystem::path& path, const Populati
       ++made[who];
     }
     jetstream::firehose::write_capture_frame(
-        out, repos[who].commit(static_cast<std::int64_t>(seq),
-                               support::tid_at(base_us + static_cast<std::int64_t>(seq)), {change}));
+        out,
+        repos[who].commit(static_cast<std::int64_t>(seq),
+                          support::tid_at(base_us + static_cast<std::int64_t>(seq)), {change}));
   }
   return seq;
 }
@@ -384,7 +386,6 @@ int main(int argc, char** argv) {
   std::printf(
       "memory: identity cache %.0f bytes per DID (default cap 1,000,000: %.0f MiB); rev cache "
       "(--verify full) %.0f bytes per repository (default cap 250,000: %.0f MiB)\n",
-      identity_bytes, identity_bytes * 1e6 / 1048576.0, rev_bytes,
-      rev_bytes * 250000 / 1048576.0);
+      identity_bytes, identity_bytes * 1e6 / 1048576.0, rev_bytes, rev_bytes * 250000 / 1048576.0);
   return 0;
 }

@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <set>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -137,7 +137,8 @@ class TestRepo {
  private:
   /// Appends to `blocks` the tree nodes a verifier reads to check `ops` and undo them.
   void add_proof_blocks(const std::string& before, const std::string& after,
-                        const std::vector<TestOp>& ops, std::vector<std::pair<Bytes, Bytes>>& blocks) {
+                        const std::vector<TestOp>& ops,
+                        std::vector<std::pair<Bytes, Bytes>>& blocks) {
     std::vector<std::pair<Bytes, Bytes>> nodes;
     tree_.for_each_encoded_node([&](std::string_view cid, byte_view block) {
       nodes.emplace_back(Bytes(cid.begin(), cid.end()), Bytes(block.begin(), block.end()));

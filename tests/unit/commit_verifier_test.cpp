@@ -182,22 +182,21 @@ TEST(CommitVerifier, FullPassesAndCountsAFrameOlderThanSync11UnlessStrict) {
   FullFixture f;
   auto verifier = f.verifier();
   // A repository's first commit needs no prevData: its ops undo to the empty tree.
-  const auto first = f.call.ask(verifier, f.repo.commit(1, f.rev(1), {{"create", "a.b.c/1", "x"}},
-                                                        {.no_prev_data = true}));
+  const auto first = f.call.ask(
+      verifier, f.repo.commit(1, f.rev(1), {{"create", "a.b.c/1", "x"}}, {.no_prev_data = true}));
   EXPECT_EQ(first.verdict, CommitGate::Verdict::pass);
   EXPECT_FALSE(first.unproven);
-  const auto legacy = f.call.ask(verifier, f.repo.commit(2, f.rev(2), {{"create", "a.b.c/2", "x"}},
-                                                         {.no_prev_data = true}));
+  const auto legacy = f.call.ask(
+      verifier, f.repo.commit(2, f.rev(2), {{"create", "a.b.c/2", "x"}}, {.no_prev_data = true}));
   EXPECT_EQ(legacy.verdict, CommitGate::Verdict::pass);
   EXPECT_TRUE(legacy.unproven);
   const auto legacy_update = f.call.ask(
-      verifier,
-      f.repo.commit(3, f.rev(3), {{"update", "a.b.c/1", "y"}}, {.no_prev_data = true}));
+      verifier, f.repo.commit(3, f.rev(3), {{"update", "a.b.c/1", "y"}}, {.no_prev_data = true}));
   EXPECT_TRUE(legacy_update.unproven) << "an update without prev";
   f.options.strict = true;
   auto strict = f.verifier();
-  const auto refused = f.call.ask(strict, f.repo.commit(4, f.rev(4), {{"create", "a.b.c/4", "x"}},
-                                                        {.no_prev_data = true}));
+  const auto refused = f.call.ask(
+      strict, f.repo.commit(4, f.rev(4), {{"create", "a.b.c/4", "x"}}, {.no_prev_data = true}));
   EXPECT_EQ(refused.verdict, CommitGate::Verdict::drop);
   EXPECT_EQ(refused.reason, DropReason::no_prev_data);
 }
