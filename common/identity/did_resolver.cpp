@@ -11,8 +11,14 @@ DidResolver::DidResolver(Options options, http::HttpClient& client, IdentityCach
 }
 
 void DidResolver::resolve(std::string_view did, bool refresh, Callback done) {
-  if (!refresh) {
-    if (auto cached = cache_.find(did, now_us_())) return done(std::move(cached));
+  if (auto cached = cache_.find(did, now_us_())) {
+    const auto interval =
+        std::chrono::duration_cast<std::chrono::microseconds>(options_.min_refresh_interval);
+    if (!refresh) return done(std::move(cached));
+    if (cached->by_refresh && now_us_() - cached->fetched_at_us < interval.count()) {
+      counters_.refresh_limited.fetch_add(1, std::memory_order_relaxed);
+      return done(std::move(cached));
+    }
   }
   auto location = locate_did_document(did, options_.plc_url, options_.did_web_insecure);
   if (const auto* error = std::get_if<DidError>(&location)) {
@@ -32,19 +38,21 @@ void DidResolver::resolve(std::string_view did, bool refresh, Callback done) {
       return;
     }
     if (fetching_ >= options_.max_in_flight) {
-      queued_.emplace_back(key, std::move(url));
+      queued_.push_back(Queued{key, std::move(url), refresh});
       counters_.queued.store(queued_.size(), std::memory_order_relaxed);
       return;
     }
     ++fetching_;
   }
-  fetch(key, url);
+  fetch(key, url, refresh);
 }
 
-void DidResolver::fetch(const std::string& did, const std::string& url) {
+void DidResolver::fetch(const std::string& did, const std::string& url, bool refresh) {
   counters_.fetches.fetch_add(1, std::memory_order_relaxed);
-  client_.get(url, options_.limits, [this, key = did](http::FetchResult result) {
+  client_.get(url, options_.limits, [this, key = did, refresh](http::FetchResult result) {
     auto resolution = std::make_shared<Resolution>();
+    resolution->fetched_at_us = now_us_();
+    resolution->by_refresh = refresh;
     std::chrono::seconds ttl = options_.failure_ttl;
     if (result.error) {
       resolution->failure = std::string(http::to_string(*result.error));
@@ -72,7 +80,7 @@ void DidResolver::complete(const std::string& did, ResolutionPtr resolution,
   cache_.put(did, resolution,
              now_us_() + std::chrono::duration_cast<std::chrono::microseconds>(ttl).count());
   std::vector<Callback> waiting;
-  std::optional<std::pair<std::string, std::string>> next;
+  std::optional<Queued> next;
   {
     std::lock_guard lock(mutex_);
     const auto entry = in_flight_.find(did);
@@ -89,7 +97,7 @@ void DidResolver::complete(const std::string& did, ResolutionPtr resolution,
     }
   }
   for (auto& done : waiting) done(resolution);
-  if (next) fetch(next->first, next->second);
+  if (next) fetch(next->did, next->url, next->refresh);
 }
 
 }  // namespace jetstream::identity

@@ -33,6 +33,9 @@ class DidResolver {
     /// Fetches at once; the others wait in order (a cold start asks for thousands of DIDs, and
     /// neither the directory nor our file descriptors should see them all at once).
     std::size_t max_in_flight = 32;
+    /// A refresh (a key that failed) is fetched at most once per DID in this time: a stream of
+    /// commits forged for one DID must not become a stream of requests to its directory.
+    std::chrono::seconds min_refresh_interval{60};
   };
   using Callback = std::function<void(ResolutionPtr)>;
 
@@ -40,7 +43,8 @@ class DidResolver {
               std::function<std::int64_t()> now_us);
 
   /// Calls `done` exactly once with the DID's resolution. `refresh` skips the cache (a key that
-  /// failed to verify: keys rotate).
+  /// failed to verify: keys rotate), unless the cached document is itself a refresh younger than
+  /// `min_refresh_interval`.
   void resolve(std::string_view did, bool refresh, Callback done);
 
   struct Counters {
@@ -49,11 +53,13 @@ class DidResolver {
     std::atomic<std::uint64_t> resolved{0};
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::uint64_t> queued{0};  ///< DIDs waiting for a free fetch slot, now
+    /// Refreshes answered from the cache (a refresh of the DID was fetched moments ago).
+    std::atomic<std::uint64_t> refresh_limited{0};
   };
   const Counters& counters() const { return counters_; }
 
  private:
-  void fetch(const std::string& did, const std::string& url);
+  void fetch(const std::string& did, const std::string& url, bool refresh);
   void complete(const std::string& did, ResolutionPtr resolution, std::chrono::seconds ttl);
 
   Options options_;
@@ -62,7 +68,12 @@ class DidResolver {
   std::function<std::int64_t()> now_us_;
   std::mutex mutex_;
   std::unordered_map<std::string, std::vector<Callback>> in_flight_;  ///< fetching or queued
-  std::deque<std::pair<std::string, std::string>> queued_;            ///< (did, url)
+  struct Queued {
+    std::string did;
+    std::string url;
+    bool refresh = false;
+  };
+  std::deque<Queued> queued_;
   std::size_t fetching_ = 0;
   Counters counters_;
 };

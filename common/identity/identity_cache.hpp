@@ -22,6 +22,8 @@ namespace jetstream::identity {
 struct Resolution {
   std::optional<DidDocument> document;
   std::string failure;  ///< a metric reason such as "not_found" when `document` is empty
+  std::int64_t fetched_at_us = 0;
+  bool by_refresh = false;  ///< fetched because a key failed against the cached document
 };
 using ResolutionPtr = std::shared_ptr<const Resolution>;
 

@@ -100,11 +100,14 @@ DecodeProbe::DecodeProbe(std::shared_ptr<prometheus::Registry> registry,
   identity_cache_misses_ = &cache_lookups.Add({{"result", "miss"}});
   auto& resolutions = prometheus::BuildCounter()
                           .Name("jetstream_identity_resolutions_total")
-                          .Help("DID resolutions, by outcome (coalesced: joined one in flight)")
+                          .Help(
+                              "DID resolutions, by outcome (coalesced: joined one in flight; "
+                              "refresh_limited: a refresh answered from a refresh moments old)")
                           .Register(r);
   resolutions_resolved_ = &resolutions.Add({{"outcome", "resolved"}});
   resolutions_failed_ = &resolutions.Add({{"outcome", "failed"}});
   resolutions_coalesced_ = &resolutions.Add({{"outcome", "coalesced"}});
+  resolutions_refresh_limited_ = &resolutions.Add({{"outcome", "refresh_limited"}});
   auto& http_errors = prometheus::BuildCounter()
                           .Name("jetstream_http_client_errors_total")
                           .Help("Outbound HTTP requests that failed, by reason")
@@ -408,6 +411,7 @@ void DecodeProbe::set_identity(const IdentityFigures& figures) {
   advance(resolutions_resolved_, figures.resolved, identity_seen_.resolved);
   advance(resolutions_failed_, figures.failed, identity_seen_.failed);
   advance(resolutions_coalesced_, figures.coalesced, identity_seen_.coalesced);
+  advance(resolutions_refresh_limited_, figures.refresh_limited, identity_seen_.refresh_limited);
   for (std::size_t i = 0; i < http_errors_.size(); ++i) {
     advance(http_errors_[i], figures.http_errors[i], identity_seen_.http_errors[i]);
   }

@@ -74,6 +74,7 @@ class DecodeProbe {
     std::uint64_t resolved = 0;
     std::uint64_t failed = 0;
     std::uint64_t coalesced = 0;
+    std::uint64_t refresh_limited = 0;
     std::array<std::uint64_t, 10> http_errors{};       ///< by http::FetchError
     std::array<std::uint64_t, 8> refused_addresses{};  ///< by http::AddressClass
   };
@@ -131,6 +132,7 @@ class DecodeProbe {
   prometheus::Counter* resolutions_resolved_ = nullptr;
   prometheus::Counter* resolutions_failed_ = nullptr;
   prometheus::Counter* resolutions_coalesced_ = nullptr;
+  prometheus::Counter* resolutions_refresh_limited_ = nullptr;
   std::array<prometheus::Counter*, 10> http_errors_{};
   std::array<prometheus::Counter*, 8> refused_addresses_{};
   IdentityFigures identity_seen_;

@@ -18,6 +18,7 @@ void publish_identity_figures(const SequencerVerification& verification, DecodeP
   figures.resolved = resolver.resolved.load(std::memory_order_relaxed);
   figures.failed = resolver.failed.load(std::memory_order_relaxed);
   figures.coalesced = resolver.coalesced.load(std::memory_order_relaxed);
+  figures.refresh_limited = resolver.refresh_limited.load(std::memory_order_relaxed);
   const auto& http = verification.http_client->counters();
   for (std::size_t i = 0; i < figures.http_errors.size(); ++i) {
     figures.http_errors[i] = http.errors[i].load(std::memory_order_relaxed);

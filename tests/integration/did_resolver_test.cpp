@@ -90,6 +90,20 @@ TEST(DidResolver, FetchesADocumentOnceAndAnswersFromTheCacheUntilItExpires) {
   EXPECT_EQ(f.resolver.counters().resolved.load(), 3u);
 }
 
+TEST(DidResolver, ARefreshIsFetchedAtMostOncePerDidPerInterval) {
+  // Forged commits for one DID each ask for a refresh: only the first reaches the directory.
+  Fixture f;
+  f.resolve(kAlice);
+  f.resolve(kAlice, true);
+  EXPECT_EQ(f.server.requests().size(), 2u) << "the first refresh is fetched (keys rotate)";
+  for (int i = 0; i < 5; ++i) f.resolve(kAlice, true);
+  EXPECT_EQ(f.server.requests().size(), 2u);
+  EXPECT_EQ(f.resolver.counters().refresh_limited.load(), 5u);
+  f.now += 61LL * 1'000'000;  // past min_refresh_interval (60 s)
+  f.resolve(kAlice, true);
+  EXPECT_EQ(f.server.requests().size(), 3u);
+}
+
 TEST(DidResolver, ConcurrentRequestsForOneDidShareOneFetch) {
   Fixture f;
   f.hold = true;
