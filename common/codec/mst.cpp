@@ -183,10 +183,11 @@ void put_link(std::vector<std::uint8_t>& out, std::string_view cid) {
 }  // namespace
 
 std::optional<MstError> read_repo_commit(const CarFile& car, byte_view commit_cid,
-                                         RepoCommit& commit) {
+                                         RepoCommit& commit, CborDocument* scratch) {
   const CarBlock* block = verified_block(car, commit_cid);
   if (block == nullptr) return MstError::missing_block;
-  CborDocument document;
+  std::optional<CborDocument> local;
+  CborDocument& document = scratch != nullptr ? *scratch : local.emplace();
   if (document.parse(block->data, CborLimits{}) || document.root().kind != CborKind::map) {
     return MstError::bad_commit;
   }

@@ -36,9 +36,10 @@ struct RepoCommit {
   std::int64_t version = 0;
 };
 
-/// Reads the commit object stored in `car` under `commit_cid`.
+/// Reads the commit object stored in `car` under `commit_cid`. `scratch` (optional) is a
+/// document to parse into, so a caller on a hot path reuses its storage.
 std::optional<MstError> read_repo_commit(const CarFile& car, byte_view commit_cid,
-                                         RepoCommit& commit);
+                                         RepoCommit& commit, CborDocument* scratch = nullptr);
 
 /// Visits every (key, value CID) of the MST rooted at `root_cid` in key order. Keys are
 /// "collection/rkey". Every block is hash-checked against the CID that links to it.

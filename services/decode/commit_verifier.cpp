@@ -53,7 +53,7 @@ firehose::CommitGate::Decision CommitVerifier::check_commit(const firehose::Comm
     if (*rev_time > now_us_() + options_.future_rev_tolerance_us) {
       return drop(DropReason::rev_in_future);
     }
-    if (codec::read_repo_commit(car, *commit.commit, repo_commit_)) {
+    if (codec::read_repo_commit(car, *commit.commit, repo_commit_, &commit_document_)) {
       return drop(DropReason::bad_commit);
     }
     const firehose::CommitProof proof = proof_checker_.check(commit, car, repo_commit_.data_cid);

@@ -59,6 +59,7 @@ class CommitVerifier final : public firehose::CommitGate {
   identity::CommitSignatureChecker checker_;
   firehose::CommitProofChecker proof_checker_;
   codec::RepoCommit repo_commit_;
+  codec::CborDocument commit_document_;  // read_repo_commit's, reused
   bool last_hold_wants_refresh_ = false;
   bool refresh_tried_ = false;
 };

@@ -163,60 +163,72 @@ describe('e2e: the PDS firehose decoded by jetstream-frames', { skip: SKIP, time
     });
   }
 
-  // Live, through a key rotation: decode --verify full follows the PDS's own firehose while the
+  // Live, through a key rotation, in both modes: decode --verify follows the PDS's own firehose while the
   // PDS moves an account to a new signing key (an operation on the real PLC directory and an
   // #identity event, as an account migration does): its commits before and after pass. Then the
   // PDS signs with a key the directory does not list: that commit is dropped as bad_signature,
   // after one fresh look at the document, and nothing else is.
-  test('live: decode --verify full follows the real PDS through a key rotation on the real PLC', async () => {
-    const bin = binaries(buildDir());
-    run.livePipeline = await startPipeline({
-      wsUrl: run.pds.firehose,
-      workDir: path.join(run.work, 'live'),
-      dictionary: dictionaryPath(),
-      bin,
-      decodeArgs: ['--verify', 'full', '--plc-url', run.pds.plc],
-    });
-    const decodeMetrics = run.livePipeline.metrics.decode;
-    const clients = await import('./lib/clients.mjs');
-    run.liveClient = await clients.openRaw(`${run.livePipeline.fanoutWs}/subscribe?wantedCollections=app.bsky.feed.post`);
-    const bob = run.st.bob;  // alice was taken down and restored: her session may be gone
-    // (identity and account events pass collection filters, as in v1: only commits are counted)
-    const texts = () => run.liveClient.texts().map((t) => JSON.parse(t))
-      .filter((e) => e.kind === 'commit').map((e) => e.commit.record?.text);
-    const write = (text) => run.rec.createRecord(bob, 'app.bsky.feed.post', {
-      $type: 'app.bsky.feed.post', text, createdAt: new Date().toISOString(),
-    });
-    const arrives = (text) => waitFor(() => texts().includes(text), {
-      timeoutMs: 20_000, what: async () => `"${text}" through decode --verify full\n${run.livePipeline.tails(20)}`,
-    });
-    await write('signed with the first key');
-    await arrives('signed with the first key');
+  for (const mode of ['signatures', 'full']) {
+    test(`live: decode --verify ${mode} follows the real PDS through a key rotation on the real PLC`, async () => {
+      const bin = binaries(buildDir());
+      const bob = run.st.bob;  // alice was taken down and restored: her session may be gone
+      // The run before left the PDS signing with a key the directory does not list: publish one
+      // (before this pipeline starts, so it sees none of it).
+      if (mode !== 'signatures') await run.pds.rotateSigningKey(bob.did);
+      run.livePipeline = await startPipeline({
+        wsUrl: run.pds.firehose,
+        workDir: path.join(run.work, `live-${mode}`),
+        dictionary: dictionaryPath(),
+        bin,
+        decodeArgs: ['--verify', mode, '--plc-url', run.pds.plc],
+      });
+      try {
+        const decodeMetrics = run.livePipeline.metrics.decode;
+        const clients = await import('./lib/clients.mjs');
+        run.liveClient = await clients.openRaw(`${run.livePipeline.fanoutWs}/subscribe?wantedCollections=app.bsky.feed.post`);
+        // (identity and account events pass collection filters, as in v1: only commits are counted)
+        const texts = () => run.liveClient.texts().map((t) => JSON.parse(t))
+          .filter((e) => e.kind === 'commit').map((e) => e.commit.record?.text);
+        const write = (text) => run.rec.createRecord(bob, 'app.bsky.feed.post', {
+          $type: 'app.bsky.feed.post', text, createdAt: new Date().toISOString(),
+        });
+        const arrives = (text) => waitFor(() => texts().includes(text), {
+          timeoutMs: 20_000, what: async () => `"${text}" through decode --verify ${mode}\n${run.livePipeline.tails(20)}`,
+        });
+        await write(`signed with the first key (${mode})`);
+        await arrives(`signed with the first key (${mode})`);
 
-    // (this directory serves the legacy document form: the key as an uncompressed point)
-    const listedKey = async () => (await (await fetch(`${run.pds.plc}/${bob.did}`)).json())
-      .verificationMethod.find((m) => m.id.endsWith('#atproto')).publicKeyMultibase;
-    const keyBefore = await listedKey();
-    await run.pds.rotateSigningKey(bob.did);
-    assert.notEqual(await listedKey(), keyBefore, 'the directory lists the new key');
-    await write('signed with the rotated key');
-    await arrives('signed with the rotated key');
+        // (this directory serves the legacy document form: the key as an uncompressed point)
+        const listedKey = async () => (await (await fetch(`${run.pds.plc}/${bob.did}`)).json())
+          .verificationMethod.find((m) => m.id.endsWith('#atproto')).publicKeyMultibase;
+        const keyBefore = await listedKey();
+        await run.pds.rotateSigningKey(bob.did);
+        assert.notEqual(await listedKey(), keyBefore, 'the directory lists the new key');
+        await write(`signed with the rotated key (${mode})`);
+        await arrives(`signed with the rotated key (${mode})`);
 
-    await run.pds.rotateSigningKey(bob.did, { publish: false });
-    await write('signed with a key nobody lists');
-    await waitFor(async () =>
-      (await metricValue(decodeMetrics, 'jetstream_decode_drops_total{reason="bad_signature"}')) === 1,
-    { timeoutMs: 20_000, what: 'the commit signed by an unlisted key dropped as bad_signature' });
-    assert.ok(!texts().includes('signed with a key nobody lists'));
-    assert.deepEqual(texts(), ['signed with the first key', 'signed with the rotated key']);
-    for (const reason of ['bad_commit', 'unknown_key', 'unresolvable_did', 'ops_mismatch', 'mst_mismatch',
-      'rev_not_increasing', 'rev_in_future', 'no_prev_data']) {
-      assert.equal(await metricValue(decodeMetrics, `jetstream_decode_drops_total{reason="${reason}"}`), 0, reason);
-    }
-    // bob's document was fetched again after his #identity, and once more before the rejection
-    // (the resolver's figures reach the metrics on decode's next heartbeat).
-    await waitFor(async () =>
-      (await metricValue(decodeMetrics, 'jetstream_identity_resolutions_total{outcome="resolved"}')) >= 3,
-    { timeoutMs: 20_000, what: "three resolutions of bob's document" });
-  });
+        await run.pds.rotateSigningKey(bob.did, { publish: false });
+        await write(`signed with a key nobody lists (${mode})`);
+        await waitFor(async () =>
+          (await metricValue(decodeMetrics, 'jetstream_decode_drops_total{reason="bad_signature"}')) === 1,
+        { timeoutMs: 20_000, what: 'the commit signed by an unlisted key dropped as bad_signature' });
+        assert.ok(!texts().includes(`signed with a key nobody lists (${mode})`));
+        assert.deepEqual(texts(), [`signed with the first key (${mode})`, `signed with the rotated key (${mode})`]);
+        for (const reason of ['bad_commit', 'unknown_key', 'unresolvable_did', 'ops_mismatch', 'mst_mismatch',
+          'rev_not_increasing', 'rev_in_future', 'no_prev_data']) {
+          assert.equal(await metricValue(decodeMetrics, `jetstream_decode_drops_total{reason="${reason}"}`), 0, reason);
+        }
+        // bob's document was fetched again after his #identity, and once more before the rejection
+        // (the resolver's figures reach the metrics on decode's next heartbeat).
+        await waitFor(async () =>
+          (await metricValue(decodeMetrics, 'jetstream_identity_resolutions_total{outcome="resolved"}')) >= 3,
+        { timeoutMs: 20_000, what: "three resolutions of bob's document" });
+      } finally {
+        run.liveClient?.terminate();
+        run.liveClient = undefined;
+        await run.livePipeline.stop();
+        run.livePipeline = undefined;
+      }
+    });
+  }
 });
