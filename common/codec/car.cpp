@@ -12,6 +12,8 @@ std::string_view to_string(CarError error) {
     case CarError::unsupported_version: return "unsupported_version";
     case CarError::bad_block: return "bad_block";
     case CarError::too_many_blocks: return "too_many_blocks";
+    case CarError::block_too_large: return "block_too_large";
+    case CarError::cid_mismatch: return "cid_mismatch";
   }
   return "unknown";
 }
@@ -54,6 +56,29 @@ std::uint64_t hash_cid(byte_view cid) {
   return mix(hash ^ tail);
 }
 
+/// The one reader of CAR headers: a DAG-CBOR map {version: 1, roots: [links]}.
+std::optional<CarError> read_car_header(byte_view header, CborDocument& document,
+                                        std::vector<CidView>& roots) {
+  CborLimits header_limits;
+  header_limits.max_depth = 4;
+  if (document.parse(header, header_limits)) return CarError::bad_header;
+  const auto version = document.find(0, "version");
+  const auto list = document.find(0, "roots");
+  if (!version || !list || document.node(*list).kind != CborKind::array) {
+    return CarError::bad_header;
+  }
+  const CborNode& version_node = document.node(*version);
+  if (version_node.kind != CborKind::unsigned_integer) return CarError::bad_header;
+  if (version_node.integer != 1) return CarError::unsupported_version;
+  for (std::uint32_t i = CborDocument::first_child(*list); i < document.node(*list).end;
+       i = document.next_sibling(i)) {
+    const CborNode& root = document.node(i);
+    if (root.kind != CborKind::cid_link) return CarError::bad_header;
+    roots.push_back(*parse_cid(root.bytes()));  // links were validated while parsing
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<CarError> CarFile::open(byte_view car, std::size_t max_blocks) {
@@ -65,22 +90,8 @@ std::optional<CarError> CarFile::open(byte_view car, std::size_t max_blocks) {
   std::size_t offset = read_uvarint(car, header_size);
   if (offset == 0) return CarError::truncated;
   if (header_size > car.size() - offset) return CarError::truncated;
-  CborLimits header_limits;
-  header_limits.max_depth = 4;
-  if (header_.parse(car.subspan(offset, header_size), header_limits)) return CarError::bad_header;
-  const auto version = header_.find(0, "version");
-  const auto roots = header_.find(0, "roots");
-  if (!version || !roots || header_.node(*roots).kind != CborKind::array) {
-    return CarError::bad_header;
-  }
-  const CborNode& version_node = header_.node(*version);
-  if (version_node.kind != CborKind::unsigned_integer) return CarError::bad_header;
-  if (version_node.integer != 1) return CarError::unsupported_version;
-  for (std::uint32_t i = CborDocument::first_child(*roots); i < header_.node(*roots).end;
-       i = header_.next_sibling(i)) {
-    const CborNode& root = header_.node(i);
-    if (root.kind != CborKind::cid_link) return CarError::bad_header;
-    roots_.push_back(*parse_cid(root.bytes()));  // links were validated while parsing
+  if (auto error = read_car_header(car.subspan(offset, header_size), header_, roots_)) {
+    return error;
   }
   offset += header_size;
 
@@ -118,6 +129,49 @@ void CarFile::build_lookup_index() {
     }
     if (!duplicate) hash_slots_[slot] = i;
   }
+}
+
+std::optional<CarError> CarStreamReader::feed(byte_view chunk, const BlockVisitor& visit) {
+  if (error_) return error_;
+  bytes_read_ += chunk.size();
+  // Keep only what is not consumed yet, then the new bytes.
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(consumed_));
+  consumed_ = 0;
+  pending_.insert(pending_.end(), chunk.begin(), chunk.end());
+  for (;;) {
+    const byte_view rest = byte_view(pending_).subspan(consumed_);
+    std::uint64_t size = 0;
+    const std::size_t used = read_uvarint(rest, size);
+    if (used == 0) {
+      // An incomplete varint waits for more bytes; ten bytes that are none is not a CAR.
+      if (rest.size() >= 10) return fail(header_done_ ? CarError::bad_block : CarError::bad_header);
+      return std::nullopt;
+    }
+    const std::size_t limit = header_done_ ? limits_.max_block_bytes : limits_.max_header_bytes;
+    if (size > limit) return fail(header_done_ ? CarError::block_too_large : CarError::bad_header);
+    if (rest.size() - used < size) return std::nullopt;  // the rest of it is still to come
+    const byte_view section = rest.subspan(used, static_cast<std::size_t>(size));
+    if (!header_done_) {
+      header_bytes_.assign(section.begin(), section.end());
+      if (auto error = read_car_header(header_bytes_, header_, roots_)) return fail(*error);
+      header_done_ = true;
+    } else {
+      std::size_t cid_size = 0;
+      const auto cid = parse_cid_prefix(section, cid_size);
+      if (!cid) return fail(CarError::bad_block);
+      const byte_view data = section.subspan(cid_size);
+      if (!cid_matches(*cid, data)) return fail(CarError::cid_mismatch);
+      ++blocks_read_;
+      visit(*cid, data);
+    }
+    consumed_ += used + static_cast<std::size_t>(size);
+  }
+}
+
+std::optional<CarError> CarStreamReader::finish() {
+  if (error_) return error_;
+  if (!header_done_ || buffered_bytes() != 0) return fail(CarError::truncated);
+  return std::nullopt;
 }
 
 const CarBlock* CarFile::find(byte_view cid_bytes) const {
