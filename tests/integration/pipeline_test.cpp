@@ -179,11 +179,13 @@ TEST_F(Pipeline, ACollectionAddedOnRestartIsBuiltFromTheLogWithItsProgressShown)
   // Until the build is done a snapshot of a collection being built is refused for now (503),
   // never served from a twin that lacks records.
   int status = 0;
+  std::string last_response;
   ASSERT_TRUE(support::eventually(
       [&] {
         support::WsTestClient client;
         status = client.connect(stack.fanout_port,
                                 "/subscribe?snapshot=true&wantedCollections=app.bsky.feed.like");
+        last_response = client.response().substr(0, 400);
         if (status == 503 && client.response().find("snapshot unavailable") != std::string::npos) {
           EXPECT_NE(client.response().find("is being built from the log"), std::string::npos)
               << client.response();
@@ -191,7 +193,9 @@ TEST_F(Pipeline, ACollectionAddedOnRestartIsBuiltFromTheLogWithItsProgressShown)
         return status == 101;
       },
       60s))
-      << status;
+      << status << " " << last_response << "\n"
+      << stack.decode.log() << "\n"
+      << stack.fanout.log();
   EXPECT_TRUE(support::eventually(
       [&] {
         return StackUnderTest::metric(stack.decode_metrics_port,
