@@ -1,7 +1,13 @@
 #include "common/codec/mst.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <iterator>
+#include <tuple>
 
 #include "common/codec/sha256.hpp"
 
@@ -15,6 +21,8 @@ std::string_view to_string(MstError error) {
     case MstError::bad_key: return "bad_key";
     case MstError::too_deep: return "too_deep";
     case MstError::bad_height: return "bad_height";
+    case MstError::too_large: return "too_large";
+    case MstError::spill_failed: return "spill_failed";
     case MstError::key_exists: return "key_exists";
     case MstError::key_absent: return "key_absent";
   }
@@ -59,13 +67,11 @@ const CarBlock* verified_block(const CarFile& car, byte_view cid_bytes) {
 /// key decompressed (`tree` empty when null). Keys must increase within the node. A callback's
 /// error stops the read.
 template <typename OnLeft, typename OnEntry>
-std::optional<MstError> read_node(const CarFile& car, byte_view cid, CborDocument& node,
-                                  OnLeft&& on_left, OnEntry&& on_entry) {
-  const CarBlock* block = verified_block(car, cid);
-  if (block == nullptr) return MstError::missing_block;
+std::optional<MstError> read_node_block(byte_view data, CborDocument& node, OnLeft&& on_left,
+                                        OnEntry&& on_entry) {
   CborLimits limits;
   limits.max_depth = 4;
-  if (node.parse(block->data, limits) || node.root().kind != CborKind::map) {
+  if (node.parse(data, limits) || node.root().kind != CborKind::map) {
     return MstError::bad_node;
   }
   const auto left = node.find(0, "l");
@@ -114,6 +120,14 @@ std::optional<MstError> read_node(const CarFile& car, byte_view cid, CborDocumen
     if (auto error = on_entry(key, node.node(*value).bytes(), subtree)) return error;
   }
   return std::nullopt;
+}
+
+template <typename OnLeft, typename OnEntry>
+std::optional<MstError> read_node(const CarFile& car, byte_view cid, CborDocument& node,
+                                  OnLeft&& on_left, OnEntry&& on_entry) {
+  const CarBlock* block = verified_block(car, cid);
+  if (block == nullptr) return MstError::missing_block;
+  return read_node_block(block->data, node, on_left, on_entry);
 }
 
 class MstWalker {
@@ -186,9 +200,14 @@ std::optional<MstError> read_repo_commit(const CarFile& car, byte_view commit_ci
                                          RepoCommit& commit, CborDocument* scratch) {
   const CarBlock* block = verified_block(car, commit_cid);
   if (block == nullptr) return MstError::missing_block;
+  return read_repo_commit_block(block->data, commit, scratch);
+}
+
+std::optional<MstError> read_repo_commit_block(byte_view block, RepoCommit& commit,
+                                               CborDocument* scratch) {
   std::optional<CborDocument> local;
   CborDocument& document = scratch != nullptr ? *scratch : local.emplace();
-  if (document.parse(block->data, CborLimits{}) || document.root().kind != CborKind::map) {
+  if (document.parse(block, CborLimits{}) || document.root().kind != CborKind::map) {
     return MstError::bad_commit;
   }
   const auto did = document.find(0, "did");
@@ -581,6 +600,218 @@ void MstTree::for_each_encoded_node(
       if (child != kNone) pending.push_back(child);
     }
   }
+}
+
+// ---- RepoRecordStream
+
+RepoRecordStream::RepoRecordStream(Options options, RecordVisitor visit)
+    : options_(std::move(options)), visit_(std::move(visit)) {}
+
+RepoRecordStream::~RepoRecordStream() {
+  if (spill_fd_ >= 0) ::close(spill_fd_);
+}
+
+void RepoRecordStream::set_root(byte_view commit_cid) { root_.assign(as_chars(commit_cid)); }
+
+namespace {
+
+/// The canonical start of an MST node, {e: ..., l: ...}: such blocks stay in memory, others are
+/// spilled while their role is unknown. Only a placement choice: a node spilled (non-canonical
+/// key order) is read back when it is reached.
+bool looks_like_node(byte_view data) {
+  return data.size() >= 3 && data[0] == 0xa2 && data[1] == 0x61 && data[2] == 'e';
+}
+
+}  // namespace
+
+void RepoRecordStream::reach_node(const std::string& cid) {
+  if (nodes_.count(cid) != 0 || spilled_.count(cid) != 0) {
+    ready_nodes_.push_back(cid);
+  } else {
+    expected_nodes_.insert(cid);
+  }
+}
+
+void RepoRecordStream::reach_record(const std::string& cid, std::string_view path) {
+  const std::string_view collection = path.substr(0, path.find('/'));
+  const bool wanted = !options_.wanted || options_.wanted(collection);
+  auto& paths = expected_records_[cid];
+  if (wanted) {
+    paths.emplace_back(path);
+  } else {
+    ++counts_.records_skipped;
+  }
+}
+
+std::optional<MstError> RepoRecordStream::emit(std::string_view path, const std::string& cid,
+                                               byte_view record) {
+  ++counts_.records;
+  visit_(path, as_bytes(cid), record);
+  return std::nullopt;
+}
+
+std::optional<MstError> RepoRecordStream::spill(const std::string& cid, byte_view data) {
+  if (spill_fd_ < 0) {
+    std::string pattern =
+        (options_.spill_directory.empty() ? std::filesystem::temp_directory_path()
+                                          : std::filesystem::path(options_.spill_directory)) /
+        "jetstream-repo-XXXXXX";
+    spill_fd_ = ::mkstemp(pattern.data());
+    if (spill_fd_ < 0) return MstError::spill_failed;
+    ::unlink(pattern.c_str());  // gone with the descriptor, whatever happens to this process
+  }
+  // Written in large pieces: one system call per record would cost more than the rest.
+  spill_buffer_.insert(spill_buffer_.end(), data.begin(), data.end());
+  spilled_.emplace(cid, std::pair{spill_size_, static_cast<std::uint32_t>(data.size())});
+  spill_size_ += data.size();
+  ++counts_.spilled_blocks;
+  counts_.spilled_bytes += data.size();
+  if (spill_buffer_.size() >= kSpillBufferBytes) return flush_spill();
+  return std::nullopt;
+}
+
+std::optional<MstError> RepoRecordStream::flush_spill() {
+  std::size_t written = 0;
+  const std::uint64_t at = spill_size_ - spill_buffer_.size();
+  while (written < spill_buffer_.size()) {
+    const ssize_t n = ::pwrite(spill_fd_, spill_buffer_.data() + written,
+                               spill_buffer_.size() - written, static_cast<off_t>(at + written));
+    if (n <= 0) return MstError::spill_failed;
+    written += static_cast<std::size_t>(n);
+  }
+  spill_buffer_.clear();
+  return std::nullopt;
+}
+
+std::optional<MstError> RepoRecordStream::read_spilled(const std::string& cid,
+                                                       std::vector<std::uint8_t>& out) {
+  const auto found = spilled_.find(cid);
+  if (found == spilled_.end()) return MstError::missing_block;
+  const auto [offset, size] = found->second;
+  out.resize(size);
+  const std::uint64_t flushed = spill_size_ - spill_buffer_.size();
+  if (offset >= flushed) {  // still in the write buffer
+    const auto from = spill_buffer_.begin() + static_cast<std::ptrdiff_t>(offset - flushed);
+    std::copy(from, from + size, out.begin());
+  } else {
+    std::size_t done = 0;
+    while (done < size) {
+      const ssize_t n =
+          ::pread(spill_fd_, out.data() + done, size - done, static_cast<off_t>(offset + done));
+      if (n <= 0) return MstError::spill_failed;
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  spilled_.erase(found);
+  return std::nullopt;
+}
+
+std::optional<MstError> RepoRecordStream::process_nodes() {
+  std::vector<std::uint8_t> bytes;
+  while (!ready_nodes_.empty()) {
+    const std::string cid = std::move(ready_nodes_.back());
+    ready_nodes_.pop_back();
+    if (auto found = nodes_.find(cid); found != nodes_.end()) {
+      bytes = std::move(found->second);
+      node_bytes_ -= bytes.size();
+      nodes_.erase(found);
+    } else if (auto error = read_spilled(cid, bytes)) {
+      return error;
+    }
+    std::vector<std::string> children;
+    const auto error = read_node_block(
+        bytes, document_,
+        [&](byte_view left) -> std::optional<MstError> {
+          children.emplace_back(as_chars(left));
+          return std::nullopt;
+        },
+        [&](const std::string& key, byte_view value, byte_view subtree) -> std::optional<MstError> {
+          reach_record(std::string(as_chars(value)), key);
+          if (!subtree.empty()) children.emplace_back(as_chars(subtree));
+          return std::nullopt;
+        });
+    if (error) return error;
+    for (const auto& child : children) reach_node(child);
+    // Records reached now that came earlier wait in the spill file: handed over at finish(), in
+    // one pass, rather than one read per record here.
+  }
+  return std::nullopt;
+}
+
+std::optional<MstError> RepoRecordStream::add_block(byte_view cid_bytes, byte_view data) {
+  const std::string cid(as_chars(cid_bytes));
+  if (!have_commit_ && cid == root_) {
+    if (auto error = read_repo_commit_block(data, commit_, &document_)) return error;
+    have_commit_ = true;
+    reach_node(std::string(as_chars(commit_.data_cid)));
+    return process_nodes();
+  }
+  if (expected_nodes_.erase(cid) != 0) {
+    nodes_.emplace(cid, std::vector<std::uint8_t>(data.begin(), data.end()));
+    node_bytes_ += data.size();
+    ready_nodes_.push_back(cid);
+    return process_nodes();
+  }
+  if (auto found = expected_records_.find(cid); found != expected_records_.end()) {
+    for (const auto& path : found->second) {
+      if (auto error = emit(path, cid, data)) return error;
+    }
+    expected_records_.erase(found);
+    return std::nullopt;
+  }
+  if (looks_like_node(data)) {
+    node_bytes_ += data.size();
+    if (node_bytes_ > options_.max_node_bytes) return MstError::too_large;
+    nodes_.emplace(cid, std::vector<std::uint8_t>(data.begin(), data.end()));
+    return std::nullopt;
+  }
+  return spill(cid, data);
+}
+
+std::optional<MstError> RepoRecordStream::finish() {
+  if (!have_commit_ || !expected_nodes_.empty()) return MstError::missing_block;
+  if (spill_fd_ >= 0) {
+    if (auto error = flush_spill()) return error;
+  }
+  // Records whose block came before their node, read back in one pass in file order, a large
+  // piece at a time.
+  std::vector<std::tuple<std::uint64_t, std::uint32_t, std::string>> waiting;
+  for (const auto& [cid, paths] : expected_records_) {
+    const auto found = spilled_.find(cid);
+    if (found != spilled_.end()) {
+      if (!paths.empty()) waiting.emplace_back(found->second.first, found->second.second, cid);
+      spilled_.erase(found);  // what stays in spilled_ is in no tree: orphans
+    } else if (!paths.empty()) {
+      return MstError::missing_block;
+    }
+  }
+  std::sort(waiting.begin(), waiting.end());
+  std::uint64_t window_start = 0;
+  for (std::size_t i = 0; i < waiting.size(); ++i) {
+    const auto& [offset, size, cid] = waiting[i];
+    const auto& paths = expected_records_.find(cid)->second;
+    if (offset < window_start || offset + size > window_start + read_buffer_.size()) {
+      // Read from this record on, as far as the window reaches.
+      window_start = offset;
+      read_buffer_.resize(std::max<std::size_t>(kSpillBufferBytes, size));
+      std::size_t done = 0;
+      while (done < read_buffer_.size() && window_start + done < spill_size_) {
+        const ssize_t n = ::pread(spill_fd_, read_buffer_.data() + done, read_buffer_.size() - done,
+                                  static_cast<off_t>(window_start + done));
+        if (n <= 0) return MstError::spill_failed;
+        done += static_cast<std::size_t>(n);
+      }
+      read_buffer_.resize(done);
+      if (offset + size > window_start + done) return MstError::spill_failed;
+    }
+    const byte_view record(read_buffer_.data() + (offset - window_start), size);
+    for (const auto& path : paths) {
+      if (auto error = emit(path, cid, record)) return error;
+    }
+  }
+  expected_records_.clear();
+  counts_.orphan_blocks = spilled_.size() + nodes_.size();
+  return std::nullopt;
 }
 
 }  // namespace jetstream::codec

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/codec/car.hpp"
@@ -21,7 +23,9 @@ enum class MstError : std::uint8_t {
   bad_node,       ///< a tree node is not {l: link|null, e: [{p, k, v, t}]}
   bad_key,        ///< a key prefix longer than the previous key, or keys out of order
   too_deep,
-  bad_height,  ///< a key on another layer than its node's (the tree is not the canonical MST)
+  bad_height,    ///< a key on another layer than its node's (the tree is not the canonical MST)
+  too_large,     ///< RepoRecordStream: the tree's nodes exceed the memory given to them
+  spill_failed,  ///< RepoRecordStream: the spill file could not be written or read
   // MstTree operations
   key_exists,  ///< insert of a key the tree holds
   key_absent,  ///< update or remove of a key the tree does not hold
@@ -40,6 +44,9 @@ struct RepoCommit {
 /// document to parse into, so a caller on a hot path reuses its storage.
 std::optional<MstError> read_repo_commit(const CarFile& car, byte_view commit_cid,
                                          RepoCommit& commit, CborDocument* scratch = nullptr);
+/// The same, from the commit block's bytes (already checked against its CID).
+std::optional<MstError> read_repo_commit_block(byte_view block, RepoCommit& commit,
+                                               CborDocument* scratch = nullptr);
 
 /// Visits every (key, value CID) of the MST rooted at `root_cid` in key order. Keys are
 /// "collection/rkey". Every block is hash-checked against the CID that links to it.
@@ -47,6 +54,76 @@ std::optional<MstError> walk_mst(
     const CarFile& car, byte_view root_cid,
     const std::function<void(std::string_view key, byte_view value_cid)>& visit,
     std::uint32_t max_depth = 64);
+
+/// The records of a whole repository read from its CAR as it streams in (getRepo, blocks in any
+/// order: the reference PDS sends them sorted by CID), in bounded memory. The tree's nodes stay in
+/// memory (about a sixth of a repository's bytes); a record whose path is not known yet when it
+/// arrives (its node comes later) is written to a spill file and read back once its path is known
+/// or at the end. Records of collections `wanted` refuses are never kept. Feed it the blocks of a
+/// CarStreamReader (already CID-checked). Not thread-safe.
+class RepoRecordStream {
+ public:
+  struct Options {
+    /// Which collections to hand over; empty: all.
+    std::function<bool(std::string_view collection)> wanted;
+    std::size_t max_node_bytes = std::size_t{512} << 20;
+    /// Where the spill file is made (removed as soon as it is opened); empty: the system's temp
+    /// directory.
+    std::string spill_directory;
+  };
+  using RecordVisitor = std::function<void(std::string_view path, byte_view cid, byte_view record)>;
+
+  RepoRecordStream(Options options, RecordVisitor visit);
+  ~RepoRecordStream();
+  RepoRecordStream(const RepoRecordStream&) = delete;
+  RepoRecordStream& operator=(const RepoRecordStream&) = delete;
+
+  /// The CAR's root: the signed commit's CID.
+  void set_root(byte_view commit_cid);
+  std::optional<MstError> add_block(byte_view cid, byte_view data);
+  /// The input ended: hands over the records that waited in the spill file; missing_block when
+  /// the commit, a node or a wanted record never came.
+  std::optional<MstError> finish();
+
+  const RepoCommit& commit() const { return commit_; }
+  struct Counts {
+    std::uint64_t records = 0;          ///< handed over
+    std::uint64_t records_skipped = 0;  ///< of collections not wanted
+    std::uint64_t spilled_blocks = 0;
+    std::uint64_t spilled_bytes = 0;
+    std::uint64_t orphan_blocks = 0;  ///< in the CAR, not in the tree (ignored)
+  };
+  const Counts& counts() const { return counts_; }
+
+ private:
+  void reach_node(const std::string& cid);
+  void reach_record(const std::string& cid, std::string_view path);
+  std::optional<MstError> process_nodes();
+  std::optional<MstError> emit(std::string_view path, const std::string& cid, byte_view record);
+  std::optional<MstError> spill(const std::string& cid, byte_view data);
+  std::optional<MstError> flush_spill();
+  std::optional<MstError> read_spilled(const std::string& cid, std::vector<std::uint8_t>& out);
+
+  Options options_;
+  RecordVisitor visit_;
+  std::string root_;
+  bool have_commit_ = false;
+  RepoCommit commit_;
+  CborDocument document_;
+  std::unordered_map<std::string, std::vector<std::uint8_t>> nodes_;  ///< arrived, not reached
+  std::size_t node_bytes_ = 0;
+  std::unordered_set<std::string> expected_nodes_;  ///< reached, not arrived
+  std::vector<std::string> ready_nodes_;            ///< reached and arrived: to read
+  /// Reached records not arrived: their paths (empty: not wanted, dropped on arrival).
+  std::unordered_map<std::string, std::vector<std::string>> expected_records_;
+  std::unordered_map<std::string, std::pair<std::uint64_t, std::uint32_t>> spilled_;
+  static constexpr std::size_t kSpillBufferBytes = std::size_t{1} << 20;
+  int spill_fd_ = -1;
+  std::uint64_t spill_size_ = 0;            ///< bytes spilled, the buffered ones included
+  std::vector<std::uint8_t> spill_buffer_;  ///< the last spilled bytes, not written yet
+  std::vector<std::uint8_t> read_buffer_;
+  Counts counts_;
+};
 
 /// The MST layer of `key`: the leading zero bits of SHA-256(key), counted two at a time (the
 /// atproto repository v3 fanout of 4).

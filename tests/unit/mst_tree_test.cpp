@@ -354,3 +354,180 @@ TEST(MstTree, AKeyOnTheWrongLayerIsNotATree) {
 
 }  // namespace
 }  // namespace jetstream::codec
+
+namespace jetstream::codec {
+namespace {
+
+/// The (path, record CID) pairs a RepoRecordStream hands over for `car` (blocks streamed in CAR
+/// order through a CarStreamReader, 1 KiB chunks), checking each record's bytes against its CID.
+struct StreamedRecords {
+  std::map<std::string, std::string> records;
+  std::optional<MstError> error;
+  RepoRecordStream::Counts counts;
+};
+
+StreamedRecords stream_records(const Bytes& car, RepoRecordStream::Options options = {}) {
+  StreamedRecords out;
+  RepoRecordStream repo(std::move(options),
+                        [&](std::string_view path, byte_view cid, byte_view record) {
+                          const auto parsed = parse_cid(cid);
+                          EXPECT_TRUE(parsed && cid_matches(*parsed, record)) << path;
+                          EXPECT_TRUE(out.records.emplace(path, as_chars(cid)).second) << path;
+                        });
+  CarStreamReader reader;
+  bool root_set = false;
+  for (std::size_t at = 0; at < car.size() && !out.error; at += 1024) {
+    const auto error =
+        reader.feed(byte_view(car).subspan(at, std::min<std::size_t>(1024, car.size() - at)),
+                    [&](const CidView& cid, byte_view data) {
+                      if (!root_set) {
+                        repo.set_root(reader.roots().at(0).bytes);
+                        root_set = true;
+                      }
+                      if (!out.error) out.error = repo.add_block(cid.bytes, data);
+                    });
+    if (error) ADD_FAILURE() << to_string(*error);
+  }
+  if (!out.error) out.error = repo.finish();
+  out.counts = repo.counts();
+  return out;
+}
+
+/// The blocks of `car` in another order (the header kept): `order` permutes them.
+Bytes reordered(const Bytes& car,
+                const std::function<void(std::vector<std::pair<Bytes, Bytes>>&)>& order) {
+  CarFile file;
+  EXPECT_EQ(file.open(car), std::nullopt);
+  std::vector<std::pair<Bytes, Bytes>> blocks;
+  for (const auto& block : file.blocks()) {
+    blocks.emplace_back(Bytes(block.cid.bytes.begin(), block.cid.bytes.end()),
+                        Bytes(block.data.begin(), block.data.end()));
+  }
+  order(blocks);
+  return testing::make_car({Bytes(file.roots()[0].bytes.begin(), file.roots()[0].bytes.end())},
+                           blocks);
+}
+
+std::map<std::string, std::string> walked(const Bytes& car) {
+  CarFile file;
+  EXPECT_EQ(file.open(car), std::nullopt);
+  file.build_lookup_index();
+  RepoCommit commit;
+  EXPECT_EQ(read_repo_commit(file, file.roots()[0].bytes, commit), std::nullopt);
+  std::map<std::string, std::string> out;
+  EXPECT_EQ(
+      walk_mst(file, commit.data_cid,
+               [&](std::string_view key, byte_view value) { out.emplace(key, as_chars(value)); }),
+      std::nullopt);
+  return out;
+}
+
+TEST(RepoRecordStream, TheRealRepositoryInAnyBlockOrderGivesEveryRecordOfItsTree) {
+  JETSTREAM_REQUIRE_SHARED_FILE(car_path, "corpus/repo.car");
+  const Bytes car = testing::read_binary_file(car_path);
+  const auto expected = walked(car);
+  ASSERT_GT(expected.size(), 10u);
+
+  const StreamedRecords in_order = stream_records(car);
+  ASSERT_EQ(in_order.error, std::nullopt);
+  EXPECT_EQ(in_order.records, expected);
+
+  // Sorted by CID, as the reference PDS sends getRepo: records come before their nodes.
+  const Bytes by_cid =
+      reordered(car, [](auto& blocks) { std::sort(blocks.begin(), blocks.end()); });
+  const StreamedRecords sorted = stream_records(by_cid);
+  ASSERT_EQ(sorted.error, std::nullopt);
+  EXPECT_EQ(sorted.records, expected);
+
+  std::mt19937 random(5);
+  const Bytes shuffled =
+      reordered(car, [&](auto& blocks) { std::shuffle(blocks.begin(), blocks.end(), random); });
+  const StreamedRecords mixed = stream_records(shuffled);
+  ASSERT_EQ(mixed.error, std::nullopt);
+  EXPECT_EQ(mixed.records, expected);
+  EXPECT_GT(sorted.counts.spilled_blocks + mixed.counts.spilled_blocks, 0u)
+      << "records that came before their node waited on disk";
+}
+
+TEST(RepoRecordStream, ARepositoryOfSeveralMiBSortedByCidComesBackWhole) {
+  // More spilled bytes than one read window: the read-back crosses windows.
+  MstTree tree;
+  std::vector<std::pair<Bytes, Bytes>> blocks;
+  std::map<std::string, std::string> expected;
+  for (int i = 0; i < 12000; ++i) {
+    testing::CborBuilder record;
+    record.map(2)
+        .text("$type")
+        .text("app.bsky.feed.post")
+        .text("text")
+        .text(
+            std::string(static_cast<std::size_t>(100 + i % 200), static_cast<char>('a' + i % 26)) +
+            std::to_string(i));
+    Bytes bytes = record.take();
+    Bytes cid = testing::cid_of(kCodecDagCbor, bytes);
+    const std::string path = "app.bsky.feed.post/k" + std::to_string(i);
+    ASSERT_EQ(tree.insert(path, cid), std::nullopt);
+    expected.emplace(path, std::string(cid.begin(), cid.end()));
+    blocks.emplace_back(std::move(cid), std::move(bytes));
+  }
+  const std::string root = tree.root_cid();
+  tree.for_each_encoded_node([&](std::string_view cid, byte_view block) {
+    blocks.emplace_back(Bytes(cid.begin(), cid.end()), Bytes(block.begin(), block.end()));
+  });
+  testing::CborBuilder commit;
+  commit.map(5)
+      .text("did")
+      .text("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa")
+      .text("rev")
+      .text("3mabcdefghij2");
+  commit.text("data")
+      .link(Bytes(root.begin(), root.end()))
+      .text("prev")
+      .null()
+      .text("version")
+      .uint(3);
+  Bytes commit_bytes = commit.take();
+  const Bytes commit_cid = testing::cid_of(kCodecDagCbor, commit_bytes);
+  blocks.emplace_back(commit_cid, std::move(commit_bytes));
+  std::sort(blocks.begin(), blocks.end());
+  const StreamedRecords streamed = stream_records(testing::make_car({commit_cid}, blocks));
+  ASSERT_EQ(streamed.error, std::nullopt);
+  EXPECT_GT(streamed.counts.spilled_bytes, std::uint64_t{2} << 20);
+  EXPECT_EQ(streamed.records, expected);
+  EXPECT_EQ(streamed.counts.orphan_blocks, 0u);
+}
+
+TEST(RepoRecordStream, OnlyWantedCollectionsAreHandedOverAndAMissingBlockIsReported) {
+  JETSTREAM_REQUIRE_SHARED_FILE(car_path, "corpus/repo.car");
+  const Bytes car = testing::read_binary_file(car_path);
+  const auto expected = walked(car);
+  RepoRecordStream::Options likes;
+  likes.wanted = [](std::string_view collection) { return collection == "app.bsky.feed.like"; };
+  const StreamedRecords only_likes = stream_records(car, likes);
+  ASSERT_EQ(only_likes.error, std::nullopt);
+  std::size_t like_count = 0;
+  for (const auto& [path, cid] : expected) like_count += path.starts_with("app.bsky.feed.like/");
+  EXPECT_EQ(only_likes.records.size(), like_count);
+  EXPECT_EQ(only_likes.counts.records_skipped, expected.size() - like_count);
+
+  // A wanted record's block left out, then a tree node's.
+  const std::string lost_record = expected.begin()->second;
+  const Bytes without_record = reordered(car, [&](auto& blocks) {
+    std::erase_if(blocks, [&](const auto& block) {
+      return std::string(block.first.begin(), block.first.end()) == lost_record;
+    });
+  });
+  EXPECT_EQ(stream_records(without_record).error, MstError::missing_block);
+  const Bytes without_node = reordered(car, [&](auto& blocks) {
+    bool dropped = false;
+    std::erase_if(blocks, [&](const auto& block) {
+      if (dropped || block.second.size() < 3 || block.second[0] != 0xa2 || block.second[2] != 'e')
+        return false;
+      return dropped = true;
+    });
+  });
+  EXPECT_EQ(stream_records(without_node).error, MstError::missing_block);
+}
+
+}  // namespace
+}  // namespace jetstream::codec
