@@ -190,7 +190,9 @@ void BM_RepositoryRecordsFromTheStream(benchmark::State& state) {
     }
     if (repo.finish()) state.SkipWithError("the repository did not end cleanly");
   }
-  if (records != 50000ULL * state.iterations()) state.SkipWithError("records missing");
+  if (records != 50000ULL * static_cast<std::uint64_t>(state.iterations())) {
+    state.SkipWithError("records missing");
+  }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
                           static_cast<std::int64_t>(car.size()));
   g_records_bytes = static_cast<double>(state.iterations()) * static_cast<double>(car.size());
