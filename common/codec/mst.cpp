@@ -101,12 +101,13 @@ std::optional<MstError> read_node_block(byte_view data, CborDocument& node, OnLe
     // Keys are compressed against the previous key of the same node.
     const std::uint64_t shared = node.node(*prefix).integer;
     if (shared > key.size()) return MstError::bad_key;
-    const std::string previous = first ? std::string() : key;
+    // The new key shares `shared` bytes with the previous one, so it is above it exactly when
+    // its suffix is above the previous key's tail: compared before the key is rebuilt in place.
+    const std::string_view suffix_text = as_chars(node.node(*suffix).bytes());
+    const bool increasing = first || suffix_text > std::string_view(key).substr(shared);
     key.resize(shared);
-    key.append(as_chars(node.node(*suffix).bytes()));
-    if (key.empty() || key.size() > kMaxKeyBytes || (!first && key <= previous)) {
-      return MstError::bad_key;
-    }
+    key.append(suffix_text);
+    if (key.empty() || key.size() > kMaxKeyBytes || !increasing) return MstError::bad_key;
     first = false;
     byte_view subtree;
     if (tree) {

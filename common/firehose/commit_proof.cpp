@@ -15,15 +15,6 @@ std::string_view to_string(CommitProof proof) {
   return "unknown";
 }
 
-namespace {
-
-bool same(const std::optional<std::string>& stored, byte_view cid) {
-  return stored && as_bytes(*stored).size() == cid.size() &&
-         std::equal(cid.begin(), cid.end(), as_bytes(*stored).begin());
-}
-
-}  // namespace
-
 CommitProof CommitProofChecker::check(const CommitBody& commit, const codec::CarFile& car,
                                       byte_view data_root) {
   detail_ = {};
@@ -53,7 +44,7 @@ CommitProof CommitProofChecker::check(const CommitBody& commit, const codec::Car
     const bool is_delete = op.action == "delete";
     if (legacy && is_delete) continue;  // a pre-1.1 frame need not carry the path of a delete
     if (tree_.get(op.path, stored)) return fail(CommitProof::ops_mismatch, "path not in blocks");
-    if (is_delete ? stored.has_value() : !same(stored, *op.cid)) {
+    if (is_delete ? stored.has_value() : !stored || !bytes_equal(as_bytes(*stored), *op.cid)) {
       return fail(CommitProof::ops_mismatch, is_delete ? "deleted key present" : "cid differs");
     }
   }
@@ -75,8 +66,7 @@ CommitProof CommitProofChecker::check(const CommitBody& commit, const codec::Car
     static const std::string kEmptyTree = codec::MstTree().root_cid();
     return before == kEmptyTree ? CommitProof::proven : CommitProof::unproven;
   }
-  if (as_bytes(before).size() != commit.prev_data->size() ||
-      !std::equal(commit.prev_data->begin(), commit.prev_data->end(), as_bytes(before).begin())) {
+  if (!bytes_equal(as_bytes(before), *commit.prev_data)) {
     return fail(CommitProof::mst_mismatch, "prevData differs");
   }
   return CommitProof::proven;

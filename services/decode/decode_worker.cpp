@@ -14,13 +14,14 @@ struct WorkerState {
 decode_worker_actor::behavior_type decode_worker(
     decode_worker_actor::stateful_pointer<WorkerState> self, sequencer_actor sequencer,
     std::shared_ptr<const WorkerVerification> verification) {
+  const bool check_revs = verification && verification->options.full;
   if (verification) {
     self->state.verifier = std::make_unique<CommitVerifier>(
         *verification->cache, verification->now_us, verification->options);
     self->state.encoder.set_commit_gate(self->state.verifier.get());
   }
   return {
-      [self, sequencer](decode_atom, const FrameBatchPtr& batch) {
+      [self, sequencer, check_revs](decode_atom, const FrameBatchPtr& batch) {
         auto decoded = std::make_shared<DecodedBatch>();
         decoded->sequence = batch->sequence;
         decoded->oldest_receive_time_us = std::numeric_limits<std::int64_t>::max();
@@ -36,7 +37,10 @@ decode_worker_actor::behavior_type decode_worker(
               {static_cast<const std::uint8_t*>(frame.data()), frame.size()}, decoded->events);
           if (verifier != nullptr) {
             decoded->event_frames.resize(decoded->events.size(), static_cast<std::uint32_t>(i));
-            if (outcome.held || outcome.gate_passed) {
+            // A passed commit is the sequencer's business only for its rev (--verify full), or
+            // when it made no event to find it by (it may have to wait behind a held frame).
+            const bool made_no_event = decoded->events.size() == position;
+            if (outcome.held || (outcome.gate_passed && (check_revs || made_no_event))) {
               decoded->gated.push_back({position, static_cast<std::uint32_t>(i),
                                         std::string(outcome.repo), std::string(outcome.rev),
                                         outcome.held,

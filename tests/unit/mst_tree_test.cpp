@@ -58,6 +58,23 @@ Bytes car_of(const MstTree& tree, const std::string& root,
   return testing::make_car({Bytes(root.begin(), root.end())}, blocks);
 }
 
+/// `tree` as a verifier meets it: its blocks in a CAR, read back lazily from its root.
+struct ReadBack {
+  Bytes bytes;
+  CarFile car;
+  MstTree tree;
+  std::optional<MstError> error;
+
+  ReadBack(const MstTree& written, const std::string& root)
+      : bytes(car_of(written, root, [](const std::string&) { return true; })) {
+    if (car.open(bytes)) {
+      error = MstError::bad_node;
+      return;
+    }
+    error = tree.load(car, as_bytes(root));
+  }
+};
+
 TEST(MstTree, KeyHeightsMatchTheInteropVectors) {
   JETSTREAM_REQUIRE_SHARED_FILE(path, "interop/mst/key_heights.json");
   const auto vectors = read_json(path);
@@ -216,11 +233,9 @@ TEST(MstTree, RemovingTheOnlyHighKeyOfAPartialTreeShrinksItThroughLeaflessLayers
   const std::string high = key_on_layer("c/", 2);
   ASSERT_EQ(tree.insert(high, value), std::nullopt);
   const std::string after = tree.root_cid();
-  const Bytes car_bytes = car_of(tree, after, [](const std::string&) { return true; });
-  CarFile car;
-  ASSERT_EQ(car.open(car_bytes), std::nullopt);
-  MstTree partial;
-  ASSERT_EQ(partial.load(car, as_bytes(after)), std::nullopt);
+  ReadBack read_back(tree, after);
+  ASSERT_EQ(read_back.error, std::nullopt);
+  MstTree& partial = read_back.tree;
   ASSERT_EQ(partial.remove(high), std::nullopt);
   EXPECT_EQ(cid_text(partial.root_cid()), cid_text(before));
   EXPECT_EQ(partial.blocks_read().size(), 3u) << "the root, the leafless node, the node below";
@@ -260,11 +275,9 @@ TEST(MstTree, RandomCommitsInvertThroughATreeReadFromBlocks) {
       ASSERT_EQ(error, std::nullopt);
     }
     const std::string after = tree.root_cid();
-    const Bytes car_bytes = car_of(tree, after, [](const std::string&) { return true; });
-    CarFile car;
-    ASSERT_EQ(car.open(car_bytes), std::nullopt);
-    MstTree partial;
-    ASSERT_EQ(partial.load(car, as_bytes(after)), std::nullopt);
+    ReadBack read_back(tree, after);
+    ASSERT_EQ(read_back.error, std::nullopt);
+    MstTree& partial = read_back.tree;
     for (const Op& op : ops) {
       const auto error = op.kind == 0   ? partial.remove(op.key)
                          : op.kind == 1 ? partial.update(op.key, value)
