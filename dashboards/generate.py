@@ -270,6 +270,16 @@ def decode() -> Board:
                     "decode holds, while ingestion goes on; 1 when no build runs.")
     b.timeseries("State build: log events read per second", [
         (f"sum(rate(jetstream_decode_twin_build_events_read_total[{RI}]))", "read")], w=8)
+    b.timeseries("Backfill batches applied, by answer", [
+        (f"sum by (outcome) (rate(jetstream_decode_backfill_batches_total[{RI}]))", "{{outcome}}")], w=8,
+        description="Repository batches from jetstream-backfill. stored: applied and durable; busy: "
+                    "not storable now (disk short, a failed write), backfill sends it again; "
+                    "rejected: no compacted twin, or a collection set that does not parse.")
+    b.timeseries("Backfill records per second, by result", [
+        (f"sum by (result) (rate(jetstream_decode_backfill_records_total[{RI}]))", "{{result}}")], w=8,
+        description="applied: a new event (for snapshot=true connections only); unchanged: the twin "
+                    "held the same or a newer rev (a live commit wins); tombstoned: the fetched "
+                    "repository no longer holds it; invalid: not atproto data.")
     b.row("Verification (--verify)")
     b.timeseries("Commits dropped by verification, by reason", [
         (f'sum by (reason) (rate(jetstream_decode_drops_total{{reason=~"bad_signature|bad_commit|unknown_key|unresolvable_did|ops_mismatch|mst_mismatch|rev_not_increasing|rev_in_future|no_prev_data"}}[{RI}]))',

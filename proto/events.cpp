@@ -9,8 +9,8 @@ namespace jetstream::proto {
 
 bool operator==(const EventView& a, const EventView& b) noexcept {
   return a.time_us == b.time_us && a.prev_time_us == b.prev_time_us && a.kind == b.kind &&
-         a.did == b.did && a.collection == b.collection && a.json == b.json &&
-         std::ranges::equal(a.zstd, b.zstd);
+         a.backfill == b.backfill && a.did == b.did && a.collection == b.collection &&
+         a.json == b.json && std::ranges::equal(a.zstd, b.zstd);
 }
 
 std::optional<DecodeError> validate(const EventView& event) noexcept {
@@ -24,7 +24,7 @@ std::optional<DecodeError> validate(const EventView& event) noexcept {
       break;
     case EventKind::identity:
     case EventKind::account:
-      if (!event.collection.empty()) return DecodeError::invalid_value;
+      if (!event.collection.empty() || event.backfill) return DecodeError::invalid_value;
       break;
     default: return DecodeError::invalid_value;
   }
@@ -73,7 +73,7 @@ std::size_t event_size(const EventView& event) noexcept {
 void write_event(Writer& writer, const EventView& event) noexcept {
   writer.i64(event.time_us);
   writer.i64(event.prev_time_us);
-  writer.u8(static_cast<std::uint8_t>(event.kind));
+  writer.u8(kind_byte(event.kind, event.backfill));
   writer.sized_text(event.did);
   writer.sized_text(event.collection);
   writer.sized_text(event.json);
@@ -84,7 +84,9 @@ EventView read_event(Reader& reader) noexcept {
   EventView event;
   event.time_us = reader.i64();
   event.prev_time_us = reader.i64();
-  event.kind = static_cast<EventKind>(reader.u8());
+  const std::uint8_t kind = reader.u8();
+  event.kind = static_cast<EventKind>(kind & ~kBackfillKindBit);
+  event.backfill = (kind & kBackfillKindBit) != 0;
   event.did = reader.sized_text(kMaxStringBytes);
   event.collection = reader.sized_text(kMaxStringBytes);
   event.json = reader.sized_text(kMaxPayloadBytes);

@@ -39,6 +39,10 @@ struct EventView {
   /// The same JSON as one zstd frame made with the v1 dictionary; empty when no dictionary is
   /// configured (and in replay pages whose request did not ask for it). At most kMaxPayloadBytes.
   std::span<const std::uint8_t> zstd;
+  /// A record written by backfill (services/backfill), not by a live commit: delivered only to
+  /// `snapshot=true` connections (API.md "Backfill"). Commits only. On the wire: bit 7 of the
+  /// kind byte (README §3.4).
+  bool backfill = false;
 
   /// Field-by-field; views compare by content.
   friend bool operator==(const EventView& a, const EventView& b) noexcept;
@@ -73,13 +77,21 @@ struct StateInfo {
 };
 /// The longest compacted-set text a StateInfo carries.
 inline constexpr std::uint32_t kMaxCompactedSetBytes = 64u * 1024u;
+/// Bit 7 of an event's kind byte (proto README §3.4; the log's value header uses the same byte).
+inline constexpr std::uint8_t kBackfillKindBit = 0x80;
+/// The kind byte of `event`: its EventKind, with kBackfillKindBit for a backfilled record.
+constexpr std::uint8_t kind_byte(EventKind kind, bool backfill) noexcept {
+  return static_cast<std::uint8_t>(static_cast<std::uint8_t>(kind) |
+                                   (backfill ? kBackfillKindBit : 0));
+}
 /// Bytes of an event with every string empty: time_us, prev_time_us, kind, four u32 lengths.
 inline constexpr std::size_t kEventFixedSize = 8 + 8 + 1 + 4 * 4;
 
 // ---- Validation: the rules decoders enforce, for senders holding data they did not produce.
 
-/// One event: kind is known; time_us > prev_time_us >= 0; did non-empty; collection non-empty
-/// exactly for commits; json non-empty; lengths within their limits.
+/// One event: kind is known (backfill only with commit); time_us > prev_time_us >= 0; did
+/// non-empty; collection non-empty exactly for commits; json non-empty; lengths within their
+/// limits.
 std::optional<DecodeError> validate(const EventView& event) noexcept;
 /// A batch: 1..kMaxEventsPerMessage valid events, each one's prev_time_us equal to the time_us of
 /// the event before it in the batch (a batch is a run of consecutive published events).

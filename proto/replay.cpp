@@ -104,7 +104,8 @@ std::vector<std::uint8_t> encode_replay_request(const ReplayRequest& request) {
   writer.u32(request.max_bytes);
   writer.u8(static_cast<std::uint8_t>((request.want_zstd ? kReplayFlagWantZstd : 0) |
                                       (request.clamp_to_oldest ? kReplayFlagClampToOldest : 0) |
-                                      (request.snapshot ? kReplayFlagSnapshot : 0)));
+                                      (request.snapshot ? kReplayFlagSnapshot : 0) |
+                                      (request.include_backfill ? kReplayFlagBackfill : 0)));
   write_strings(writer, request.collections);
   write_strings(writer, request.collection_prefixes);
   write_strings(writer, request.dids);
@@ -152,12 +153,14 @@ DecodeResult<ReplayRequest> decode_replay_request(std::span<const std::uint8_t> 
   request.want_zstd = (flags & kReplayFlagWantZstd) != 0;
   request.clamp_to_oldest = (flags & kReplayFlagClampToOldest) != 0;
   request.snapshot = (flags & kReplayFlagSnapshot) != 0;
+  request.include_backfill = (flags & kReplayFlagBackfill) != 0;
   request.collections = read_strings(reader, kMaxCollectionPatterns);
   request.collection_prefixes = read_strings(
       reader, kMaxCollectionPatterns - static_cast<std::uint32_t>(request.collections.size()));
   request.dids = read_strings(reader, kMaxWantedDids);
   if (!reader.finish()) return reader.error();
-  if ((flags & ~(kReplayFlagWantZstd | kReplayFlagClampToOldest | kReplayFlagSnapshot)) != 0) {
+  if ((flags & ~(kReplayFlagWantZstd | kReplayFlagClampToOldest | kReplayFlagSnapshot |
+                 kReplayFlagBackfill)) != 0) {
     return DecodeError::invalid_value;
   }
   if (const auto error = validate(request)) return *error;

@@ -43,6 +43,9 @@ struct ReplayRequest {
   /// too_old (the snapshot must restart from 0), unless clamp_to_oldest is set, which for a
   /// snapshot means "continuing a snapshot already under way".
   bool snapshot = false;
+  /// Include backfilled records (EventView::backfill) from the log: only a `snapshot=true`
+  /// connection sees them (API.md "Backfill"). A snapshot read of the twin always includes them.
+  bool include_backfill = false;
   /// Exact collection NSIDs. Empty exact and prefix lists = every collection.
   std::vector<std::string> collections;
   /// Collection prefixes, matched with starts_with: `app.bsky.feed.*` travels as `app.bsky.feed.`.
@@ -92,6 +95,7 @@ inline constexpr std::size_t kReplayPageFixedSize = 40;
 inline constexpr std::uint8_t kReplayFlagWantZstd = 0x01;
 inline constexpr std::uint8_t kReplayFlagClampToOldest = 0x02;
 inline constexpr std::uint8_t kReplayFlagSnapshot = 0x04;
+inline constexpr std::uint8_t kReplayFlagBackfill = 0x08;
 
 std::string_view to_string(ReplayStatus status) noexcept;
 

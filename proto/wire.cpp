@@ -30,6 +30,8 @@ std::string_view to_string(MessageType type) noexcept {
     case MessageType::state_info: return "state_info";
     case MessageType::replay_request: return "replay_request";
     case MessageType::replay_page: return "replay_page";
+    case MessageType::repo_batch: return "repo_batch";
+    case MessageType::batch_ack: return "batch_ack";
   }
   return "unknown";
 }
@@ -44,6 +46,8 @@ std::string_view topic(MessageType type) noexcept {
     case MessageType::state_info: return "C";
     case MessageType::replay_request: return "Q";
     case MessageType::replay_page: return "P";
+    case MessageType::repo_batch: return "B";
+    case MessageType::batch_ack: return "A";
   }
   return {};
 }
@@ -61,7 +65,9 @@ DecodeResult<MessageType> decode_topic(std::span<const std::uint8_t> topic_frame
     case MessageType::heartbeat:
     case MessageType::state_info:
     case MessageType::replay_request:
-    case MessageType::replay_page: return type;
+    case MessageType::replay_page:
+    case MessageType::repo_batch:
+    case MessageType::batch_ack: return type;
   }
   return DecodeError::unknown_topic;
 }

@@ -82,7 +82,7 @@ P=19000
 "${ON_OTHER_CPUS[@]}" "$B/services/decode/jetstream-decode" --data-dir "$WORK/data" "${DICT[@]}" \
   --frames-endpoint tcp://127.0.0.1:$((P+10)) --control-endpoint tcp://127.0.0.1:$((P+11)) \
   --events-endpoint tcp://127.0.0.1:$((P+12)) --replay-endpoint tcp://127.0.0.1:$((P+13)) \
-  --metrics-listen-addr 127.0.0.1:$((P+29)) >"$WORK/decode.log" 2>&1 & DECODE=$!; PIDS+=($DECODE)
+  --backfill-endpoint tcp://127.0.0.1:$((P+14)) --metrics-listen-addr 127.0.0.1:$((P+29)) >"$WORK/decode.log" 2>&1 & DECODE=$!; PIDS+=($DECODE)
 "${ON_FANOUT_CPUS[@]}" "$B/services/fanout/jetstream-fanout" --listen-addr 127.0.0.1:$((P+8)) --metrics-listen-addr 127.0.0.1:$((P+9)) \
   --events-endpoint tcp://127.0.0.1:$((P+12)) --replay-endpoint tcp://127.0.0.1:$((P+13)) "${DICT[@]}" \
   --max-sub-rate 0 "${FANOUT_ARGS[@]}" >"$WORK/fanout.log" 2>&1 & FANOUT=$!; PIDS+=($FANOUT)

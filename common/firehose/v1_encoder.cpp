@@ -212,52 +212,77 @@ void V1Encoder::commit_events(std::vector<PendingEvent>& out, FrameOutcome& outc
 
     PendingEvent& event =
         start_event(out, EventKind::commit, commit_.seq, commit_.repo, *commit_time_us);
-    event.collection.assign(collection);
-    event.rkey.clear();
-    text::append_replacing_invalid(event.rkey, rkey);
-    event.rev.assign(commit_.rev);
-    event.is_delete = is_delete;
-    std::string& json = event.json;
-    // Go's omitempty: empty rev, collection or rkey are left out.
-    json.push_back('{');
-    bool first = true;
-    auto field = [&](std::string_view key) {
-      if (!first) json.push_back(',');
-      first = false;
-      json.push_back('"');
-      json.append(key);
-      json.append("\":");
-    };
-    if (!commit_.rev.empty()) {
-      field("rev");
-      append_json_string(json, commit_.rev);
+    if (!append_commit(event, commit_.rev, op.action, collection, rkey,
+                       block != nullptr ? &block->data : nullptr, op.cid.value_or(byte_view{}))) {
+      discard_last(out);
     }
-    field("operation");
-    append_json_string(json, op.action);
-    if (!collection.empty()) {
-      field("collection");
-      append_json_string(json, collection);
-    }
-    if (!rkey.empty()) {
-      field("rkey");
-      append_json_string(json, rkey);
-    }
-    if (block != nullptr) {
-      field("record");
-      if (records_.append_json(json, block->data)) {
-        out.pop_back();
-        --stats_.events;
-        --stats_.events_by_kind[static_cast<std::size_t>(EventKind::commit)];
-        drop(DropReason::invalid_record);
-        continue;
-      }
-      field("cid");
-      json.push_back('"');
-      codec::append_cid_string(json, *op.cid);
-      json.push_back('"');
-    }
-    json.append("}}");
   }
+}
+
+bool V1Encoder::append_commit(PendingEvent& event, std::string_view rev, std::string_view action,
+                              std::string_view collection, std::string_view rkey,
+                              const byte_view* record, byte_view cid) {
+  event.collection.assign(collection);
+  event.rkey.clear();
+  text::append_replacing_invalid(event.rkey, rkey);
+  event.rev.assign(rev);
+  event.is_delete = action == "delete";
+  std::string& json = event.json;
+  // Go's omitempty: empty rev, collection or rkey are left out.
+  json.push_back('{');
+  bool first = true;
+  auto field = [&](std::string_view key) {
+    if (!first) json.push_back(',');
+    first = false;
+    json.push_back('"');
+    json.append(key);
+    json.append("\":");
+  };
+  if (!rev.empty()) {
+    field("rev");
+    append_json_string(json, rev);
+  }
+  field("operation");
+  append_json_string(json, action);
+  if (!collection.empty()) {
+    field("collection");
+    append_json_string(json, collection);
+  }
+  if (!rkey.empty()) {
+    field("rkey");
+    append_json_string(json, rkey);
+  }
+  if (record != nullptr) {
+    field("record");
+    if (records_.append_json(json, *record)) return false;
+    field("cid");
+    json.push_back('"');
+    codec::append_cid_string(json, cid);
+    json.push_back('"');
+  }
+  json.append("}}");
+  return true;
+}
+
+void V1Encoder::discard_last(std::vector<PendingEvent>& out) {
+  out.pop_back();
+  --stats_.events;
+  --stats_.events_by_kind[static_cast<std::size_t>(EventKind::commit)];
+  drop(DropReason::invalid_record);
+}
+
+bool V1Encoder::record_event(std::string_view did, std::string_view rev,
+                             std::string_view collection, std::string_view rkey, byte_view cid,
+                             byte_view record, std::vector<PendingEvent>& out) {
+  PendingEvent& event = start_event(out, EventKind::commit, 0, did, 0);
+  event.backfill = true;
+  const bool tombstone = record.empty();
+  if (!append_commit(event, rev, tombstone ? "delete" : "create", collection, rkey,
+                     tombstone ? nullptr : &record, cid)) {
+    discard_last(out);
+    return false;
+  }
+  return true;
 }
 
 std::optional<std::int64_t> V1Encoder::admit_identity_event(bool unreadable, std::string_view did,

@@ -33,6 +33,8 @@ struct PendingEvent {
   std::string rkey;
   std::string rev;
   bool is_delete = false;
+  /// A record backfill fetched (V1Encoder::record_event), not a live commit's op.
+  bool backfill = false;
 
   /// The final JSON with `time_us` in place.
   std::string finalize(std::int64_t time_us) const;
@@ -130,6 +132,15 @@ class V1Encoder {
   /// Appends the events of `frame` to `out`, one per commit op, identity or account.
   FrameOutcome events_from_frame(byte_view frame, std::vector<PendingEvent>& out);
 
+  /// A record a backfilled repository holds (API.md "Backfill") as a v1 commit event appended to
+  /// `out`: `operation` `create` with the record and its CID, or, with `record` empty, a
+  /// `delete` (the repository no longer holds it). upstream_seq and upstream_time_us are 0.
+  /// false, with nothing appended and `invalid_record` counted, when the record is not valid
+  /// atproto data.
+  bool record_event(std::string_view did, std::string_view rev, std::string_view collection,
+                    std::string_view rkey, byte_view cid, byte_view record,
+                    std::vector<PendingEvent>& out);
+
   /// Commits go through `gate` (not owned; null, the default, passes every commit).
   void set_commit_gate(CommitGate* gate) { gate_ = gate; }
 
@@ -145,6 +156,14 @@ class V1Encoder {
   std::optional<std::int64_t> admit_identity_event(bool unreadable, std::string_view did,
                                                    std::string_view time);
   void drop(DropReason reason) { ++stats_.drops[static_cast<std::size_t>(reason)]; }
+  /// The commit part of a commit event (after start_event): the fields the twin keys by, then
+  /// the JSON. `record` null: no record and no CID (a delete). false: the record is not valid
+  /// atproto data (the JSON is then incomplete: discard_last).
+  bool append_commit(PendingEvent& event, std::string_view rev, std::string_view action,
+                     std::string_view collection, std::string_view rkey, const byte_view* record,
+                     byte_view cid);
+  /// Removes the event just started and counts it as `invalid_record`.
+  void discard_last(std::vector<PendingEvent>& out);
   PendingEvent& start_event(std::vector<PendingEvent>& out, EventKind kind, std::int64_t seq,
                             std::string_view did, std::int64_t upstream_time_us);
 

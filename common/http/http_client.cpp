@@ -33,6 +33,7 @@ std::string_view to_string(FetchError error) {
     case FetchError::too_large: return "too_large";
     case FetchError::bad_response: return "bad_response";
     case FetchError::too_many_redirects: return "too_many_redirects";
+    case FetchError::aborted: return "aborted";
   }
   return "unknown";
 }
@@ -132,6 +133,16 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
         done_(std::move(done)),
         resolver_(client.io),
         resolve_deadline_(client.io) {}
+  /// A streamed fetch (HttpClient::get_stream).
+  Fetch(HttpClient::Impl& client, FetchLimits limits, HttpClient::Stream stream)
+      : Fetch(client, limits, std::move(stream.done)) {
+    on_chunk_ = std::move(stream.on_chunk);
+  }
+  ~Fetch() {
+    if (inflating_) inflateEnd(&inflater_);
+  }
+  Fetch(const Fetch&) = delete;
+  Fetch& operator=(const Fetch&) = delete;
 
   void start(const std::string& url_text) {
     std::string why;
@@ -232,7 +243,9 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
     request_.version(11);
     request_.set(bhttp::field::host, url_.host_header());
     request_.set(bhttp::field::user_agent, client_.options.user_agent);
-    request_.set(bhttp::field::accept_encoding, "gzip");
+    // A streamed body is handed over as it comes: no coding is asked for (one sent anyway is
+    // inflated as it streams).
+    request_.set(bhttp::field::accept_encoding, on_chunk_ ? "identity" : "gzip");
     request_.set(bhttp::field::connection, "close");
     tcp_layer().expires_after(limits_.header_timeout);
     with_stream([this](auto& stream) {
@@ -245,10 +258,21 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
   }
 
   void read_head() {
+    buffer_.clear();
+    if (on_chunk_) {
+      stream_parser_.emplace();
+      stream_parser_->header_limit(kMaxHeadBytes);
+      stream_parser_->body_limit(limits_.max_body_bytes);
+      with_stream([this](auto& stream) {
+        bhttp::async_read_header(
+            stream, buffer_, *stream_parser_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_head(ec); });
+      });
+      return;
+    }
     parser_.emplace();
     parser_->header_limit(kMaxHeadBytes);
     parser_->body_limit(limits_.max_body_bytes);
-    buffer_.clear();
     with_stream([this](auto& stream) {
       bhttp::async_read_header(
           stream, buffer_, *parser_,
@@ -256,35 +280,8 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
     });
   }
 
-  void on_head(beast::error_code ec) {
-    if (ec) return fail_stage(ec, FetchError::bad_response, "reading the response head");
-    const auto& head = parser_->get();
-    const unsigned status = head.result_int();
-    if (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) {
-      const auto location = head.find(bhttp::field::location);
-      if (location == head.end())
-        return finish(FetchError::bad_response, "redirect without Location");
-      if (++redirects_ > limits_.max_redirects) {
-        return finish(FetchError::too_many_redirects, bounded(result_.final_url));
-      }
-      std::string next(location->value());
-      if (!next.empty() && next.front() == '/') {
-        next = std::string(url_.tls ? "https://" : "http://") + url_.host_header() + next;
-      }
-      return start(next);  // the new host is resolved and checked like the first
-    }
-    tcp_layer().expires_after(limits_.body_timeout);
-    with_stream([this](auto& stream) {
-      bhttp::async_read(stream, buffer_, *parser_,
-                        [self = shared_from_this()](beast::error_code read_ec, std::size_t) {
-                          self->on_body(read_ec);
-                        });
-    });
-  }
-
-  void on_body(beast::error_code ec) {
-    if (ec) return fail_stage(ec, FetchError::bad_response, "reading the body");
-    auto response = parser_->release();
+  /// The politeness and content headers every caller may want, from the final response.
+  void capture_headers(const bhttp::response_header<>& response) {
     result_.status = response.result_int();
     auto header = [&response](bhttp::field field) -> std::optional<std::string> {
       const auto found = response.find(field);
@@ -300,7 +297,133 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
     result_.retry_after = header(bhttp::field::retry_after);
     result_.ratelimit_remaining = named_header("ratelimit-remaining");
     result_.ratelimit_reset = named_header("ratelimit-reset");
-    const std::string encoding = header(bhttp::field::content_encoding).value_or("identity");
+    content_encoding_ = header(bhttp::field::content_encoding).value_or("identity");
+  }
+
+  void on_head(beast::error_code ec) {
+    if (ec) return fail_stage(ec, FetchError::bad_response, "reading the response head");
+    const bhttp::response_header<>& head =
+        stream_parser_ ? stream_parser_->get().base() : parser_->get().base();
+    const unsigned status = head.result_int();
+    if (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) {
+      const auto location = head.find(bhttp::field::location);
+      if (location == head.end())
+        return finish(FetchError::bad_response, "redirect without Location");
+      if (++redirects_ > limits_.max_redirects) {
+        return finish(FetchError::too_many_redirects, bounded(result_.final_url));
+      }
+      std::string next(location->value());
+      if (!next.empty() && next.front() == '/') {
+        next = std::string(url_.tls ? "https://" : "http://") + url_.host_header() + next;
+      }
+      return start(next);  // the new host is resolved and checked like the first
+    }
+    if (stream_parser_) {
+      capture_headers(head);
+      if (beast::iequals(content_encoding_, "gzip")) {
+        if (inflateInit2(&inflater_, 16 + MAX_WBITS) != Z_OK) {
+          std::fputs("fatal: zlib inflateInit2 failed\n", stderr);
+          std::abort();
+        }
+        inflating_ = true;
+      } else if (!beast::iequals(content_encoding_, "identity")) {
+        return finish(FetchError::bad_response, bounded("content-encoding " + content_encoding_));
+      }
+      streaming_ok_ = status >= 200 && status < 300;
+      chunk_.resize(kStreamChunkBytes);
+      return read_chunk();
+    }
+    tcp_layer().expires_after(limits_.body_timeout);
+    with_stream([this](auto& stream) {
+      bhttp::async_read(stream, buffer_, *parser_,
+                        [self = shared_from_this()](beast::error_code read_ec, std::size_t) {
+                          self->on_body(read_ec);
+                        });
+    });
+  }
+
+  // ---- Streamed bodies (get_stream): a fixed buffer refilled until the body ends.
+
+  void read_chunk() {
+    auto& body = stream_parser_->get().body();
+    body.data = chunk_.data();
+    body.size = chunk_.size();
+    // The timeout is the longest wait for the next bytes: a repository of hundreds of MiB
+    // takes as long as it takes, a stalled one does not.
+    tcp_layer().expires_after(limits_.body_timeout);
+    with_stream([this](auto& stream) {
+      bhttp::async_read_some(stream, buffer_, *stream_parser_,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               self->on_stream_bytes(ec);
+                             });
+    });
+  }
+
+  void on_stream_bytes(beast::error_code ec) {
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) return fail_stage(ec, FetchError::bad_response, "reading the body");
+    const std::size_t got = chunk_.size() - stream_parser_->get().body().size;
+    if (got > 0 && !take({chunk_.data(), got})) return;
+    if (stream_parser_->is_done()) {
+      if (inflating_ && !inflated_end_) {
+        return finish(FetchError::bad_response, "the gzip body ended early");
+      }
+      return finish(std::nullopt, {});
+    }
+    read_chunk();
+  }
+
+  /// Hands streamed bytes on (inflated first when the body is gzip); false once finished.
+  bool take(std::span<const std::uint8_t> bytes) {
+    if (!inflating_) return deliver(bytes);
+    inflater_.next_in = const_cast<Bytef*>(bytes.data());
+    inflater_.avail_in = static_cast<uInt>(bytes.size());
+    std::array<std::uint8_t, 65536> out{};
+    while (inflater_.avail_in > 0 && !inflated_end_) {
+      inflater_.next_out = out.data();
+      inflater_.avail_out = static_cast<uInt>(out.size());
+      const int status = inflate(&inflater_, Z_NO_FLUSH);
+      if (status != Z_OK && status != Z_STREAM_END) {
+        finish(FetchError::bad_response, "corrupt gzip body");
+        return false;
+      }
+      inflated_end_ = status == Z_STREAM_END;
+      const std::size_t produced = out.size() - inflater_.avail_out;
+      if (produced > 0 && !deliver({out.data(), produced})) return false;
+    }
+    return true;
+  }
+
+  bool deliver(std::span<const std::uint8_t> bytes) {
+    delivered_ += bytes.size();
+    if (!streaming_ok_) {
+      // An error status: keep the start of its text for the caller's log line.
+      const std::size_t room =
+          kMaxErrorBodyBytes - std::min(kMaxErrorBodyBytes, result_.body.size());
+      result_.body.append(reinterpret_cast<const char*>(bytes.data()),
+                          std::min(room, bytes.size()));
+      if (result_.body.size() >= kMaxErrorBodyBytes) {
+        finish(std::nullopt, {});
+        return false;
+      }
+      return true;
+    }
+    if (delivered_ > limits_.max_body_bytes) {
+      finish(FetchError::too_large, "inflated body");
+      return false;
+    }
+    if (!on_chunk_(bytes)) {
+      finish(FetchError::aborted, "the body's consumer stopped it");
+      return false;
+    }
+    return true;
+  }
+
+  void on_body(beast::error_code ec) {
+    if (ec) return fail_stage(ec, FetchError::bad_response, "reading the body");
+    capture_headers(parser_->get().base());
+    auto response = parser_->release();
+    const std::string encoding = content_encoding_;
     if (beast::iequals(encoding, "gzip")) {
       switch (gunzip(response.body(), limits_.max_body_bytes, result_.body)) {
         case GunzipOutcome::ok: break;
@@ -353,6 +476,18 @@ class Fetch : public std::enable_shared_from_this<Fetch> {
   bhttp::request<bhttp::empty_body> request_;
   std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
   beast::flat_buffer buffer_;
+  std::string content_encoding_;
+  // get_stream only.
+  static constexpr std::size_t kStreamChunkBytes = 256 * 1024;
+  static constexpr std::size_t kMaxErrorBodyBytes = 64 * 1024;
+  std::function<bool(std::span<const std::uint8_t>)> on_chunk_;
+  std::optional<bhttp::response_parser<bhttp::buffer_body>> stream_parser_;
+  std::vector<std::uint8_t> chunk_;
+  bool streaming_ok_ = false;  ///< a 2xx: chunks go to on_chunk_, else to result_.body
+  std::size_t delivered_ = 0;
+  z_stream inflater_{};
+  bool inflating_ = false;
+  bool inflated_end_ = false;
   int redirects_ = 0;
   FetchResult result_;
 };
@@ -370,6 +505,15 @@ void HttpClient::get(std::string url, FetchLimits limits, Callback done) {
             [impl = impl_.get(), url = std::move(url), limits, done = std::move(done)]() mutable {
               std::make_shared<Fetch>(*impl, limits, std::move(done))->start(url);
             });
+}
+
+void HttpClient::get_stream(std::string url, FetchLimits limits, Stream stream) {
+  impl_->counters.requests.fetch_add(1, std::memory_order_relaxed);
+  impl_->counters.in_flight.fetch_add(1, std::memory_order_relaxed);
+  net::post(impl_->io, [impl = impl_.get(), url = std::move(url), limits,
+                        stream = std::move(stream)]() mutable {
+    std::make_shared<Fetch>(*impl, limits, std::move(stream))->start(url);
+  });
 }
 
 const HttpClient::Counters& HttpClient::counters() const { return impl_->counters; }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -38,8 +39,9 @@ enum class FetchError : std::uint8_t {
   too_large,  ///< the body (or the head) is over its cap
   bad_response,
   too_many_redirects,
+  aborted,  ///< a streamed body's consumer refused a chunk (get_stream)
 };
-inline constexpr std::size_t kFetchErrorCount = 10;
+inline constexpr std::size_t kFetchErrorCount = 11;
 std::string_view to_string(FetchError error);
 
 struct FetchResult {
@@ -74,6 +76,19 @@ class HttpClient {
 
   /// Fetches `url`; `done` runs on the client's I/O thread, exactly once.
   void get(std::string url, FetchLimits limits, Callback done);
+
+  /// A body too large to hold (a getRepo CAR): handed over chunk by chunk as it arrives.
+  struct Stream {
+    /// A 2xx body's next bytes (views valid during the call), on the I/O thread; false stops the
+    /// fetch with FetchError::aborted. Bodies of other statuses are not streamed: they arrive
+    /// whole in the result (capped at 64 KiB), for the error text.
+    std::function<bool(std::span<const std::uint8_t> chunk)> on_chunk;
+    Callback done;  ///< exactly once, after the last chunk; `body` empty for a streamed 2xx
+  };
+  /// Like get, streaming a 2xx body: `max_body_bytes` caps the streamed total, and
+  /// `body_timeout` is the longest wait for the next bytes (not the whole body's time). The
+  /// request asks for no content coding; a body in gzip is streamed inflated.
+  void get_stream(std::string url, FetchLimits limits, Stream stream);
 
   struct Counters {
     std::atomic<std::uint64_t> requests{0};

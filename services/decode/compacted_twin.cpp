@@ -95,13 +95,25 @@ bool is_compacted(const CollectionSet& set, const proto::EventView& event) noexc
   return event.kind != proto::EventKind::commit || set.matches(event.collection);
 }
 
+bool twin_replaces(const std::optional<TwinEntry>& existing, const proto::EventView& event,
+                   const RecordChange& change) noexcept {
+  if (!existing) return true;
+  if (existing->time_us >= event.time_us) return false;  // the newest event wins
+  // A backfilled record is the repository as of its rev: what the twin holds from a later (or
+  // the same) rev is newer, whatever arrived first.
+  return !event.backfill || existing->rev < change.rev;
+}
+
 void TwinFold::apply(const proto::EventView& event, const RecordChange& change) {
   if (!is_compacted(set_, event)) return;
   const bool commit = event.kind == proto::EventKind::commit;
   std::string key = twin_key_of(event, change);
   if (key.empty()) return;
+  const auto found = entries_.find(key);
+  const std::optional<TwinEntry> existing =
+      found == entries_.end() ? std::nullopt : std::optional<TwinEntry>(found->second);
+  if (!twin_replaces(existing, event, change)) return;
   TwinEntry& entry = entries_[std::move(key)];
-  if (entry.time_us >= event.time_us) return;  // the newest event wins
   entry.time_us = event.time_us;
   entry.tombstone = commit && change.is_delete;
   entry.rev.assign(commit ? change.rev : std::string_view{});

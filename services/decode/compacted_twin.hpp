@@ -60,6 +60,14 @@ struct TwinEntry {
 [[nodiscard]] std::string encode_twin_entry(const TwinEntry& entry);
 [[nodiscard]] std::optional<TwinEntry> parse_twin_entry(std::string_view bytes);
 
+/// Whether `event` (with its change) replaces `existing`, the entry its key holds (nullopt:
+/// none): the one rule every writer of the twin follows. A live event replaces any older entry
+/// (by time_us); a backfilled one (EventView::backfill, API.md "Backfill") only an entry written
+/// at a rev below its own, so a live commit at a later rev wins whatever the order of arrival.
+[[nodiscard]] bool twin_replaces(const std::optional<TwinEntry>& existing,
+                                 const proto::EventView& event,
+                                 const RecordChange& change) noexcept;
+
 /// The twin computed in memory by folding events in time_us order: the reference the stored twin
 /// is checked against (`jetstream-decode --check-state`), and the tests' oracle.
 class TwinFold {

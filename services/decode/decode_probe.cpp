@@ -442,4 +442,24 @@ void DecodeProbe::record_replay_page(std::string_view status, std::size_t events
   replay_page_seconds_->Observe(seconds);
 }
 
+void DecodeProbe::record_backfill_batch(const proto::BatchAck& ack) {
+  prometheus::BuildCounter()
+      .Name("jetstream_decode_backfill_batches_total")
+      .Help("Repository batches from backfill, by what decode answered (stored, rejected, busy)")
+      .Register(*registry_)
+      .Add({{"outcome", std::string(proto::to_string(ack.outcome))}})
+      .Increment();
+  auto& records = prometheus::BuildCounter()
+                      .Name("jetstream_decode_backfill_records_total")
+                      .Help(
+                          "Records of stored backfill batches, by what decode did with them: "
+                          "applied (a new event), unchanged (the twin held the same or a newer "
+                          "rev), tombstoned (the repository no longer holds it), invalid")
+                      .Register(*registry_);
+  records.Add({{"result", "applied"}}).Increment(ack.applied);
+  records.Add({{"result", "unchanged"}}).Increment(ack.unchanged);
+  records.Add({{"result", "tombstoned"}}).Increment(ack.tombstoned);
+  records.Add({{"result", "invalid"}}).Increment(ack.invalid);
+}
+
 }  // namespace jetstream::decode

@@ -11,6 +11,7 @@
 
 #include "common/firehose/v1_encoder.hpp"
 #include "common/metrics/proto_rejections.hpp"
+#include "proto/backfill.hpp"
 #include "services/decode/event_store.hpp"
 #include "services/decode/ingest_tracker.hpp"
 
@@ -59,6 +60,8 @@ class DecodeProbe {
   /// within the log (0..1; 1 when no build runs).
   void set_twin_build(const EventStore::TwinBuild& build, std::int64_t oldest_time_us);
   void record_replay_page(std::string_view status, std::size_t events, double seconds);
+  /// One backfill batch answered (sequencer thread).
+  void record_backfill_batch(const proto::BatchAck& ack);
 
   // --verify
   /// Frames held until their DID resolves, and how many DIDs they wait for.
@@ -75,7 +78,7 @@ class DecodeProbe {
     std::uint64_t failed = 0;
     std::uint64_t coalesced = 0;
     std::uint64_t refresh_limited = 0;
-    std::array<std::uint64_t, 10> http_errors{};       ///< by http::FetchError
+    std::array<std::uint64_t, 11> http_errors{};       ///< by http::FetchError
     std::array<std::uint64_t, 8> refused_addresses{};  ///< by http::AddressClass
   };
   void set_identity(const IdentityFigures& figures);
@@ -133,7 +136,7 @@ class DecodeProbe {
   prometheus::Counter* resolutions_failed_ = nullptr;
   prometheus::Counter* resolutions_coalesced_ = nullptr;
   prometheus::Counter* resolutions_refresh_limited_ = nullptr;
-  std::array<prometheus::Counter*, 10> http_errors_{};
+  std::array<prometheus::Counter*, 11> http_errors_{};
   std::array<prometheus::Counter*, 8> refused_addresses_{};
   IdentityFigures identity_seen_;
 };

@@ -20,6 +20,7 @@
 #include "common/runtime/service_main.hpp"
 #include "common/websocket/url.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
+#include "services/decode/backfill_receiver.hpp"
 #include "services/decode/commit_verifier.hpp"
 #include "services/decode/decode_probe.hpp"
 #include "services/decode/event_sequencer.hpp"
@@ -42,6 +43,9 @@ void register_decode_flags(config::FlagSet& flags, DecodeOptions& o) {
   flags.add_string("control-endpoint", &o.control_endpoint, "ingest's control PULL to connect to");
   flags.add_string("events-endpoint", &o.events_endpoint, "where to bind the events PUB");
   flags.add_string("replay-endpoint", &o.replay_endpoint, "where to bind the replay ROUTER");
+  flags.add_string("backfill-endpoint", &o.backfill_endpoint,
+                   "where to bind the ROUTER that takes jetstream-backfill's repository batches "
+                   "(empty: none)");
   flags.add_string("metrics-listen-addr", &o.metrics_listen_addr,
                    "HTTP address for /metrics, /healthz and /readyz");
   flags.add_string("ws-url", &o.ws_url_label,
@@ -156,6 +160,7 @@ struct DecodeService::Impl {
   std::vector<decode_worker_actor> workers;
   std::unique_ptr<FrameReceiver> receiver;
   std::unique_ptr<ReplayServer> replay;
+  std::unique_ptr<BackfillReceiver> backfill;
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   std::atomic<bool> stopping{false};
   std::string events_endpoint;
@@ -293,7 +298,8 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
                                           options.heartbeat_interval,
                                           static_cast<int>(options.events_send_hwm),
                                           &s.stopping,
-                                          std::nullopt};
+                                          std::nullopt,
+                                          {}};
   if (verify_mode != VerifyMode::off) {
     s.identity_cache = std::make_unique<identity::IdentityCache>(
         static_cast<std::size_t>(options.identity_cache_size));
@@ -330,6 +336,20 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
                                   {"strict", options.verify_strict}});
   }
 
+  if (!options.backfill_endpoint.empty()) {
+    try {
+      s.backfill =
+          std::make_unique<BackfillReceiver>(s.context, options.backfill_endpoint, *s.probe);
+    } catch (const std::exception& e) {
+      error = std::string("backfill endpoint ") + options.backfill_endpoint + ": " + e.what();
+      return nullptr;
+    }
+    auto* backfill = s.backfill.get();
+    sequencer_options.backfill_acks = [backfill](const BackfillBatch& batch,
+                                                 const proto::BatchAck& ack) {
+      backfill->acknowledge(batch, ack);
+    };
+  }
   try {
     s.sequencer = spawn_sequencer(*s.actors, sequencer_options, s.events_endpoint);
   } catch (const std::exception& e) {
@@ -360,6 +380,7 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
     return nullptr;
   }
   s.replay->start();
+  if (s.backfill) s.backfill->start(s.sequencer);
 
   FrameReceiverOptions receiver_options;
   receiver_options.frames_endpoint = options.frames_endpoint;
@@ -389,6 +410,7 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   log::info("decode started", {{"data_dir", options.data_dir},
                                {"events", s.events_endpoint},
                                {"replay", s.replay->endpoint()},
+                               {"backfill", s.backfill ? s.backfill->endpoint() : ""},
                                {"metrics_port", s.metrics_server->port()},
                                {"upstream_cursor", s.store->upstream_cursor()},
                                {"last_time_us", s.store->last_time_us()}});
@@ -410,6 +432,7 @@ void DecodeService::stop() {
   }
   s.stopping.store(true);
   if (s.replay) s.replay->stop();
+  if (s.backfill) s.backfill->stop();
   if (s.actors) {
     for (auto& worker : s.workers) caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(s.sequencer, caf::exit_reason::user_shutdown);
@@ -439,6 +462,9 @@ void DecodeService::stop() {
 
 std::string DecodeService::events_endpoint() const { return impl_->events_endpoint; }
 std::string DecodeService::replay_endpoint() const { return impl_->replay->endpoint(); }
+std::string DecodeService::backfill_endpoint() const {
+  return impl_->backfill ? impl_->backfill->endpoint() : std::string();
+}
 std::uint16_t DecodeService::metrics_port() const { return impl_->metrics_server->port(); }
 
 int check_state(const DecodeOptions& options, std::ostream& out) {

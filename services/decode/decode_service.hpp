@@ -21,6 +21,8 @@ struct DecodeOptions {
   std::string control_endpoint = "tcp://127.0.0.1:6011";
   std::string events_endpoint = "tcp://*:6012";
   std::string replay_endpoint = "tcp://*:6013";
+  /// Where backfill's repository batches arrive (ROUTER, proto §3.9); empty: no backfill.
+  std::string backfill_endpoint = "tcp://*:6014";
   std::string metrics_listen_addr = ":6029";
   std::string ws_url_label = "upstream";  ///< `socket_url` label of v1 consumer metrics
   std::int64_t workers = 0;               ///< 0 = one per core
@@ -96,6 +98,8 @@ class DecodeService {
 
   std::string events_endpoint() const;
   std::string replay_endpoint() const;
+  /// The backfill ROUTER's bound endpoint (empty when --backfill-endpoint is empty).
+  std::string backfill_endpoint() const;
   std::uint16_t metrics_port() const;
 
  private:

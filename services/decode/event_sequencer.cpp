@@ -4,8 +4,10 @@
 #include <chrono>
 #include <limits>
 #include <thread>
+#include <unordered_set>
 
 #include "common/log/log.hpp"
+#include "common/text/utf8.hpp"
 
 namespace jetstream::decode {
 
@@ -224,32 +226,7 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
   }
 
   const std::size_t count = batch.events.size();
-  json_.resize(count);
-  zstd_.resize(count);
-  views_.resize(count);
-  const bool twin = !store_.options().compact.empty();
-  changes_.resize(twin ? count : 0);
-  for (std::size_t i = 0; i < count; ++i) {
-    const firehose::PendingEvent& pending = batch.events[i];
-    const std::int64_t time_us = clock_.next();
-    json_[i].clear();
-    pending.append_finalized(json_[i], time_us);
-    if (compressor_) {
-      compressor_->compress(json_[i], zstd_[i]);
-    } else {
-      zstd_[i].clear();
-    }
-    proto::EventView& view = views_[i];
-    view.time_us = time_us;
-    view.prev_time_us = previous_time_us_;
-    view.kind = pending.kind;
-    view.did = pending.did;
-    view.collection = pending.collection;
-    view.json = json_[i];
-    view.zstd = {reinterpret_cast<const std::uint8_t*>(zstd_[i].data()), zstd_[i].size()};
-    if (twin) changes_[i] = RecordChange{pending.rkey, pending.rev, pending.is_delete};
-    previous_time_us_ = time_us;
-  }
+  sequence_events(batch.events);
   if (batch.cursor > cursor_) cursor_ = batch.cursor;
 
   // Below the free-space reserve nothing is stored, so nothing is acknowledged: the receiver
@@ -299,6 +276,43 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
     probe_.record_upstream_lag(static_cast<double>(stored_at - pending.upstream_time_us) / 1e6);
   }
 
+  publish_sequenced();
+  return true;
+}
+
+void EventSequencer::sequence_events(const std::vector<firehose::PendingEvent>& events) {
+  const std::size_t count = events.size();
+  json_.resize(count);
+  zstd_.resize(count);
+  views_.resize(count);
+  const bool twin = !store_.options().compact.empty();
+  changes_.resize(twin ? count : 0);
+  for (std::size_t i = 0; i < count; ++i) {
+    const firehose::PendingEvent& pending = events[i];
+    const std::int64_t time_us = clock_.next();
+    json_[i].clear();
+    pending.append_finalized(json_[i], time_us);
+    if (compressor_) {
+      compressor_->compress(json_[i], zstd_[i]);
+    } else {
+      zstd_[i].clear();
+    }
+    proto::EventView& view = views_[i];
+    view.time_us = time_us;
+    view.prev_time_us = previous_time_us_;
+    view.kind = pending.kind;
+    view.backfill = pending.backfill;
+    view.did = pending.did;
+    view.collection = pending.collection;
+    view.json = json_[i];
+    view.zstd = {reinterpret_cast<const std::uint8_t*>(zstd_[i].data()), zstd_[i].size()};
+    if (twin) changes_[i] = RecordChange{pending.rkey, pending.rev, pending.is_delete};
+    previous_time_us_ = time_us;
+  }
+}
+
+void EventSequencer::publish_sequenced() {
+  const std::size_t count = views_.size();
   std::size_t bytes = 0;
   for (std::size_t start = 0; start < count; start += kMaxEventsPerMessage) {
     const std::size_t n = std::min(kMaxEventsPerMessage, count - start);
@@ -307,7 +321,104 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
     bytes += proto::event_batch_size(chunk);
   }
   if (count != 0) probe_.record_published(count, bytes);
-  return true;
+}
+
+proto::BatchAck EventSequencer::apply_backfill(const proto::RepoBatchView& batch) {
+  proto::BatchAck ack;
+  ack.batch_id = batch.batch_id;
+  const CollectionSet& compacted = store_.options().compact;
+  std::string error;
+  const auto wanted = CollectionSet::parse(batch.collections, error);
+  if (compacted.empty() || !wanted) {
+    ack.outcome = proto::BatchOutcome::rejected;
+    log::warn_every(std::chrono::seconds(10), "backfill_batch_refused",
+                    compacted.empty() ? "a backfill batch arrived but no collection is compacted"
+                                      : "a backfill batch names collections that do not parse",
+                    {{"did", batch.did}, {"error", error}});
+    probe_.record_backfill_batch(ack);
+    return ack;
+  }
+  if (!counters_.disk_has_room.load(std::memory_order_acquire) || !store_.writable()) {
+    ack.outcome = proto::BatchOutcome::busy;  // nothing waits here: live frames come first
+    probe_.record_backfill_batch(ack);
+    return ack;
+  }
+
+  // The records both sets cover, keyed as the twin keys them.
+  backfill_keys_.clear();
+  backfill_records_.clear();
+  std::string rkey;
+  for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    const proto::BackfillRecordView& record = batch.records[i];
+    if (!wanted->matches(record.collection) || !compacted.matches(record.collection)) {
+      ++ack.unchanged;
+      continue;
+    }
+    rkey.clear();
+    text::append_replacing_invalid(rkey, record.rkey);
+    backfill_keys_.push_back(twin_key(batch.did, record.collection, rkey));
+    backfill_records_.push_back(i);
+  }
+  const auto entries = store_.twin_entries(backfill_keys_, error);
+  std::vector<std::string> stale;
+  if ((!error.empty()) ||
+      (batch.last && !store_.stale_records(batch.did, batch.rev, *wanted, stale, error))) {
+    ack = proto::BatchAck{batch.batch_id, proto::BatchOutcome::busy, 0, 0, 0, 0};
+    log::error("reading the compacted twin for a backfill batch failed; backfill sends it again",
+               {{"did", batch.did}, {"error", error}});
+    probe_.record_backfill_batch(ack);
+    return ack;
+  }
+  backfill_events_.clear();
+  backfill_encoder_.reset_stats();
+  for (std::size_t j = 0; j < backfill_records_.size(); ++j) {
+    // The rule of twin_replaces (compacted_twin.hpp) for a backfilled record: the store applies
+    // it again, and the check folds the log with it.
+    if (entries[j] && !(entries[j]->rev < batch.rev)) {
+      ++ack.unchanged;
+      continue;
+    }
+    const proto::BackfillRecordView& record = batch.records[backfill_records_[j]];
+    if (backfill_encoder_.record_event(batch.did, batch.rev, record.collection, record.rkey,
+                                       record.cid, record.record, backfill_events_)) {
+      ++ack.applied;
+    } else {
+      ++ack.invalid;
+    }
+  }
+  const std::unordered_set<std::string_view> held_by_batch(backfill_keys_.begin(),
+                                                           backfill_keys_.end());
+  for (const std::string& key : stale) {
+    const auto parsed = parse_twin_key(key);
+    // Records of this very batch are the repository's, not stale; stale_records returns only
+    // keys that parse.
+    if (!parsed || held_by_batch.contains(key)) continue;
+    backfill_encoder_.record_event(batch.did, batch.rev, parsed->collection, parsed->rkey, {}, {},
+                                   backfill_events_);
+    ++ack.tombstoned;
+  }
+  probe_.record_decode_stats(backfill_encoder_.stats());
+
+  const std::int64_t previous_before = previous_time_us_;
+  sequence_events(backfill_events_);
+  const auto write_start = std::chrono::steady_clock::now();
+  if (!store_.append(views_, changes_, cursor_, error)) {
+    // Not stored: these time_us were never used; the chain goes on from the last stored event.
+    previous_time_us_ = previous_before;
+    probe_.record_store_error();
+    log::error("storing a backfill batch failed; backfill sends it again",
+               {{"did", batch.did}, {"error", error}});
+    ack = proto::BatchAck{batch.batch_id, proto::BatchOutcome::busy, 0, 0, 0, 0};
+    probe_.record_backfill_batch(ack);
+    return ack;
+  }
+  const double write_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
+  if (!views_.empty()) counters_.newest_time_us.store(previous_time_us_, std::memory_order_release);
+  probe_.record_stored(views_.size(), cursor_, write_seconds, 0.0);
+  publish_sequenced();
+  probe_.record_backfill_batch(ack);
+  return ack;
 }
 
 void EventSequencer::publish_heartbeat() {

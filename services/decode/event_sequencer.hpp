@@ -15,6 +15,7 @@
 
 #include "common/clock/clock.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
+#include "proto/backfill.hpp"
 #include "proto/events.hpp"
 #include "services/decode/commit_verifier.hpp"
 #include "services/decode/decode_probe.hpp"
@@ -68,6 +69,13 @@ class EventSequencer {
 
   void publish_heartbeat();
 
+  /// Applies one batch of a repository backfill fetched (proto/README.md §3.9): each record the
+  /// twin holds nothing newer for becomes a new event marked as backfill, and (last batch) each
+  /// record the repository no longer holds a delete; stored and published like live events. The
+  /// ack is `stored` only once they are durable; `busy` when they cannot be stored now (the disk
+  /// is short, a write failed: nothing of the batch is stored, backfill sends it again).
+  proto::BatchAck apply_backfill(const proto::RepoBatchView& batch);
+
   std::uint64_t next_sequence() const { return next_sequence_; }
 
   // ---- --verify (README "Verification"): frames held until their DID resolves.
@@ -91,6 +99,10 @@ class EventSequencer {
   const HeldCommits& held_commits() const { return held_; }
 
  private:
+  /// Finalizes `events` (time_us, JSON, zstd) into views_ and changes_, continuing the chain.
+  void sequence_events(const std::vector<firehose::PendingEvent>& events);
+  /// Publishes views_ once stored, in messages of at most kMaxEventsPerMessage.
+  void publish_sequenced();
   /// `may_hold` is false for frames being released: their DID is no longer held.
   bool commit(DecodedBatch& batch, const std::atomic<bool>& stopping, bool may_hold = true);
   /// Moves the events of DIDs with held frames, and the held commits, out of `batch` into held
@@ -120,6 +132,12 @@ class EventSequencer {
   std::vector<proto::EventView> views_;
   /// What each event does to the compacted twin (filled only when a twin is configured).
   std::vector<RecordChange> changes_;
+
+  // Backfill batches (reused).
+  firehose::V1Encoder backfill_encoder_;
+  std::vector<firehose::PendingEvent> backfill_events_;
+  std::vector<std::string> backfill_keys_;
+  std::vector<std::size_t> backfill_records_;
 
   // --verify
   std::optional<Verification> verification_;

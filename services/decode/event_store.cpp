@@ -32,8 +32,8 @@ constexpr const char* kTwinKeysFamily = "twin_keys";
 constexpr const char* kTwinEventsFamily = "twin_events";
 constexpr const char* kTwinTombstonesFamily = "twin_tombstones";
 
-/// kind u8, did_len u16 LE, collection_len u16 LE, json_len u32 LE; then did, collection, json,
-/// and the zstd frame (the remainder of the value).
+/// kind u8 (bit 7: backfill, as on the wire), did_len u16 LE, collection_len u16 LE, json_len u32
+/// LE; then did, collection, json, and the zstd frame (the remainder of the value).
 constexpr std::size_t kValueHeaderSize = 1 + 2 + 2 + 4;
 
 constexpr std::int64_t kFormatVersion = 1;
@@ -107,6 +107,7 @@ bool decode_i64(const rocksdb::Slice& bytes, std::int64_t& number) noexcept {
 
 struct ValueHeader {
   proto::EventKind kind;
+  bool backfill;
   std::size_t did_size;
   std::size_t collection_size;
   std::size_t json_size;
@@ -120,7 +121,7 @@ void encode_header(const proto::EventView& event, std::array<char, kValueHeaderS
       value >>= 8;
     }
   };
-  put(0, static_cast<std::uint8_t>(event.kind), 1);
+  put(0, proto::kind_byte(event.kind, event.backfill), 1);
   put(1, event.did.size(), 2);
   put(3, event.collection.size(), 2);
   put(5, event.json.size(), 4);
@@ -131,9 +132,11 @@ void encode_header(const proto::EventView& event, std::array<char, kValueHeaderS
 bool decode_header(const rocksdb::Slice& value, ValueHeader& header) noexcept {
   if (value.size() < kValueHeaderSize) return false;
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(value.data());
-  const std::uint8_t kind = bytes[0];
+  const auto kind = static_cast<std::uint8_t>(bytes[0] & ~proto::kBackfillKindBit);
+  header.backfill = (bytes[0] & proto::kBackfillKindBit) != 0;
   if (kind < static_cast<std::uint8_t>(proto::EventKind::commit) ||
-      kind > static_cast<std::uint8_t>(proto::EventKind::account)) {
+      kind > static_cast<std::uint8_t>(proto::EventKind::account) ||
+      (header.backfill && kind != static_cast<std::uint8_t>(proto::EventKind::commit))) {
     return false;
   }
   header.kind = static_cast<proto::EventKind>(kind);
@@ -230,6 +233,7 @@ void ReplayPageBuffer::rebuild_views() {
     event.time_us = slot.time_us;
     event.prev_time_us = slot.prev_time_us;
     event.kind = slot.kind;
+    event.backfill = slot.backfill;
     event.did = {base + slot.did_offset, slot.did_size};
     event.collection = {base + slot.collection_offset, slot.collection_size};
     event.json = {base + slot.json_offset, slot.json_size};
@@ -975,6 +979,7 @@ proto::ReplayStatus EventStore::read_page(const proto::ReplayRequest& request,
       !request.collections.empty() || !request.collection_prefixes.empty();
   const auto matches = [&](const ValueHeader& header, std::string_view did,
                            std::string_view collection) {
+    if (header.backfill && !request.include_backfill && !request.snapshot) return false;
     if (filter_dids && !dids.contains(did)) return false;
     if (!filter_collections || header.kind != proto::EventKind::commit) return true;
     if (collections.contains(collection)) return true;
@@ -1026,6 +1031,7 @@ proto::ReplayStatus EventStore::read_page(const proto::ReplayRequest& request,
       slot.time_us = time_us;
       slot.prev_time_us = prev;
       slot.kind = header.kind;
+      slot.backfill = header.backfill;
       slot.did_offset = bytes.size();
       slot.did_size = header.did_size;
       slot.collection_offset = slot.did_offset + header.did_size;
@@ -1075,6 +1081,7 @@ bool parse_stored(std::int64_t time_us, const rocksdb::Slice& value, StoredEvent
   const char* data = value.data() + kValueHeaderSize;
   out.view.time_us = time_us;
   out.view.kind = out.header.kind;
+  out.view.backfill = out.header.backfill;
   out.view.did = {data, out.header.did_size};
   out.view.collection = {data + out.header.did_size, out.header.collection_size};
   out.view.json = {data + out.header.did_size + out.header.collection_size, out.header.json_size};
@@ -1147,7 +1154,7 @@ bool EventStore::twin_put(rocksdb::WriteBatch& batch, const proto::EventView& ev
     it = batch_entries_.find(key);
   }
   const std::optional<TwinEntry> existing = it->second;
-  if (existing && existing->time_us >= event.time_us) return true;  // the newest event wins
+  if (!twin_replaces(existing, event, change)) return true;
 
   TwinEntry entry;
   entry.time_us = event.time_us;
@@ -1511,6 +1518,75 @@ std::int64_t EventStore::expire_tombstones(std::int64_t cutoff_time_us, std::str
   }
   tombstone_horizon_.store(newest_expired, std::memory_order_release);
   return expired;
+}
+
+std::vector<std::optional<TwinEntry>> EventStore::twin_entries(const std::vector<std::string>& keys,
+                                                               std::string& error) const {
+  std::vector<std::optional<TwinEntry>> entries(keys.size());
+  std::shared_lock guard(db_guard_);
+  if (db_ == nullptr || keys.empty()) return entries;
+  std::vector<std::size_t> order(keys.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (const std::size_t i : order) slices.push_back(slice(keys[i]));
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->db->MultiGet(rocksdb::ReadOptions(), db_->twin_keys, keys.size(), slices.data(),
+                    values.data(), statuses.data(), /*sorted_input=*/true);
+  for (std::size_t j = 0; j < order.size(); ++j) {
+    const std::size_t i = order[j];
+    if (statuses[j].ok()) {
+      entries[i] = parse_twin_entry(std::string_view(values[j].data(), values[j].size()));
+      if (!entries[i]) {
+        error = "compacted twin: the entry of key '" + printable_key(keys[i]) + "' does not parse";
+        return {};
+      }
+    } else if (!statuses[j].IsNotFound()) {
+      error =
+          "compacted twin: reading key '" + printable_key(keys[i]) + "': " + describe(statuses[j]);
+      return {};
+    }
+  }
+  return entries;
+}
+
+bool EventStore::stale_records(std::string_view did, std::string_view rev,
+                               const CollectionSet& wanted, std::vector<std::string>& keys,
+                               std::string& error) const {
+  keys.clear();
+  std::shared_lock guard(db_guard_);
+  if (db_ == nullptr) return true;
+  std::string lower(did);
+  lower.push_back('\0');
+  std::string upper(did);
+  upper.push_back('\1');
+  rocksdb::ReadOptions read;
+  const rocksdb::Slice upper_slice = slice(upper);
+  read.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(read, db_->twin_keys));
+  for (it->Seek(slice(lower)); it->Valid(); it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    const auto parsed = parse_twin_key(key);
+    if (!parsed || parsed->kind != proto::EventKind::commit || parsed->did != did) continue;
+    if (!wanted.matches(parsed->collection) || !options_.compact.matches(parsed->collection)) {
+      continue;
+    }
+    const auto entry = parse_twin_entry(std::string_view(it->value().data(), it->value().size()));
+    if (!entry) {
+      error = "compacted twin: the entry of key '" + printable_key(key) + "' does not parse";
+      return false;
+    }
+    if (!entry->tombstone && entry->rev < rev) keys.emplace_back(key);
+  }
+  if (!it->status().ok()) {
+    error = "compacted twin: scanning the records of " + std::string(did) + ": " +
+            describe(it->status());
+    return false;
+  }
+  return true;
 }
 
 EventStore::TwinBuild EventStore::twin_build() const {

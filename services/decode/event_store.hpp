@@ -68,6 +68,7 @@ class ReplayPageBuffer {
     std::int64_t time_us;
     std::int64_t prev_time_us;
     proto::EventKind kind;
+    bool backfill;
     std::size_t did_offset;
     std::size_t did_size;
     std::size_t collection_offset;
@@ -213,6 +214,16 @@ class EventStore {
   /// once it reaches the log's newest event. false with `error` when RocksDB fails.
   bool build_twin_step(std::size_t max_events, std::string& error);
   [[nodiscard]] TwinBuild twin_build() const;
+  /// Backfill (proto/README.md §3.9): the stored twin entries of `keys`, in their order (nullopt
+  /// where none is stored). Empty with `error` set when RocksDB fails or an entry is corrupt.
+  /// The sequencer, the single writer of events, reads them just before it appends.
+  [[nodiscard]] std::vector<std::optional<TwinEntry>> twin_entries(
+      const std::vector<std::string>& keys, std::string& error) const;
+  /// The twin keys of `did`'s records (not tombstones) in collections both `wanted` and the
+  /// compacted set match, written at a rev below `rev`: what a repository fetched at `rev` no
+  /// longer holds once every record it does hold was applied. false with `error` on failure.
+  bool stale_records(std::string_view did, std::string_view rev, const CollectionSet& wanted,
+                     std::vector<std::string>& keys, std::string& error) const;
   /// The collections whose twin is still being built, canonical (empty when none): what state
   /// info tells fanout, so that no snapshot reads a twin that still lacks records.
   [[nodiscard]] std::string building_collections() const;

@@ -46,7 +46,7 @@ sequencer_actor::behavior_type sequencer_behavior(
     bound->set_exception(std::current_exception());
     self->quit();
     return {[](store_atom, DecodedBatchPtr&) {}, [](tick_atom) {},
-            [](resolved_atom, const std::string&) {}};
+            [](resolved_atom, const std::string&) {}, [](backfill_atom, BackfillBatchPtr&) {}};
   }
   bound->set_value(state.publisher->endpoint());
   state.sequencer = std::make_unique<EventSequencer>(
@@ -78,6 +78,10 @@ sequencer_actor::behavior_type sequencer_behavior(
       },
       [self, options](resolved_atom, const std::string& did) {
         if (!self->state.sequencer->release(did, *options.stopping)) self->quit();
+      },
+      [self, options](backfill_atom, BackfillBatchPtr& batch) {
+        const proto::BatchAck ack = self->state.sequencer->apply_backfill(batch->view);
+        if (options.backfill_acks) options.backfill_acks(*batch, ack);
       },
   };
 }

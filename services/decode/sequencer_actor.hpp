@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,9 @@ struct SequencerActorOptions {
   /// Set on shutdown: a write that keeps failing is no longer retried.
   std::atomic<bool>* stopping = nullptr;
   std::optional<SequencerVerification> verification;
+  /// Where the answer to a backfill batch goes (BackfillReceiver::acknowledge), on the actor's
+  /// thread. Empty: no backfill channel.
+  std::function<void(const BackfillBatch&, const proto::BatchAck&)> backfill_acks;
 };
 
 /// Spawns the sequencer actor, detached. Its events PUB is bound before this returns:

@@ -18,6 +18,7 @@
 #include <zmq.hpp>
 
 #include "common/firehose/v1_encoder.hpp"
+#include "proto/backfill.hpp"
 #include "proto/ingest.hpp"
 
 namespace jetstream::decode {
@@ -58,6 +59,15 @@ struct DecodedBatch {
 };
 using DecodedBatchPtr = std::shared_ptr<DecodedBatch>;
 
+/// One repository batch from backfill (proto/README.md §3.9), decoded: the view points into
+/// `body`. `routing_id` names the backfill that sent it, for the ack.
+struct BackfillBatch {
+  zmq::message_t routing_id;
+  zmq::message_t body;
+  proto::RepoBatchView view;
+};
+using BackfillBatchPtr = std::shared_ptr<BackfillBatch>;
+
 /// State shared between the receiver thread and the sequencer: plain atomics, no locks.
 struct PipelineCounters {
   std::atomic<std::int64_t> durable_cursor{-1};    ///< upstream seq of the last stored frame
@@ -74,6 +84,7 @@ struct PipelineCounters {
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jetstream::decode::FrameBatchPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jetstream::decode::DecodedBatchPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jetstream::decode::BackfillBatchPtr)
 
 namespace jetstream::decode {
 
@@ -82,6 +93,8 @@ using store_atom = caf::atom_constant<caf::atom("store")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 /// --verify: the resolver has the DID's document (or its failure) in the identity cache.
 using resolved_atom = caf::atom_constant<caf::atom("resolved")>;
+/// A repository batch from backfill (services/decode/backfill_receiver.hpp).
+using backfill_atom = caf::atom_constant<caf::atom("backfill")>;
 
 /// Decodes frame batches; stateless between batches apart from reusable buffers.
 using decode_worker_actor = caf::typed_actor<caf::reacts_to<decode_atom, FrameBatchPtr>>;
@@ -89,7 +102,8 @@ using decode_worker_actor = caf::typed_actor<caf::reacts_to<decode_atom, FrameBa
 /// batches; `tick` publishes a heartbeat; `resolved` releases the frames held for a DID.
 using sequencer_actor =
     caf::typed_actor<caf::reacts_to<store_atom, DecodedBatchPtr>, caf::reacts_to<tick_atom>,
-                     caf::reacts_to<resolved_atom, std::string>>;
+                     caf::reacts_to<resolved_atom, std::string>,
+                     caf::reacts_to<backfill_atom, BackfillBatchPtr>>;
 
 /// What a worker needs to check signatures (decode --verify); null: verification is off.
 struct WorkerVerification;

@@ -65,6 +65,7 @@ std::shared_ptr<const EventBlock> EventBlock::build(std::span<const proto::Event
     out.time_us = event.time_us;
     out.prev_time_us = event.prev_time_us;
     out.kind = event.kind;
+    out.backfill = event.backfill;
     out.did = std::string_view(arena).substr(o.did, event.did.size());
     out.collection = std::string_view(arena).substr(o.collection, event.collection.size());
     out.text_frame = {base + o.text, o.text_size};

@@ -20,6 +20,7 @@ struct BlockEvent {
   std::int64_t time_us = 0;
   std::int64_t prev_time_us = 0;
   proto::EventKind kind = proto::EventKind::commit;
+  bool backfill = false;  ///< a backfilled record: for snapshot=true connections only
   std::string_view did;
   std::string_view collection;
   std::span<const std::uint8_t> text_frame;    ///< websocket text frame: header + JSON

@@ -217,6 +217,7 @@ void EventFeed::start_repair(std::int64_t end_time_us) {
   request.max_bytes = proto::kMaxPageBytes / 2;
   request.want_zstd = true;
   request.clamp_to_oldest = false;
+  request.include_backfill = true;  // the window holds every event; sessions filter
   request_repair_page(std::move(request));
 }
 

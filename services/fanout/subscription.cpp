@@ -158,6 +158,7 @@ void Subscription::request_replay() {
   // a session already under way must never skip events silently.
   request.clamp_to_oldest = replay_.clamp_next;
   request.snapshot = in_snapshot_;
+  request.include_backfill = options_.snapshot;
   replay_.clamp_next = false;
   // A snapshot's first page checks the tombstone horizon; its later pages continue (the bit
   // means "under way" for snapshots, proto §3.7).
@@ -187,7 +188,9 @@ Subscription::Delivery Subscription::deliver_queue() {
     for (; index < events.size(); ++index) {
       const BlockEvent& event = events[index];
       if (event.time_us <= position_) continue;
-      if (!filter_.matches(event.kind, event.did, event.collection)) {
+      // Backfilled records are state, not changes: a v1 connection never sees them (API.md).
+      if ((event.backfill && !options_.snapshot) ||
+          !filter_.matches(event.kind, event.did, event.collection)) {
         ++filtered;
         position_ = event.time_us;
         continue;

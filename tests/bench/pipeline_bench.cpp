@@ -74,18 +74,21 @@ CatchUp catch_up(const std::filesystem::path& dir, const std::filesystem::path& 
               {"serve", capture.string(), "--listen", "127.0.0.1:" + std::to_string(upstream_port),
                "--keep-open"},
               (dir / "serve.log").string());
-  std::vector<std::string> decode_args = {"--data-dir",
-                                          (dir / "data").string(),
-                                          "--frames-endpoint",
-                                          "tcp://127.0.0.1:" + std::to_string(frames_port),
-                                          "--control-endpoint",
-                                          "tcp://127.0.0.1:" + std::to_string(control_port),
-                                          "--events-endpoint",
-                                          "tcp://127.0.0.1:" + std::to_string(events_port),
-                                          "--replay-endpoint",
-                                          "tcp://127.0.0.1:" + std::to_string(replay_port),
-                                          "--metrics-listen-addr",
-                                          "127.0.0.1:" + std::to_string(decode_metrics)};
+  std::vector<std::string> decode_args = {
+      "--data-dir",
+      (dir / "data").string(),
+      "--frames-endpoint",
+      "tcp://127.0.0.1:" + std::to_string(frames_port),
+      "--control-endpoint",
+      "tcp://127.0.0.1:" + std::to_string(control_port),
+      "--events-endpoint",
+      "tcp://127.0.0.1:" + std::to_string(events_port),
+      "--replay-endpoint",
+      "tcp://127.0.0.1:" + std::to_string(replay_port),
+      "--backfill-endpoint",
+      "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port()),
+      "--metrics-listen-addr",
+      "127.0.0.1:" + std::to_string(decode_metrics)};
   if (const auto dictionary = support::shared_file("zstd/jetstream-v1.zdict")) {
     decode_args.push_back("--zstd-dictionary-path");
     decode_args.push_back(dictionary->string());

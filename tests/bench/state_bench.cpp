@@ -432,7 +432,8 @@ int main(int argc, char** argv) {
        "--frames-endpoint", "tcp://127.0.0.1:" + std::to_string(frames_port), "--control-endpoint",
        "tcp://127.0.0.1:" + std::to_string(control_port), "--events-endpoint",
        "tcp://127.0.0.1:" + std::to_string(events_port), "--replay-endpoint",
-       "tcp://127.0.0.1:" + std::to_string(replay_port), "--metrics-listen-addr",
+       "tcp://127.0.0.1:" + std::to_string(replay_port), "--backfill-endpoint",
+       "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port()), "--metrics-listen-addr",
        "127.0.0.1:" + std::to_string(decode_metrics), "--min-free-bytes", "0"},
       (dir / "decode.log").string());
   const auto start_fanout = [&](const char* max_sub_rate) {

@@ -208,6 +208,8 @@ Run run(const std::filesystem::path& dir, const std::filesystem::path& capture, 
       "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port()),
       "--replay-endpoint",
       "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port()),
+      "--backfill-endpoint",
+      "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port()),
       "--metrics-listen-addr",
       "127.0.0.1:" + std::to_string(decode_metrics)};
   if (const auto dictionary = support::shared_file("zstd/jetstream-v1.zdict")) {

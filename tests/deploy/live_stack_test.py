@@ -364,7 +364,7 @@ def main() -> int:
     failed_hard = False
     try:
         (p_prom, p_frames_ws, p_ing_frames, p_ing_control, p_ing_metrics, p_dec_events, p_dec_replay,
-         p_dec_metrics, p_fan_http, p_fan_metrics) = free_ports(10)
+         p_dec_metrics, p_fan_http, p_fan_metrics, p_dec_backfill) = free_ports(11)
         rules = sorted(str(p) for p in (ROOT / "deploy/prometheus/rules").glob("*.yml"))
         prom_config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
@@ -395,6 +395,7 @@ def main() -> int:
                                "--control-endpoint", f"tcp://127.0.0.1:{p_ing_control}",
                                "--events-endpoint", f"tcp://127.0.0.1:{p_dec_events}",
                                "--replay-endpoint", f"tcp://127.0.0.1:{p_dec_replay}",
+                               "--backfill-endpoint", f"tcp://127.0.0.1:{p_dec_backfill}",
                                "--metrics-listen-addr", f"127.0.0.1:{p_dec_metrics}",
                                "--ws-url", upstream,
                                # the state panels need a twin: the corpus is mostly app.bsky.*

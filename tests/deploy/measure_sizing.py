@@ -79,7 +79,8 @@ def main() -> int:
         url = (work / "serve.out").read_text().split()[0]
         procs.start("decode", [b["decode"], "--data-dir", str(work / "data"), "--frames-endpoint", f"tcp://127.0.0.1:{fr}",
                                "--control-endpoint", f"tcp://127.0.0.1:{ctl}", "--events-endpoint", f"tcp://127.0.0.1:{ev}",
-                               "--replay-endpoint", f"tcp://127.0.0.1:{rp}", "--metrics-listen-addr", f"127.0.0.1:{dm}"] + dict_args)
+                               "--replay-endpoint", f"tcp://127.0.0.1:{rp}", "--backfill-endpoint", f"tcp://127.0.0.1:{ports[10]}",
+                               "--metrics-listen-addr", f"127.0.0.1:{dm}"] + dict_args)
         t0 = time.monotonic()
         procs.start("ingest", [b["ingest"], "--ws-url", url, "--frames-listen-addr", f"127.0.0.1:{fr}",
                                "--control-listen-addr", f"127.0.0.1:{ctl}", "--metrics-listen-addr", f"127.0.0.1:{im}"])
@@ -105,7 +106,8 @@ def main() -> int:
         url = (work / "serve2.out").read_text().split()[0]
         procs.start("decode2", [b["decode"], "--data-dir", str(work / "data2"), "--frames-endpoint", f"tcp://127.0.0.1:{fr}",
                                 "--control-endpoint", f"tcp://127.0.0.1:{ctl}", "--events-endpoint", f"tcp://127.0.0.1:{ev}",
-                                "--replay-endpoint", f"tcp://127.0.0.1:{rp}", "--metrics-listen-addr", f"127.0.0.1:{dm}"] + dict_args)
+                                "--replay-endpoint", f"tcp://127.0.0.1:{rp}", "--backfill-endpoint", f"tcp://127.0.0.1:{ports[11]}",
+                               "--metrics-listen-addr", f"127.0.0.1:{dm}"] + dict_args)
         fan = procs.start("fanout", [b["fanout"], "--listen-addr", f"127.0.0.1:{fh}", "--metrics-listen-addr", f"127.0.0.1:{fm}",
                                      "--events-endpoint", f"tcp://127.0.0.1:{ev}", "--replay-endpoint", f"tcp://127.0.0.1:{rp}",
                                      "--max-sub-rate", "0"] + dict_args)

@@ -34,7 +34,7 @@ test('e2e: run.sh finds the corpus and the v1 dictionary in ../shared', () => {
 
 // runStack(wsUrl, workDir): starts run.sh in its own process group, as a terminal would.
 async function runStack(wsUrl, workDir) {
-  const [fanout, fanoutMetrics, frames, control, ingestMetrics, events, replay, decodeMetrics] = await freePorts(8);
+  const [fanout, fanoutMetrics, frames, control, ingestMetrics, events, replay, decodeMetrics, backfill] = await freePorts(9);
   const loop = '127.0.0.1';
   const args = [
     path.join(REPO_ROOT, 'scripts', 'run.sh'),
@@ -53,6 +53,7 @@ async function runStack(wsUrl, workDir) {
     '--decode-arg', `--control-endpoint=tcp://${loop}:${control}`,
     '--decode-arg', `--events-endpoint=tcp://${loop}:${events}`,
     '--decode-arg', `--replay-endpoint=tcp://${loop}:${replay}`,
+    '--decode-arg', `--backfill-endpoint=tcp://${loop}:${backfill}`,
     '--decode-arg', `--metrics-listen-addr=${loop}:${decodeMetrics}`,
   ];
   const env = { ...process.env, JETSTREAM_SHARED_DIR: sharedDir() };

@@ -299,7 +299,8 @@ TEST(DecodeFlags, OutOfRangeValuesAreRefusedAtStartWithTheFlagNamed) {
   support::expect_refused_at_start(
       support::StackUnderTest::binary("services/decode/jetstream-decode"),
       {"--data-dir", data.string(), "--events-endpoint", "tcp://127.0.0.1:0", "--replay-endpoint",
-       "tcp://127.0.0.1:0", "--metrics-listen-addr", "127.0.0.1:0"},
+       "tcp://127.0.0.1:0", "--backfill-endpoint", "tcp://127.0.0.1:0", "--metrics-listen-addr",
+       "127.0.0.1:0"},
       {
           {{"--max-batch-frames", "0"}, "--max-batch-frames"},
           {{"--max-batches-in-flight", "-1"}, "--max-batches-in-flight"},

@@ -309,3 +309,103 @@ TEST(HttpClient, HttpsVerifiesThePeerCertificate) {
 
 }  // namespace
 }  // namespace jetstream::http
+
+namespace jetstream::http {
+namespace {
+
+struct Streamed {
+  FetchResult result;
+  std::string body;
+  std::size_t chunks = 0;
+};
+
+Streamed fetch_streamed(HttpClient& client, const std::string& url, FetchLimits limits = {},
+                        std::size_t stop_after = 0) {
+  std::promise<FetchResult> promise;
+  Streamed out;
+  HttpClient::Stream stream;
+  stream.on_chunk = [&out, stop_after](std::span<const std::uint8_t> chunk) {
+    out.body.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    ++out.chunks;
+    return stop_after == 0 || out.body.size() < stop_after;
+  };
+  stream.done = [&promise](FetchResult result) { promise.set_value(std::move(result)); };
+  client.get_stream(url, limits, std::move(stream));
+  out.result = promise.get_future().get();
+  return out;
+}
+
+TEST(HttpClientStream, ABodyArrivesInChunksAsItComesWhateverItsFramingOrCoding) {
+  std::string big(3'000'000, 'x');
+  for (std::size_t i = 0; i < big.size(); i += 997) big[i] = static_cast<char>('a' + i % 26);
+  TestHttpServer server([&big](const TestHttpServer::Request& request) -> std::string {
+    if (request.target == "/big") return TestHttpServer::response(200, big);
+    if (request.target == "/gzip") {
+      return TestHttpServer::response(200, gzip(big), "Content-Encoding: gzip\r\n");
+    }
+    if (request.target == "/chunked") {
+      return std::string(
+          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+          "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    }
+    if (request.target == "/missing") {
+      return TestHttpServer::response(404, R"({"error":"RepoNotFound"})", "Retry-After: 3\r\n");
+    }
+    return TestHttpServer::response(500, "no");
+  });
+  HttpClient client(named({"127.0.0.1"}));
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  FetchLimits limits;
+  limits.max_body_bytes = 10'000'000;
+
+  auto got = fetch_streamed(client, base + "/big", limits);
+  EXPECT_EQ(got.result.error, std::nullopt) << error_name(got.result);
+  EXPECT_EQ(got.result.status, 200u);
+  EXPECT_TRUE(got.result.body.empty()) << "a streamed body is not kept";
+  EXPECT_EQ(got.body, big);
+  EXPECT_GT(got.chunks, 1u);
+  EXPECT_NE(server.requests().back().head.find("ccept-Encoding: identity"), std::string::npos);
+
+  got = fetch_streamed(client, base + "/gzip", limits);
+  EXPECT_EQ(got.result.error, std::nullopt) << error_name(got.result);
+  EXPECT_EQ(got.body, big);
+
+  got = fetch_streamed(client, base + "/chunked", limits);
+  EXPECT_EQ(got.body, "hello world");
+
+  // An error status is not streamed: its text is in the result for the log line.
+  got = fetch_streamed(client, base + "/missing", limits);
+  EXPECT_EQ(got.result.error, std::nullopt);
+  EXPECT_EQ(got.result.status, 404u);
+  EXPECT_TRUE(got.body.empty());
+  EXPECT_EQ(got.result.body, R"({"error":"RepoNotFound"})");
+  EXPECT_EQ(got.result.retry_after, "3");
+}
+
+TEST(HttpClientStream, TheCapCountsTheStreamedBytesAndTheConsumerCanStopIt) {
+  const std::string big(2'000'000, 'y');
+  TestHttpServer server([&big](const TestHttpServer::Request& request) -> std::string {
+    if (request.target == "/bomb") {
+      return TestHttpServer::response(200, gzip(std::string(50'000'000, '0')),
+                                      "Content-Encoding: gzip\r\n");
+    }
+    return TestHttpServer::response(200, big);
+  });
+  HttpClient client(named({"127.0.0.1"}));
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  FetchLimits limits;
+  limits.max_body_bytes = 1'000'000;
+  auto got = fetch_streamed(client, base + "/big", limits);
+  EXPECT_EQ(got.result.error, FetchError::too_large) << error_name(got.result);
+  EXPECT_LE(got.body.size(), limits.max_body_bytes);
+  got = fetch_streamed(client, base + "/bomb", limits);
+  EXPECT_EQ(got.result.error, FetchError::too_large) << error_name(got.result);
+  EXPECT_LE(got.body.size(), limits.max_body_bytes);
+  limits.max_body_bytes = 10'000'000;
+  got = fetch_streamed(client, base + "/big", limits, /*stop_after=*/100'000);
+  EXPECT_EQ(got.result.error, FetchError::aborted) << error_name(got.result);
+  EXPECT_LT(got.body.size(), big.size());
+}
+
+}  // namespace
+}  // namespace jetstream::http

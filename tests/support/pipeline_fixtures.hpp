@@ -226,6 +226,7 @@ class DecodeUnderTest {
     std::filesystem::remove_all(data_dir_);
     events_endpoint = "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port());
     replay_endpoint = "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port());
+    backfill_endpoint = "tcp://127.0.0.1:" + std::to_string(support::free_loopback_port());
     metrics_port = support::free_loopback_port();
   }
   ~DecodeUnderTest() {
@@ -244,6 +245,8 @@ class DecodeUnderTest {
                                      events_endpoint,
                                      "--replay-endpoint",
                                      replay_endpoint,
+                                     "--backfill-endpoint",
+                                     backfill_endpoint,
                                      "--metrics-listen-addr",
                                      "127.0.0.1:" + std::to_string(metrics_port),
                                      "--heartbeat-interval",
@@ -260,6 +263,7 @@ class DecodeUnderTest {
 
   std::string events_endpoint;
   std::string replay_endpoint;
+  std::string backfill_endpoint;
   std::uint16_t metrics_port;
   support::ChildProcess process;
 
@@ -360,7 +364,7 @@ class StackUnderTest {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     for (auto* port :
-         {&upstream_port, &frames_port, &control_port, &events_port, &replay_port,
+         {&upstream_port, &frames_port, &control_port, &events_port, &replay_port, &backfill_port,
           &decode_metrics_port, &ingest_metrics_port, &fanout_port, &fanout_metrics_port}) {
       *port = free_loopback_port();
     }
@@ -398,6 +402,8 @@ class StackUnderTest {
                    tcp(events_port),
                    "--replay-endpoint",
                    tcp(replay_port),
+                   "--backfill-endpoint",
+                   tcp(backfill_port),
                    "--metrics-listen-addr",
                    local(decode_metrics_port),
                    "--heartbeat-interval",
@@ -501,7 +507,7 @@ class StackUnderTest {
         std::chrono::seconds(20));
   }
 
-  std::uint16_t upstream_port, frames_port, control_port, events_port, replay_port,
+  std::uint16_t upstream_port, frames_port, control_port, events_port, replay_port, backfill_port,
       decode_metrics_port, ingest_metrics_port, fanout_port, fanout_metrics_port;
   ChildProcess serve, ingest, decode, fanout;
 

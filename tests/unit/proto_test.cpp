@@ -804,7 +804,7 @@ TEST(ReplayRequest, BoundsIdsFlagsAndEmptyStringsAreChecked) {
   check([](auto& r) { r.collection_prefixes.push_back(""); }, DecodeError::invalid_value);
 
   Bytes bytes = kGoldenReplayRequest;
-  bytes[34] = 0x08;  // unknown flag bit
+  bytes[34] = 0x10;  // unknown flag bit (bit 3 is include_backfill)
   EXPECT_EQ(error_of(decode_replay_request(bytes)), DecodeError::invalid_value);
   bytes = kGoldenReplayRequest;
   put_u32(bytes, 26, 0);  // max_events 0
@@ -904,6 +904,119 @@ TEST(ReplayPage, EachStatusHasItsName) {
   EXPECT_EQ(to_string(ReplayStatus::too_old), "too_old");
   EXPECT_EQ(to_string(ReplayStatus::internal_error), "internal_error");
   EXPECT_EQ(to_string(ReplayStatus::unsupported_version), "unsupported_version");
+}
+
+// ---- Backfill ⇄ decode (§3.9, §3.10).
+
+const Bytes kGoldenBatchAck =
+    hex("01 41"                    // version 1, type 'A'
+        "07 00 00 00 00 00 00 00"  // batch_id 7
+        "02"                       // outcome busy
+        "03 00 00 00"              // applied 3
+        "04 00 00 00"              // unchanged 4
+        "05 00 00 00"              // tombstoned 5
+        "06 00 00 00");            // invalid 6
+
+TEST(BatchAck, GoldenBytesRoundTrip) {
+  const BatchAck ack{7, BatchOutcome::busy, 3, 4, 5, 6};
+  const auto bytes = encode_batch_ack(ack);
+  EXPECT_EQ(Bytes(bytes.begin(), bytes.end()), kGoldenBatchAck);
+  const auto decoded = decode_batch_ack(kGoldenBatchAck);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded.value(), ack);
+  Bytes bad = kGoldenBatchAck;
+  bad[10] = 3;  // no such outcome
+  EXPECT_EQ(error_of(decode_batch_ack(bad)), DecodeError::invalid_value);
+  bad = kGoldenBatchAck;
+  bad.pop_back();
+  EXPECT_EQ(error_of(decode_batch_ack(bad)), DecodeError::truncated);
+  EXPECT_EQ(to_string(BatchOutcome::stored), "stored");
+  EXPECT_EQ(to_string(BatchOutcome::rejected), "rejected");
+}
+
+const Bytes kGoldenRepoBatch =
+    hex("01 42"                       // version 1, type 'B'
+        "09 00 00 00 00 00 00 00"     // batch_id 9
+        "01"                          // flags: last
+        "05 00 00 00 64 69 64 3a 78"  // did "did:x"
+        "02 00 00 00 72 31"           // rev "r1"
+        "03 00 00 00 61 2e 2a"        // collections "a.*"
+        "01 00 00 00"                 // one record
+        "03 00 00 00 61 2e 62"        // collection "a.b"
+        "01 00 00 00 6b"              // rkey "k"
+        "02 00 00 00 01 71"           // cid (2 bytes)
+        "01 00 00 00 a0");            // record: the empty map
+
+TEST(RepoBatch, GoldenBytesRoundTrip) {
+  const Bytes cid{0x01, 0x71};
+  const Bytes record{0xa0};
+  RepoBatchView batch;
+  batch.batch_id = 9;
+  batch.last = true;
+  batch.did = "did:x";
+  batch.rev = "r1";
+  batch.collections = "a.*";
+  batch.records.push_back({"a.b", "k", cid, record});
+  EXPECT_EQ(repo_batch_size(batch), kGoldenRepoBatch.size());
+  EXPECT_EQ(encode_repo_batch(batch), kGoldenRepoBatch);
+  const auto decoded = decode_repo_batch(kGoldenRepoBatch);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded.value(), batch);
+}
+
+TEST(RepoBatch, BrokenBatchesAreRejectedByReason) {
+  Bytes bytes = kGoldenRepoBatch;
+  bytes[10] = 0x02;  // an unknown flag
+  EXPECT_EQ(error_of(decode_repo_batch(bytes)), DecodeError::invalid_value);
+  bytes = kGoldenRepoBatch;
+  put_u32(bytes, 33, kMaxRecordsPerBatch + 1);
+  EXPECT_EQ(error_of(decode_repo_batch(bytes)), DecodeError::limit_exceeded);
+  bytes = kGoldenRepoBatch;
+  bytes.back() = 0xa0;
+  bytes.push_back(0);
+  EXPECT_EQ(error_of(decode_repo_batch(bytes)), DecodeError::trailing_bytes);
+  bytes = kGoldenRepoBatch;
+  bytes.resize(bytes.size() - 1);
+  EXPECT_EQ(error_of(decode_repo_batch(bytes)), DecodeError::truncated);
+  bytes = kGoldenRepoBatch;
+  put_u32(bytes, 11, 0);  // an empty DID: no bytes follow it, the rest shifts
+  EXPECT_NE(error_of(decode_repo_batch(bytes)), std::nullopt);
+  RepoBatchView empty_rev;
+  empty_rev.batch_id = 1;
+  empty_rev.did = "did:x";
+  EXPECT_EQ(validate(empty_rev), DecodeError::invalid_value);
+}
+
+TEST(EventBackfillFlag, TravelsAsBit7OfTheKindByteForCommitsOnly) {
+  EventView event;
+  event.time_us = 2;
+  event.prev_time_us = 1;
+  event.kind = EventKind::commit;
+  event.backfill = true;
+  event.did = "did:x";
+  event.collection = "a.b";
+  event.json = "{}";
+  const std::vector<EventView> events{event};
+  const auto bytes = encode_event_batch(events);
+  EXPECT_EQ(bytes[6 + 16], 0x81);
+  const auto decoded = decode_event_batch(bytes);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_TRUE(decoded.value().front().backfill);
+  EXPECT_EQ(decoded.value().front().kind, EventKind::commit);
+  event.kind = EventKind::identity;
+  event.collection = "";
+  EXPECT_EQ(validate(event), DecodeError::invalid_value);
+  Bytes identity = bytes;
+  identity[6 + 16] = 0x82;
+  EXPECT_NE(error_of(decode_event_batch(identity)), std::nullopt);
+}
+
+TEST(Topics, BackfillLettersAreKnownAndNamed) {
+  EXPECT_EQ(topic(MessageType::repo_batch), "B");
+  EXPECT_EQ(topic(MessageType::batch_ack), "A");
+  EXPECT_EQ(to_string(MessageType::repo_batch), "repo_batch");
+  const std::array<std::uint8_t, 1> b{'B'};
+  EXPECT_EQ(decode_topic(b).value(), MessageType::repo_batch);
 }
 
 // ---- Senders.

@@ -111,7 +111,7 @@ class Service {
 
 // startPipeline({wsUrl, workDir, dictionary, decodeArgs}) -> Pipeline with .fanoutUrl, .services, .stop() ...
 export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries(), decodeArgs = [] }) {
-  const [frames, control, ingestMetrics, events, replay, decodeMetrics, fanoutHttp, fanoutMetrics] =
+  const [frames, control, ingestMetrics, events, replay, decodeMetrics, fanoutHttp, fanoutMetrics, backfill] =
     await freePorts(8);
   const dataDir = path.join(workDir, 'data');
   fs.mkdirSync(dataDir, { recursive: true });
@@ -131,6 +131,7 @@ export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries
       '--control-endpoint', `tcp://${loop}:${control}`,
       '--events-endpoint', `tcp://${loop}:${events}`,
       '--replay-endpoint', `tcp://${loop}:${replay}`,
+      '--backfill-endpoint', `tcp://${loop}:${backfill}`,
       '--metrics-listen-addr', `${loop}:${decodeMetrics}`,
       ...decodeArgs,
     ], env, path.join(workDir, 'decode.log')),
