@@ -119,4 +119,8 @@ class FlagSet {
   std::vector<Flag> flags_;
 };
 
+/// The items of a comma-separated flag value (`a, b,,c` → a, b, c): spaces around an item and
+/// empty items are dropped.
+std::vector<std::string> split_list(std::string_view text);
+
 }  // namespace jetstream::config

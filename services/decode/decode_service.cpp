@@ -122,20 +122,6 @@ std::optional<VerifyMode> parse_verify_mode(std::string_view text) {
   return std::nullopt;
 }
 
-std::vector<std::string> split_hosts(std::string_view text) {
-  std::vector<std::string> hosts;
-  while (!text.empty()) {
-    const auto comma = text.find(',');
-    std::string_view host = text.substr(0, comma);
-    while (!host.empty() && host.front() == ' ') host.remove_prefix(1);
-    while (!host.empty() && host.back() == ' ') host.remove_suffix(1);
-    if (!host.empty()) hosts.emplace_back(host);
-    if (comma == std::string_view::npos) break;
-    text.remove_prefix(comma + 1);
-  }
-  return hosts;
-}
-
 }  // namespace
 
 struct DecodeService::Impl {
@@ -306,7 +292,8 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
     http::HttpClient::Options http_options;
     const auto plc = websocket::parse_http_url(options.plc_url);
     if (plc) http_options.policy.allow_host(plc->host);  // validated above
-    for (const auto& host : split_hosts(options.allow_hosts)) http_options.policy.allow_host(host);
+    for (const auto& host : config::split_list(options.allow_hosts))
+      http_options.policy.allow_host(host);
     s.http_client = std::make_unique<http::HttpClient>(std::move(http_options));
     identity::DidResolver::Options resolver_options;
     resolver_options.plc_url = options.plc_url;
