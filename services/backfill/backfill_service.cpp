@@ -656,7 +656,11 @@ void on_tick(Coordinator* self, Shared& shared) {
       if (!source.listing.complete) listing = " · listing";
     }
     char rate[32];
-    std::snprintf(rate, sizeof rate, "%.1fk", records_per_s / 1000.0);
+    if (records_per_s >= 1000) {
+      std::snprintf(rate, sizeof rate, "%.1fk", records_per_s / 1000.0);
+    } else {
+      std::snprintf(rate, sizeof rate, "%.0f", records_per_s);
+    }
     log::info("backfill " + with_commas(finished) + "/" + with_commas(state.known) + " repos · " +
                   rate + " records/s · ETA " +
                   (repos_per_s > 0 ? short_duration(remaining / repos_per_s) : std::string("?")) +

@@ -32,6 +32,7 @@ BINARY_PATHS = {
     "ingest": "services/ingest/jetstream-ingest",
     "decode": "services/decode/jetstream-decode",
     "fanout": "services/fanout/jetstream-fanout",
+    "backfill": "services/backfill/jetstream-backfill",
     "frames": "tools/frames/jetstream-frames",
 }
 

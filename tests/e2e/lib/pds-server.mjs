@@ -4,7 +4,9 @@
 // 127.0.0.1 only, with the loopback guard of guard.mjs installed before either is loaded.
 //
 //   node tests/e2e/lib/pds-server.mjs [--port 2583] [--plc-port 2582] [--data DIR]
-//                                     [--admin-password admin-pass]
+//                                     [--admin-password admin-pass] [--external-plc]
+//
+// --external-plc: the directory on --plc-port is another launcher's (a second PDS sharing it).
 //
 // Commands, one JSON line each on stdin (answered by one JSON line on stdout):
 //   {"cmd":"rotate-signing-key","did":"did:plc:...","publish":true}
@@ -35,6 +37,7 @@ const { values: opts } = parseArgs({
     'plc-port': { type: 'string', default: '2582' },
     data: { type: 'string' },
     'admin-password': { type: 'string', default: 'admin-pass' },
+    'external-plc': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -67,8 +70,10 @@ const { Secp256k1Keypair } = await import('@atproto/crypto');
 let plc;
 let pds;
 try {
-  plc = PlcServer.create({ db: PlcDatabase.mock(), port: plcPort });
-  await plc.start();
+  if (!opts['external-plc']) {
+    plc = PlcServer.create({ db: PlcDatabase.mock(), port: plcPort });
+    await plc.start();
+  }
 
   const rotationKey = await Secp256k1Keypair.create({ exportable: true });
   const env = {

@@ -16,12 +16,13 @@ export class XrpcError extends Error {
   }
 }
 
-// startPds({pdsPort, plcPort, log}) -> {url, firehose, stop(), guardViolations(), child}
-export async function startPds({ pdsPort, plcPort, log = () => {}, timeoutMs = 60_000 }) {
+// startPds({pdsPort, plcPort, externalPlc, log}) -> {url, firehose, stop(), guardViolations(), child}
+// externalPlc: the PLC directory on plcPort is another PDS launcher's (two PDSes share one).
+export async function startPds({ pdsPort, plcPort, externalPlc = false, log = () => {}, timeoutMs = 60_000 }) {
   const child = spawn(
     process.execPath,
     [path.join(HERE, 'pds-server.mjs'), '--port', String(pdsPort), '--plc-port', String(plcPort),
-      '--admin-password', ADMIN_PASSWORD],
+      '--admin-password', ADMIN_PASSWORD, ...(externalPlc ? ['--external-plc'] : [])],
     { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LOG_ENABLED: 'false' } },
   );
   const violations = [];

@@ -22,6 +22,7 @@ export function binaries(dir = buildDir()) {
     ingest: path.join(dir, 'services', 'ingest', 'jetstream-ingest'),
     decode: path.join(dir, 'services', 'decode', 'jetstream-decode'),
     fanout: path.join(dir, 'services', 'fanout', 'jetstream-fanout'),
+    backfill: path.join(dir, 'services', 'backfill', 'jetstream-backfill'),
   };
 }
 
@@ -109,10 +110,12 @@ class Service {
   }
 }
 
-// startPipeline({wsUrl, workDir, dictionary, decodeArgs}) -> Pipeline with .fanoutUrl, .services, .stop() ...
-export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries(), decodeArgs = [] }) {
-  const [frames, control, ingestMetrics, events, replay, decodeMetrics, fanoutHttp, fanoutMetrics, backfill] =
-    await freePorts(8);
+// startPipeline({wsUrl, workDir, dictionary, decodeArgs, backfillArgs}) -> Pipeline with .fanoutUrl,
+// .services, .stop() ... With `backfillArgs` (an array), services.backfill is jetstream-backfill
+// wired to this decode, not started: the test starts it when its scenario wants.
+export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries(), decodeArgs = [], backfillArgs = null }) {
+  const [frames, control, ingestMetrics, events, replay, decodeMetrics, fanoutHttp, fanoutMetrics, backfill,
+    backfillMetrics] = await freePorts(10);
   const dataDir = path.join(workDir, 'data');
   fs.mkdirSync(dataDir, { recursive: true });
   const env = {
@@ -150,6 +153,13 @@ export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries
       '--replay-endpoint', `tcp://${loop}:${replay}`,
     ], env, path.join(workDir, 'fanout.log')),
   };
+  const backfill_service = backfillArgs === null ? null : new Service('backfill', bin.backfill, [
+    '--data-dir', path.join(workDir, 'backfill'),
+    '--decode-backfill-endpoint', `tcp://${loop}:${backfill}`,
+    '--decode-events-endpoint', `tcp://${loop}:${events}`,
+    '--metrics-listen-addr', `${loop}:${backfillMetrics}`,
+    ...backfillArgs,
+  ], env, path.join(workDir, 'backfill.log'));
   const pipeline = {
     services,
     dataDir,
@@ -159,14 +169,17 @@ export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries
       ingest: `http://${loop}:${ingestMetrics}`,
       decode: `http://${loop}:${decodeMetrics}`,
       fanout: `http://${loop}:${fanoutMetrics}`,
+      backfill: `http://${loop}:${backfillMetrics}`,
     },
+    backfill: backfill_service,
     tails(lines = 30) {
-      return Object.values(services)
+      return [...Object.values(services), ...(backfill_service ? [backfill_service] : [])]
         .map((s) => `---- ${s.name} (${s.logPath}) ----\n${s.tail(lines)}`)
         .join('\n');
     },
     async stop() {
       const results = {};
+      if (backfill_service) results.backfill = await backfill_service.stop('SIGTERM');
       for (const name of ['fanout', 'ingest', 'decode']) results[name] = await services[name].stop('SIGTERM');
       return results;
     },
