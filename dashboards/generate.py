@@ -442,6 +442,53 @@ def fanout() -> Board:
     return b
 
 
+def backfill() -> Board:
+    b = Board("jetstream-backfill", "Jetstream / backfill",
+              "jetstream-backfill: repositories listed, fetched (getRepo) and handed to decode, which "
+              "applies them to its compacted twin.")
+    b.row("Progress")
+    b.stat("Repositories done", 'sum(jetstream_backfill_repos{state="done"})')
+    b.stat("Repositories left", 'sum(jetstream_backfill_repos{state=~"queued|resolving|fetching"})')
+    b.stat("Repositories failed", 'sum(jetstream_backfill_repos{state="failed"})',
+           thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}])
+    b.stat("Decode's collections known", "min(jetstream_backfill_decode_state_known)",
+           thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}],
+           description="0 until decode's state info (its --compact-collections) arrived: nothing is fetched before.")
+    b.timeseries("Repositories by state", [("sum by (state) (jetstream_backfill_repos)", "{{state}}")], w=8)
+    b.timeseries("Records per second, by what decode did", [
+        (f"sum by (result) (rate(jetstream_backfill_records_total[{RI}]))", "{{result}}")], w=8,
+        description="applied: stored as new events (snapshot=true connections only); unchanged: decode "
+                    "held the same or a newer rev; tombstoned: the repository no longer holds it.")
+    b.timeseries("getRepo bytes per second", [(f"sum(rate(jetstream_backfill_bytes_total[{RI}]))", "bytes/s")],
+                 unit="Bps", w=8)
+    b.row("Fetches and hosts")
+    b.timeseries("Fetch attempts, by outcome", [
+        (f"sum by (outcome) (rate(jetstream_backfill_fetches_total[{RI}]))", "{{outcome}}")], w=8,
+        description="retry: tried again later; host_busy: a 429 or 5xx paused the host; failed: given up.")
+    b.timeseries("Fetch errors, by reason", [
+        (f"sum by (reason) (rate(jetstream_backfill_fetch_errors_total[{RI}]))", "{{reason}}")], w=8)
+    b.timeseries("Repositories given up, by reason", [
+        (f"sum by (reason) (increase(jetstream_backfill_repos_failed_total[{RI}]))", "{{reason}}")], w=8,
+        description="not_found, deactivated, taken_down: the PDS said so; forbidden_address: a DID document "
+                    "pointed at an address nobody named; too_large: over --max-repo-bytes.")
+    b.timeseries("Hosts, by state", [("sum by (state) (jetstream_backfill_hosts)", "{{state}}")], w=8,
+                 description="paused: backing off after 429 or 5xx (Retry-After honoured).")
+    b.timeseries("Batches to decode", [
+        (f"sum by (event) (rate(jetstream_backfill_batches_total[{RI}]))", "{{event}}"),
+        ("sum(jetstream_backfill_unacked_batches)", "awaiting an ack")], w=8,
+        description="Every batch stays in backfill until decode acknowledges it stored; resent: no ack "
+                    "in --ack-timeout, or decode answered busy.")
+    b.timeseries("HTTP client: errors and refused addresses", [
+        (f"sum by (reason) (rate(jetstream_http_client_errors_total[{RI}]) * on (job, instance) group_left () "
+         'jetstream_build_info{service="backfill"})', "{{reason}}"),
+        (f"sum by (class) (rate(jetstream_http_client_refused_addresses_total[{RI}]) * on (job, instance) "
+         'group_left () jetstream_build_info{service="backfill"})', "refused {{class}}")], w=8,
+        description="Refused: a DID document or a relay's host list named a loopback, private, link-local, ... "
+                    "address of a host the operator did not name: nothing was fetched from it.")
+    process_rows(b, "backfill")
+    return b
+
+
 def overview() -> Board:
     b = Board("jetstream-overview", "Jetstream / overview",
               "The whole pipeline: upstream → ingest → decode (event log) → fanout ×N → clients.")
@@ -500,7 +547,8 @@ def of_service_any(metric: str) -> str:
 
 
 BOARDS = {"jetstream-overview.json": overview, "jetstream-ingest.json": ingest,
-          "jetstream-decode.json": decode, "jetstream-fanout.json": fanout}
+          "jetstream-decode.json": decode, "jetstream-fanout.json": fanout,
+          "jetstream-backfill.json": backfill}
 
 
 def render(make) -> str:

@@ -330,6 +330,43 @@ def prom_query(prom_port: int, expr: str) -> tuple[bool, str]:
     return True, f"{len(numbers)} series: {shown}"
 
 
+def start_fake_pds(car: bytes, repo_did: str):
+    """A PLC directory and a PDS in one loopback HTTP server: every DID's document names this
+    server as its PDS; getRepo serves `car` for `repo_did` and RepoNotFound for any other."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # noqa: D401 - quiet
+            pass
+
+        def do_GET(self):  # noqa: N802 - the http.server API
+            port = self.server.server_address[1]
+            if self.path.startswith("/did:"):
+                did = self.path[1:]
+                body = json.dumps({"id": did, "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
+                                                           "serviceEndpoint": f"http://127.0.0.1:{port}"}]}).encode()
+                self._answer(200, body, "application/json")
+            elif self.path.startswith("/xrpc/com.atproto.sync.getRepo"):
+                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                if query.get("did", [""])[0] == repo_did:
+                    self._answer(200, car, "application/vnd.ipld.car")
+                else:
+                    self._answer(400, b'{"error":"RepoNotFound"}', "application/json")
+            else:
+                self._answer(404, b"{}", "application/json")
+
+        def _answer(self, status: int, body: bytes, kind: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--build-dir", type=Path, required=True)
@@ -343,7 +380,7 @@ def main() -> int:
         args.shared_dir = Path(env) if env else args.shared_dir_default
 
     bins = {}
-    for name in ("ingest", "decode", "fanout", "frames"):
+    for name in ("ingest", "decode", "fanout", "frames", "backfill"):
         path = dc.binary(args.build_dir.resolve(), name)
         if path is None:
             dc.skip(f"{args.build_dir / dc.BINARY_PATHS[name]} is not built")
@@ -364,7 +401,7 @@ def main() -> int:
     failed_hard = False
     try:
         (p_prom, p_frames_ws, p_ing_frames, p_ing_control, p_ing_metrics, p_dec_events, p_dec_replay,
-         p_dec_metrics, p_fan_http, p_fan_metrics, p_dec_backfill) = free_ports(11)
+         p_dec_metrics, p_fan_http, p_fan_metrics, p_dec_backfill, p_bf_metrics) = free_ports(12)
         rules = sorted(str(p) for p in (ROOT / "deploy/prometheus/rules").glob("*.yml"))
         prom_config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
@@ -373,6 +410,7 @@ def main() -> int:
                 {"job_name": "jetstream-ingest", "static_configs": [{"targets": [f"127.0.0.1:{p_ing_metrics}"]}]},
                 {"job_name": "jetstream-decode", "static_configs": [{"targets": [f"127.0.0.1:{p_dec_metrics}"]}]},
                 {"job_name": "jetstream-fanout", "static_configs": [{"targets": [f"127.0.0.1:{p_fan_metrics}"]}]},
+                {"job_name": "jetstream-backfill", "static_configs": [{"targets": [f"127.0.0.1:{p_bf_metrics}"]}]},
             ],
         }
         (workdir / "prometheus.yml").write_text(json.dumps(prom_config, indent=2))  # JSON is YAML
@@ -472,7 +510,27 @@ def main() -> int:
             if status != 200:
                 return False
             active = json.loads(body)["data"]["activeTargets"]
-            return len(active) == 3 and all(t["health"] == "up" for t in active)
+            return len(active) == 4 and all(t["health"] == "up" for t in active)
+
+        # Backfill: a PLC directory and a PDS played here (the real repository export of the
+        # corpus, and an account the PDS no longer has), so its panels have data to show.
+        car = (args.shared_dir / "corpus" / "repo.car").read_bytes()
+        repo_did, gone_did = "did:plc:53iucmf5ldftgqyf2ac7hmhd", "did:plc:gggggggggggggggggggggggg"
+        pds_server = start_fake_pds(car, repo_did)
+        pds_url = f"http://127.0.0.1:{pds_server.server_address[1]}"
+        dids_file = workdir / "dids.txt"
+        dids_file.write_text(f"{repo_did}\n{gone_did}\n")
+        procs.start("backfill", [bins["backfill"], "--data-dir", str(workdir / "backfill"),
+                                 "--dids-file", str(dids_file), "--plc-url", pds_url,
+                                 "--decode-backfill-endpoint", f"tcp://127.0.0.1:{p_dec_backfill}",
+                                 "--decode-events-endpoint", f"tcp://127.0.0.1:{p_dec_events}",
+                                 "--metrics-listen-addr", f"127.0.0.1:{p_bf_metrics}",
+                                 "--progress-interval", "1s"])
+        metrics_ports["backfill"] = p_bf_metrics
+        wait_for("backfill to fetch one repository and give up the other",
+                 lambda: scrape(p_bf_metrics).get("jetstream_backfill_records_total", 0) >= 19
+                 and scrape(p_bf_metrics).get("jetstream_backfill_repos_failed_total", 0) >= 1,
+                 FLOW_TIMEOUT, procs)
 
         wait_for("prometheus to have every target up", all_targets_up, 20, procs)
         time.sleep(3)  # three more scrapes (1 s interval) after the data flowed
