@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for the whole stack: jetstream-ingest, jetstream-decode, jetstream-fanout and the
-# jetstream-frames tool, on Debian 12 (bookworm), running as an unprivileged user. The
+# One image for the whole stack: jetstream-ingest, jetstream-decode, jetstream-fanout,
+# jetstream-backfill and the jetstream-frames tool, on Debian 12 (bookworm), running as an unprivileged user. The
 # container's command picks the service (docker-compose.yml, k8s/).
 #
 #   docker build -t jetstream-cpp:local .          # or: make image
@@ -8,7 +8,7 @@
 
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 
-# ---- build: compilers and -dev packages; only the four executables leave this stage ----------
+# ---- build: compilers and -dev packages; only the five executables leave this stage ----------
 FROM ${DEBIAN_IMAGE} AS build
 ARG BUILD_JOBS=
 RUN apt-get update \
@@ -27,11 +27,12 @@ RUN cmake -S . -B /build -G Ninja \
       -DCMAKE_BUILD_TYPE=Release \
       -DJETSTREAM_BENCHMARKS=OFF -DJETSTREAM_FUZZ=OFF -DJETSTREAM_SANITIZE=OFF \
  && cmake --build /build -j"${BUILD_JOBS:-$(nproc)}" \
-      --target jetstream-ingest jetstream-decode jetstream-fanout jetstream-frames \
+      --target jetstream-ingest jetstream-decode jetstream-fanout jetstream-backfill jetstream-frames \
  && install -D -m 0755 -t /out/usr/local/bin \
       /build/services/ingest/jetstream-ingest \
       /build/services/decode/jetstream-decode \
       /build/services/fanout/jetstream-fanout \
+      /build/services/backfill/jetstream-backfill \
       /build/tools/frames/jetstream-frames \
  && strip --strip-unneeded /out/usr/local/bin/*
 
@@ -48,18 +49,20 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid jetstream --no-create-home \
       --home-dir /var/lib/jetstream --shell /usr/sbin/nologin jetstream \
  && install -d -o jetstream -g jetstream -m 0750 /var/lib/jetstream /var/lib/jetstream/data \
+      /var/lib/jetstream/backfill \
  && install -d -m 0755 /etc/jetstream/zstd
 COPY --from=build /out/ /
 # Fail the build if a runtime library is missing, and prove each executable starts.
 RUN set -e; for exe in /usr/local/bin/jetstream-*; do \
       if ldd "$exe" | grep -q 'not found'; then ldd "$exe"; exit 1; fi; \
     done; \
-    for svc in ingest decode fanout; do "jetstream-$svc" --help >/dev/null; done
+    for svc in ingest decode fanout backfill; do "jetstream-$svc" --help >/dev/null; done
 
 USER 10001:10001
 # decode's default --data-dir ./data is /var/lib/jetstream/data from here: mount its volume there.
 WORKDIR /var/lib/jetstream
-#      fanout ws | fanout metrics | ingest frames, control, metrics | decode events, replay, metrics
-EXPOSE 6008 6009 6010 6011 6019 6012 6013 6029
+#      fanout ws | fanout metrics | ingest frames, control, metrics | decode events, replay,
+#      backfill, metrics | backfill metrics
+EXPOSE 6008 6009 6010 6011 6019 6012 6013 6014 6029 6039
 STOPSIGNAL SIGTERM
 CMD ["jetstream-fanout"]

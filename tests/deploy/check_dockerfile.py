@@ -97,7 +97,7 @@ def main() -> int:
             f.check(port in exposed, f"EXPOSE lacks {service}'s {role} port {port}")
 
     # Runtime libraries of the real binaries are covered by the final stage's packages.
-    bins = [dc.binary(args.build_dir, n) for n in ("ingest", "decode", "fanout", "frames")] if args.build_dir else []
+    bins = [dc.binary(args.build_dir, n) for n in ("ingest", "decode", "fanout", "backfill", "frames")] if args.build_dir else []
     bins = [b for b in bins if b]
     if bins and dc.which("dpkg") and dc.which("apt-cache"):
         needed = set()

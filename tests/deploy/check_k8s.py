@@ -46,7 +46,7 @@ OVERLAYS = sorted(p.parent for p in (K8S / "overlays").glob("*/kustomization.yam
 DICTIONARY_CONFIGMAP = "jetstream-zstd-dictionary"
 DECODE_FLUSH_SECONDS = 10  # decode's shutdown lets batches in flight be stored for at most 10 s
 WORKLOADS = {"ingest": ("Deployment", "ingest"), "decode": ("StatefulSet", "decode"),
-             "fanout": ("Deployment", "fanout")}
+             "fanout": ("Deployment", "fanout"), "backfill": ("Deployment", "backfill")}
 
 
 def duration_seconds(text: str) -> float:
@@ -120,7 +120,7 @@ def check_overlay(name: str, render: Render, flags: dict, f: dc.Failures) -> Non
         w = render.get(kind, wname)
         if f.check(w is not None, f"{p} no {kind} {wname}"):
             workloads[service] = w
-    if len(workloads) != 3:
+    if len(workloads) != len(WORKLOADS):
         return
     pod_labels = {s: w["spec"]["template"]["metadata"].get("labels", {}) for s, w in workloads.items()}
 
@@ -136,6 +136,14 @@ def check_overlay(name: str, render: Render, flags: dict, f: dc.Failures) -> Non
     ingest, decode, fanout = workloads["ingest"], workloads["decode"], workloads["fanout"]
     f.check(ingest["spec"].get("replicas") == 1, f"{p} ingest replicas must be 1")
     f.check(ingest["spec"].get("strategy", {}).get("type") == "Recreate", f"{p} ingest strategy must be Recreate")
+    backfill = workloads["backfill"]
+    f.check(backfill["spec"].get("replicas") == 1, f"{p} backfill replicas must be 1")
+    f.check(backfill["spec"].get("strategy", {}).get("type") == "Recreate",
+            f"{p} backfill strategy must be Recreate (two would fetch every repository twice)")
+    bf_env_dir = next((m["mountPath"] for m in backfill["spec"]["template"]["spec"]["containers"][0].get("volumeMounts", [])
+                       if any(v["name"] == m["name"] and "persistentVolumeClaim" in v
+                              for v in backfill["spec"]["template"]["spec"].get("volumes", []))), None)
+    f.check(bf_env_dir is not None, f"{p} backfill's store needs a persistent volume")
     f.check(decode["spec"].get("replicas") == 1, f"{p} decode replicas must be 1")
     vcts = decode["spec"].get("volumeClaimTemplates", [])
     f.check(len(vcts) == 1 and quantity(vcts[0]["spec"]["resources"]["requests"]["storage"]) > 0,
@@ -292,8 +300,15 @@ def check_overlay(name: str, render: Render, flags: dict, f: dc.Failures) -> Non
                     f"{p} Service {host} must publish not-ready addresses (readiness of {target} is not a routing signal)")
 
     # NetworkPolicy: protected ports reachable only from the one allowed workload.
-    protected = {"decode": ("fanout", ("events", "replay")), "ingest": ("decode", ("frames", "control"))}
-    for target, (allowed, roles) in protected.items():
+    protected = [("decode", "fanout", ("events", "replay")), ("decode", "backfill", ("events", "backfill")),
+                 ("ingest", "decode", ("frames", "control"))]
+    # A port may be open to several workloads (events: fanout and backfill): a rule covering it
+    # must name only workloads allowed on it.
+    allowed_on: dict[tuple[str, str], set[str]] = {}
+    for target, allowed, roles in protected:
+        for role in roles:
+            allowed_on.setdefault((target, role), set()).add(allowed)
+    for target, allowed, roles in protected:
         policies = [np for np in render.of("NetworkPolicy") if matches(np["spec"]["podSelector"], pod_labels[target])]
         if not f.check(bool(policies) and all("Ingress" in np["spec"].get("policyTypes", ["Ingress"]) for np in policies),
                        f"{p} no ingress NetworkPolicy selects {target}"):
@@ -308,12 +323,16 @@ def check_overlay(name: str, render: Render, flags: dict, f: dc.Failures) -> Non
                 if not covered:
                     continue
                 peers = rule.get("from", [])
-                only_allowed = bool(peers) and all(
-                    set(peer) == {"podSelector"} and matches(peer["podSelector"], pod_labels[allowed])
-                    and not any(matches(peer["podSelector"], pod_labels[o]) for o in pod_labels if o != allowed)
+                covered_roles = {r for r in service_ports[target] if service_ports[target][r] in covered}
+                permitted = set.intersection(*(allowed_on.get((target, r), set()) for r in covered_roles)) \
+                    if covered_roles else set()
+                only_permitted = bool(peers) and all(
+                    set(peer) == {"podSelector"}
+                    and any(matches(peer["podSelector"], pod_labels[a]) for a in permitted)
+                    and not any(matches(peer["podSelector"], pod_labels[o]) for o in pod_labels if o not in permitted)
                     for peer in peers)
-                f.check(only_allowed, f"{p} NetworkPolicy {np['metadata']['name']} lets more than {allowed} reach {target} ports {sorted(covered)}")
-                if only_allowed:
+                f.check(only_permitted, f"{p} NetworkPolicy {np['metadata']['name']} lets more than {sorted(permitted)} reach {target} ports {sorted(covered)}")
+                if only_permitted and all(matches(peer["podSelector"], pod_labels[allowed]) for peer in peers):
                     reached_from_allowed |= covered
         f.check(reached_from_allowed == ports, f"{p} {allowed} cannot reach {target} ports {sorted(ports - reached_from_allowed)}")
     for service in workloads:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 SKIP = 77  # CTest SKIP_RETURN_CODE of every deploy test
 
-SERVICES = ("ingest", "decode", "fanout")
+SERVICES = ("ingest", "decode", "fanout", "backfill")
 
 # Where each service's flag registration and options struct live, relative to the source root.
 FLAG_SOURCES = {
@@ -42,14 +42,17 @@ LISTEN_FLAGS = {
     "ingest": {"frames": "frames-listen-addr", "control": "control-listen-addr",
                "metrics": "metrics-listen-addr"},
     "decode": {"events": "events-endpoint", "replay": "replay-endpoint",
-               "metrics": "metrics-listen-addr"},
+               "backfill": "backfill-endpoint", "metrics": "metrics-listen-addr"},
     "fanout": {"http": "listen-addr", "metrics": "metrics-listen-addr"},
+    "backfill": {"metrics": "metrics-listen-addr"},
 }
 
 # Flags that connect to another service: flag -> (service, port name on that service).
 CONNECT_FLAGS = {
     "decode": {"frames-endpoint": ("ingest", "frames"), "control-endpoint": ("ingest", "control")},
     "fanout": {"events-endpoint": ("decode", "events"), "replay-endpoint": ("decode", "replay")},
+    "backfill": {"decode-backfill-endpoint": ("decode", "backfill"),
+                 "decode-events-endpoint": ("decode", "events")},
 }
 
 

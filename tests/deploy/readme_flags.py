@@ -40,7 +40,7 @@ def main() -> int:
     args = parser.parse_args()
     text = README.read_text()
     new = text
-    for service in dc.SERVICES + ("backfill",):
+    for service in dc.SERVICES:
         path = dc.binary(args.build_dir.resolve(), service)
         if path is None:
             if args.check:
