@@ -147,4 +147,104 @@ DecodeResult<BatchAck> decode_batch_ack(std::span<const std::uint8_t> body) noex
   return ack;
 }
 
+std::string_view to_string(ResyncReason reason) noexcept {
+  switch (reason) {
+    case ResyncReason::sync: return "sync";
+    case ResyncReason::account_active: return "account_active";
+    case ResyncReason::identity: return "identity";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::optional<DecodeError> validate_did(const std::string& did) noexcept {
+  if (did.empty()) return DecodeError::invalid_value;
+  if (did.size() > kMaxStringBytes) return DecodeError::limit_exceeded;
+  return std::nullopt;
+}
+
+bool known_reason(std::uint8_t reason) noexcept { return reason >= 1 && reason <= 3; }
+
+}  // namespace
+
+std::optional<DecodeError> validate(const ResyncPoll& poll) noexcept {
+  if (poll.max == 0) return DecodeError::invalid_value;
+  if (poll.max > kMaxResyncs || poll.acked.size() > kMaxResyncs) return DecodeError::limit_exceeded;
+  for (const auto& did : poll.acked) {
+    if (const auto error = validate_did(did)) return error;
+  }
+  return std::nullopt;
+}
+
+std::optional<DecodeError> validate(const ResyncList& list) noexcept {
+  if (list.dids.size() > kMaxResyncs) return DecodeError::limit_exceeded;
+  for (const auto& [did, reason] : list.dids) {
+    if (const auto error = validate_did(did)) return error;
+    if (!known_reason(static_cast<std::uint8_t>(reason))) return DecodeError::invalid_value;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::uint8_t> encode_resync_poll(const ResyncPoll& poll) {
+  detail::require_valid(validate(poll), "encode_resync_poll: invalid poll");
+  std::size_t size = 2 + 4 + 4;
+  for (const auto& did : poll.acked) size += detail::sized_bytes(did.size());
+  std::vector<std::uint8_t> out(size);
+  detail::Writer writer(out);
+  writer.header(MessageType::resync_poll);
+  writer.u32(poll.max);
+  writer.u32(static_cast<std::uint32_t>(poll.acked.size()));
+  for (const auto& did : poll.acked) writer.sized_text(did);
+  writer.finish();
+  return out;
+}
+
+std::vector<std::uint8_t> encode_resync_list(const ResyncList& list) {
+  detail::require_valid(validate(list), "encode_resync_list: invalid list");
+  std::size_t size = 2 + 4;
+  for (const auto& [did, reason] : list.dids) size += detail::sized_bytes(did.size()) + 1;
+  std::vector<std::uint8_t> out(size);
+  detail::Writer writer(out);
+  writer.header(MessageType::resync_list);
+  writer.u32(static_cast<std::uint32_t>(list.dids.size()));
+  for (const auto& [did, reason] : list.dids) {
+    writer.sized_text(did);
+    writer.u8(static_cast<std::uint8_t>(reason));
+  }
+  writer.finish();
+  return out;
+}
+
+DecodeResult<ResyncPoll> decode_resync_poll(std::span<const std::uint8_t> body) {
+  detail::Reader reader(body);
+  reader.header(MessageType::resync_poll);
+  ResyncPoll poll;
+  poll.max = reader.u32();
+  const std::uint32_t count = reader.count(kMaxResyncs, detail::sized_bytes(0));
+  if (reader.ok()) poll.acked.reserve(count);
+  for (std::uint32_t i = 0; i < count && reader.ok(); ++i) {
+    poll.acked.emplace_back(reader.sized_text(kMaxStringBytes));
+  }
+  if (!reader.finish()) return reader.error();
+  if (const auto error = validate(poll)) return *error;
+  return poll;
+}
+
+DecodeResult<ResyncList> decode_resync_list(std::span<const std::uint8_t> body) {
+  detail::Reader reader(body);
+  reader.header(MessageType::resync_list);
+  ResyncList list;
+  const std::uint32_t count = reader.count(kMaxResyncs, detail::sized_bytes(0) + 1);
+  if (reader.ok()) list.dids.reserve(count);
+  for (std::uint32_t i = 0; i < count && reader.ok(); ++i) {
+    std::string did(reader.sized_text(kMaxStringBytes));
+    const std::uint8_t reason = reader.u8();
+    list.dids.emplace_back(std::move(did), static_cast<ResyncReason>(reason));
+  }
+  if (!reader.finish()) return reader.error();
+  if (const auto error = validate(list)) return *error;
+  return list;
+}
+
 }  // namespace jetstream::proto

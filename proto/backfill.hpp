@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "proto/wire.hpp"
@@ -68,6 +70,35 @@ inline constexpr std::size_t kBatchAckSize = 2 + 8 + 1 + 4 * 4;
 inline constexpr std::uint32_t kMaxRecordsPerBatch = 10'000;
 inline constexpr std::uint32_t kMaxRevBytes = 64;
 inline constexpr std::uint32_t kMaxCidBytes = 128;
+
+/// Why decode asks backfill to look at a DID again (firehose::FrameOutcome::Resync).
+enum class ResyncReason : std::uint8_t {
+  sync = 1,            ///< a `#sync` frame: the repository was reset; fetch it again
+  account_active = 2,  ///< an `#account` event that says active (back, or new): fetch it again
+  identity = 3,        ///< an `#identity` event: forget the cached DID document
+};
+std::string_view to_string(ResyncReason reason) noexcept;
+
+/// backfill → decode: the DIDs of the last list it has stored (decode forgets them), and how
+/// many more it takes. Owning: small and rare (once a second).
+struct ResyncPoll {
+  std::uint32_t max = 0;  ///< 1..kMaxResyncs
+  std::vector<std::string> acked;
+  friend bool operator==(const ResyncPoll&, const ResyncPoll&) = default;
+};
+/// decode → backfill: repositories (DIDs) to look at again, each with its reason.
+struct ResyncList {
+  std::vector<std::pair<std::string, ResyncReason>> dids;
+  friend bool operator==(const ResyncList&, const ResyncList&) = default;
+};
+inline constexpr std::uint32_t kMaxResyncs = 10'000;
+
+std::optional<DecodeError> validate(const ResyncPoll& poll) noexcept;
+std::optional<DecodeError> validate(const ResyncList& list) noexcept;
+std::vector<std::uint8_t> encode_resync_poll(const ResyncPoll& poll);
+std::vector<std::uint8_t> encode_resync_list(const ResyncList& list);
+DecodeResult<ResyncPoll> decode_resync_poll(std::span<const std::uint8_t> body);
+DecodeResult<ResyncList> decode_resync_list(std::span<const std::uint8_t> body);
 
 std::optional<DecodeError> validate(const RepoBatchView& batch) noexcept;
 std::optional<DecodeError> validate(const BatchAck& ack) noexcept;

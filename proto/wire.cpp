@@ -32,6 +32,8 @@ std::string_view to_string(MessageType type) noexcept {
     case MessageType::replay_page: return "replay_page";
     case MessageType::repo_batch: return "repo_batch";
     case MessageType::batch_ack: return "batch_ack";
+    case MessageType::resync_poll: return "resync_poll";
+    case MessageType::resync_list: return "resync_list";
   }
   return "unknown";
 }
@@ -48,6 +50,8 @@ std::string_view topic(MessageType type) noexcept {
     case MessageType::replay_page: return "P";
     case MessageType::repo_batch: return "B";
     case MessageType::batch_ack: return "A";
+    case MessageType::resync_poll: return "N";
+    case MessageType::resync_list: return "K";
   }
   return {};
 }
@@ -67,7 +71,9 @@ DecodeResult<MessageType> decode_topic(std::span<const std::uint8_t> topic_frame
     case MessageType::replay_request:
     case MessageType::replay_page:
     case MessageType::repo_batch:
-    case MessageType::batch_ack: return type;
+    case MessageType::batch_ack:
+    case MessageType::resync_poll:
+    case MessageType::resync_list: return type;
   }
   return DecodeError::unknown_topic;
 }

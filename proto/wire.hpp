@@ -34,8 +34,10 @@ enum class MessageType : std::uint8_t {
   state_info = 'C',      ///< decode → fanout, PUB :6012: the compacted twin's set and horizon
   replay_request = 'Q',  ///< fanout → decode, DEALER → ROUTER :6013
   replay_page = 'P',     ///< decode → fanout, ROUTER → DEALER :6013: the answer to one request
-  repo_batch = 'B',  ///< backfill → decode, DEALER → ROUTER :6014: records of a fetched repo
-  batch_ack = 'A',   ///< decode → backfill, ROUTER → DEALER :6014: a repo batch is stored
+  repo_batch = 'B',   ///< backfill → decode, DEALER → ROUTER :6014: records of a fetched repo
+  batch_ack = 'A',    ///< decode → backfill, ROUTER → DEALER :6014: a repo batch is stored
+  resync_poll = 'N',  ///< backfill → decode, DEALER → ROUTER :6014: acks, and "what to refetch?"
+  resync_list = 'K',  ///< decode → backfill, ROUTER → DEALER :6014: repositories to fetch again
 };
 
 /// Why a decoder refused a message. `to_string` gives the `reason` label of

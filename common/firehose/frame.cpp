@@ -217,6 +217,16 @@ std::optional<FrameError> FrameDecoder::read_account(AccountBody& out) const {
   return std::nullopt;
 }
 
+std::optional<FrameError> FrameDecoder::read_sync(SyncBody& out) const {
+  if (!decoded_) return FrameError::malformed_body;
+  const MapReader body{body_, 0};
+  if (!body.integer("seq", out.seq) || !body.text("did", out.did) || !body.text("rev", out.rev) ||
+      !body.text("time", out.time)) {
+    return FrameError::malformed_body;
+  }
+  return std::nullopt;
+}
+
 std::optional<FrameError> FrameDecoder::read_error(ErrorBody& out) const {
   if (!decoded_) return FrameError::malformed_body;
   const MapReader body{body_, 0};

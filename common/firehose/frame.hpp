@@ -73,6 +73,14 @@ struct AccountBody {
   std::optional<std::string_view> status;
 };
 
+/// `#sync` (Sync 1.1): the repository's state was reset; its current commit is in `blocks`.
+struct SyncBody {
+  std::int64_t seq = 0;
+  std::string_view did;
+  std::string_view rev;
+  std::string_view time;
+};
+
 struct ErrorBody {
   std::string_view error;
   std::string_view message;
@@ -95,6 +103,7 @@ class FrameDecoder {
   std::optional<FrameError> read_commit(CommitBody& out) const;
   std::optional<FrameError> read_identity(IdentityBody& out) const;
   std::optional<FrameError> read_account(AccountBody& out) const;
+  std::optional<FrameError> read_sync(SyncBody& out) const;
   std::optional<FrameError> read_error(ErrorBody& out) const;
 
   /// The CBOR error that made the last decode fail with malformed_header/malformed_body.

@@ -68,6 +68,10 @@ void PendingEvent::append_finalized(std::string& out, std::int64_t time_us) cons
 
 V1Encoder::V1Encoder() = default;
 
+namespace {
+bool plausible_identifier(std::string_view value);
+}  // namespace
+
 FrameOutcome V1Encoder::events_from_frame(byte_view frame, std::vector<PendingEvent>& out) {
   FrameOutcome outcome;
   ++stats_.frames;
@@ -84,10 +88,29 @@ FrameOutcome V1Encoder::events_from_frame(byte_view frame, std::vector<PendingEv
     case FrameType::identity: {
       const std::size_t before = out.size();
       identity_event(out);
-      if (gate_ != nullptr && out.size() > before) gate_->identity_changed(out.back().did);
+      if (out.size() > before) {
+        if (gate_ != nullptr) gate_->identity_changed(out.back().did);
+        outcome.resync = FrameOutcome::Resync::identity;
+        outcome.resync_did = out.back().did;
+      }
       break;
     }
-    case FrameType::account: account_event(out); break;
+    case FrameType::account: {
+      const std::size_t before = out.size();
+      if (account_event(out) && out.size() > before) {
+        outcome.resync = FrameOutcome::Resync::account_active;
+        outcome.resync_did = out.back().did;
+      }
+      break;
+    }
+    case FrameType::sync: {
+      SyncBody body;
+      if (!decoder_.read_sync(body) && plausible_identifier(body.did)) {
+        outcome.resync = FrameOutcome::Resync::sync;
+        outcome.resync_did = body.did;
+      }
+      break;
+    }
     case FrameType::error: {
       ErrorBody body;
       if (!decoder_.read_error(body)) {
@@ -99,7 +122,7 @@ FrameOutcome V1Encoder::events_from_frame(byte_view frame, std::vector<PendingEv
       break;
     }
     case FrameType::unknown: drop(DropReason::unknown_type); break;
-    default: break;  // sync, info, handle, tombstone, migrate, labels: no v1 event by design
+    default: break;  // info, handle, tombstone, migrate, labels: no v1 event by design
   }
   return outcome;
 }
@@ -316,11 +339,11 @@ void V1Encoder::identity_event(std::vector<PendingEvent>& out) {
   json.append("}}");
 }
 
-void V1Encoder::account_event(std::vector<PendingEvent>& out) {
+bool V1Encoder::account_event(std::vector<PendingEvent>& out) {
   AccountBody body;
   const auto time_us =
       admit_identity_event(decoder_.read_account(body).has_value(), body.did, body.time);
-  if (!time_us) return;
+  if (!time_us) return false;
   PendingEvent& event = start_event(out, EventKind::account, body.seq, body.did, *time_us);
   std::string& json = event.json;
   json.append(body.active ? R"({"active":true,"did":)" : R"({"active":false,"did":)");
@@ -334,6 +357,7 @@ void V1Encoder::account_event(std::vector<PendingEvent>& out) {
   json.append(R"(,"time":)");
   append_json_string(json, body.time);
   json.append("}}");
+  return body.active;
 }
 
 }  // namespace jetstream::firehose

@@ -122,6 +122,12 @@ struct FrameOutcome {
   /// (valid until the next frame).
   bool gate_passed = false;
   std::string_view rev;
+  /// A reason for backfill to fetch `resync_did`'s repository again, or to forget what it knows
+  /// of the DID (API.md "Backfill"): a `#sync` frame, an `#account` event that says active, an
+  /// `#identity` event (the PDS may have moved). Valid until the next frame.
+  enum class Resync : std::uint8_t { none = 0, sync = 1, account_active = 2, identity = 3 };
+  Resync resync = Resync::none;
+  std::string_view resync_did;
 };
 
 /// Turns frames into pending v1 events. Holds reusable buffers: one instance per thread.
@@ -150,7 +156,8 @@ class V1Encoder {
  private:
   void commit_events(std::vector<PendingEvent>& out, FrameOutcome& outcome);
   void identity_event(std::vector<PendingEvent>& out);
-  void account_event(std::vector<PendingEvent>& out);
+  /// Returns whether the account is active (false also when no event was made).
+  bool account_event(std::vector<PendingEvent>& out);
   /// The checks identity and account events share: a readable body, a plausible DID, an RFC 3339
   /// time. Returns the time in µs, or nullopt after counting the drop.
   std::optional<std::int64_t> admit_identity_event(bool unreadable, std::string_view did,

@@ -327,6 +327,8 @@ struct CoordinatorState {
   std::unordered_set<std::string> active;  ///< DIDs somewhere between queue and done
   std::unordered_map<std::string, std::uint32_t> attempts;
   std::multimap<Clock::time_point, std::string> retries;
+  /// DIDs decode asked to fetch again while a fetch of theirs was under way: again once it ends.
+  std::unordered_set<std::string> refetch;
   std::map<std::string, caf::actor> hosts;
   std::map<std::string, std::vector<std::int64_t>> host_figures;
   std::uint64_t resolving = 0;
@@ -537,6 +539,27 @@ void on_resolved(Coordinator* self, Shared& shared, const std::string& did, cons
   self->send(found->second, enqueue_atom::value, did, pds);
 }
 
+/// Queues `did` for a fetch, whatever the store says of it (decode asked: a `#sync`, an account
+/// active again).
+void requeue(Coordinator* self, Shared& shared, const std::string& did) {
+  auto& state = self->state;
+  if (state.active.count(did) != 0) {
+    state.refetch.insert(did);  // under way: once more when it ends
+    return;
+  }
+  if (const auto row = shared.store->repo(did)) {
+    if (row->status == RepoStatus::done && state.done > 0) --state.done;
+    if (row->status == RepoStatus::failed && state.failed > 0) --state.failed;
+  } else {
+    ++state.known;
+  }
+  store_rows(shared, {{did, RepoRow{}}});
+  state.active.insert(did);
+  state.attempts.erase(did);
+  state.to_resolve.push_back(did);
+  state.complete = false;
+}
+
 void on_result(Coordinator* self, Shared& shared, const std::string& did,
                const FetchOutcome& outcome) {
   auto& state = self->state;
@@ -575,6 +598,7 @@ void on_result(Coordinator* self, Shared& shared, const std::string& did,
     case FetchOutcome::Kind::host_busy:  // kept by the host actor, never sent here
       break;
   }
+  if (state.refetch.erase(did) != 0 && state.active.count(did) == 0) requeue(self, shared, did);
 }
 
 std::string with_commas(std::uint64_t value) {
@@ -593,6 +617,17 @@ std::string short_duration(double seconds) {
 void on_tick(Coordinator* self, Shared& shared) {
   auto& state = self->state;
   const auto now = Clock::now();
+  // Repositories decode asked to fetch again (the link stored them): queued now, whatever the
+  // store says of them, then forgotten.
+  const std::vector<std::string> resyncs = shared.store->resyncs();
+  for (const auto& did : resyncs) {
+    requeue(self, shared, did);
+    std::string error;
+    shared.store->clear_resync(did, error);
+  }
+  if (!resyncs.empty()) {
+    log::info("decode asked to fetch repositories again", {{"repositories", resyncs.size()}});
+  }
   while (!state.retries.empty() && state.retries.begin()->first <= now) {
     state.to_resolve.push_back(std::move(state.retries.begin()->second));
     state.retries.erase(state.retries.begin());
@@ -764,6 +799,7 @@ caf::behavior coordinator_actor(Coordinator* self, Shared* shared,
         on_result(self, *shared, did, *outcome);
         pump_resolutions(self, *shared);
       },
+
   };
 }
 
@@ -843,9 +879,11 @@ std::unique_ptr<BackfillService> BackfillService::start(const BackfillOptions& o
   link_options.ack_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.ack_timeout);
   Shared* shared = &s.shared;
+  Impl* impl_raw = &s;
   try {
     s.link = std::make_unique<DecodeLink>(
-        s.context, link_options, [shared](std::uint64_t fetch_id, const FetchTotals& totals) {
+        s.context, link_options,
+        [shared](std::uint64_t fetch_id, const FetchTotals& totals) {
           std::shared_ptr<RepoFetch> fetch;
           {
             std::lock_guard lock(shared->fetches_mutex);
@@ -853,6 +891,23 @@ std::unique_ptr<BackfillService> BackfillService::start(const BackfillOptions& o
             if (found != shared->fetches.end()) fetch = found->second;
           }
           if (fetch) fetch->stored(totals);
+        },
+        [impl_raw](const std::vector<std::pair<std::string, proto::ResyncReason>>& dids) {
+          // Stored before this returns (decode forgets what the next poll acknowledges); the
+          // coordinator then queues them, whatever it knew of them.
+          std::vector<std::string> repositories;
+          for (const auto& [did, reason] : dids) {
+            if (reason == proto::ResyncReason::identity) {
+              impl_raw->identity_cache->invalidate(did);  // its PDS may have moved
+              continue;
+            }
+            repositories.push_back(did);
+          }
+          std::string why;
+          if (!repositories.empty() && !impl_raw->store->put_resyncs(repositories, why)) {
+            log::error("storing decode's resync requests failed (they come again)",
+                       {{"error", why}});
+          }
         });
   } catch (const std::exception& e) {
     error = std::string("decode endpoints: ") + e.what();

@@ -11,6 +11,8 @@ namespace {
 constexpr std::string_view kRepoPrefix = "r:";     // + DID → RepoRow
 constexpr std::string_view kRepoEnd = "r;";        // ';' follows ':'
 constexpr std::string_view kListingPrefix = "l:";  // + source URL → complete flag, cursor
+constexpr std::string_view kResyncPrefix = "s:";   // + DID: decode asked to fetch it again
+constexpr std::string_view kResyncEnd = "s;";
 
 std::string encode_row(const RepoRow& row) {
   std::string out;
@@ -125,6 +127,45 @@ bool BackfillStore::put_listing(std::string_view source, const Listing& listing,
   key.append(source);
   const rocksdb::Status status =
       db_->Put(rocksdb::WriteOptions(), key, (listing.complete ? "1" : "0") + listing.cursor);
+  if (!status.ok()) {
+    error = "backfill store write: " + status.ToString();
+    return false;
+  }
+  return true;
+}
+
+bool BackfillStore::put_resyncs(const std::vector<std::string>& dids, std::string& error) {
+  rocksdb::WriteBatch batch;
+  std::string key;
+  for (const auto& did : dids) {
+    key.assign(kResyncPrefix).append(did);
+    batch.Put(key, "");
+  }
+  const rocksdb::Status status = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!status.ok()) {
+    error = "backfill store write: " + status.ToString();
+    return false;
+  }
+  return true;
+}
+
+std::vector<std::string> BackfillStore::resyncs() const {
+  std::vector<std::string> dids;
+  rocksdb::ReadOptions read;
+  const rocksdb::Slice upper = slice(kResyncEnd);
+  read.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read));
+  for (it->Seek(slice(kResyncPrefix)); it->Valid(); it->Next()) {
+    dids.emplace_back(
+        std::string_view(it->key().data(), it->key().size()).substr(kResyncPrefix.size()));
+  }
+  return dids;
+}
+
+bool BackfillStore::clear_resync(std::string_view did, std::string& error) {
+  std::string key(kResyncPrefix);
+  key.append(did);
+  const rocksdb::Status status = db_->Delete(rocksdb::WriteOptions(), key);
   if (!status.ok()) {
     error = "backfill store write: " + status.ToString();
     return false;

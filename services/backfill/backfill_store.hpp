@@ -51,6 +51,11 @@ class BackfillStore {
   [[nodiscard]] Listing listing(std::string_view source) const;
   bool put_listing(std::string_view source, const Listing& listing, std::string& error);
 
+  /// Repositories decode asked to fetch again, kept until the coordinator queued them.
+  bool put_resyncs(const std::vector<std::string>& dids, std::string& error);
+  [[nodiscard]] std::vector<std::string> resyncs() const;
+  bool clear_resync(std::string_view did, std::string& error);
+
  private:
   explicit BackfillStore(std::unique_ptr<rocksdb::DB> db);
   std::unique_ptr<rocksdb::DB> db_;

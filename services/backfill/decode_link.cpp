@@ -7,15 +7,20 @@
 namespace jetstream::backfill {
 
 namespace {
-constexpr auto kNever = std::chrono::steady_clock::time_point::max();
+/// inproc names must be unique in the process for as long as ZeroMQ holds them (a closed
+/// socket's endpoint is released asynchronously, so an address reused at once can be "in use").
+std::string unique_doorbell() {
+  static std::atomic<std::uint64_t> next{0};
+  return "inproc://backfill-doorbell-" + std::to_string(++next);
+}
 }  // namespace
 
-DecodeLink::DecodeLink(zmq::context_t& context, Options options, FetchDone done)
+DecodeLink::DecodeLink(zmq::context_t& context, Options options, FetchDone done, Resyncs resyncs)
     : context_(context),
       options_(std::move(options)),
       done_(std::move(done)),
-      doorbell_endpoint_("inproc://backfill-doorbell-" +
-                         std::to_string(reinterpret_cast<std::uintptr_t>(this))),
+      resyncs_(std::move(resyncs)),
+      doorbell_endpoint_(unique_doorbell()),
       doorbell_in_(context, zmq::socket_type::pull),
       doorbell_out_(context, zmq::socket_type::push) {
   if (options_.max_unacked == 0) options_.max_unacked = 1;
@@ -101,6 +106,23 @@ void DecodeLink::send_due(zmq::socket_t& dealer) {
   counters_.unacked.store(held_.size());
 }
 
+void DecodeLink::poll_resyncs(zmq::socket_t& dealer) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!resyncs_ || now < next_poll_ || !compacted()) return;
+  next_poll_ = now + std::chrono::seconds(1);  // an answer with DIDs polls again at once
+  proto::ResyncPoll poll;
+  poll.max = 1000;
+  poll.acked = resyncs_to_ack_;
+  const auto bytes = proto::encode_resync_poll(poll);
+  const auto topic = proto::topic(proto::MessageType::resync_poll);
+  if (dealer.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+    dealer.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+  }
+  // Acks that are lost (decode away) leave the rows in decode: they come again, and fetching a
+  // repository twice applies nothing twice.
+  resyncs_to_ack_.clear();
+}
+
 void DecodeLink::on_ack(const proto::BatchAck& ack) {
   std::optional<std::pair<std::uint64_t, FetchTotals>> finished;
   {
@@ -162,6 +184,7 @@ void DecodeLink::run() {
   proto::ReceivedMessage message;
   while (!stopping_.load()) {
     send_due(dealer);
+    poll_resyncs(dealer);
     std::array<zmq::pollitem_t, 3> items{zmq::pollitem_t{dealer.handle(), 0, ZMQ_POLLIN, 0},
                                          zmq::pollitem_t{state.handle(), 0, ZMQ_POLLIN, 0},
                                          zmq::pollitem_t{doorbell_in_.handle(), 0, ZMQ_POLLIN, 0}};
@@ -172,6 +195,21 @@ void DecodeLink::run() {
       }
     }
     while ((items[0].revents & ZMQ_POLLIN) != 0 && proto::receive_message(dealer, message)) {
+      if (message.type() && message.type().value() == proto::MessageType::resync_list) {
+        const auto list = proto::decode_resync_list(message.body());
+        if (!list) {
+          counters_.proto_rejected.fetch_add(1);
+          continue;
+        }
+        counters_.resync_answers.fetch_add(1);
+        if (!list->dids.empty()) {
+          resyncs_(list->dids);
+          counters_.resyncs.fetch_add(list->dids.size());
+          for (const auto& [did, reason] : list->dids) resyncs_to_ack_.push_back(did);
+          next_poll_ = {};  // more may wait
+        }
+        continue;
+      }
       const auto ack = message.type() && message.type().value() == proto::MessageType::batch_ack
                            ? proto::decode_batch_ack(message.body())
                            : proto::DecodeResult<proto::BatchAck>(proto::DecodeError::wrong_type);

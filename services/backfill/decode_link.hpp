@@ -47,8 +47,12 @@ class DecodeLink {
   };
   /// A fetch's last batch is stored (or a batch of it was rejected): called on the link's thread.
   using FetchDone = std::function<void(std::uint64_t fetch_id, const FetchTotals& totals)>;
+  /// DIDs decode saw a reason to look at again (proto §3.12), on the link's thread. Once it
+  /// returns they count as stored: the next poll acknowledges them and decode forgets them.
+  using Resyncs =
+      std::function<void(const std::vector<std::pair<std::string, proto::ResyncReason>>& dids)>;
 
-  DecodeLink(zmq::context_t& context, Options options, FetchDone done);
+  DecodeLink(zmq::context_t& context, Options options, FetchDone done, Resyncs resyncs = {});
   ~DecodeLink();
   DecodeLink(const DecodeLink&) = delete;
   DecodeLink& operator=(const DecodeLink&) = delete;
@@ -79,6 +83,8 @@ class DecodeLink {
     std::atomic<std::uint64_t> records_invalid{0};
     std::atomic<std::uint64_t> acks_unknown{0};  ///< acks for no batch held (late duplicates)
     std::atomic<std::uint64_t> proto_rejected{0};
+    std::atomic<std::uint64_t> resyncs{0};         ///< DIDs decode asked to look at again
+    std::atomic<std::uint64_t> resync_answers{0};  ///< resync lists received (empty ones too)
   };
   const Counters& counters() const { return counters_; }
 
@@ -100,11 +106,15 @@ class DecodeLink {
 
   void run();
   void send_due(zmq::socket_t& dealer);
+  void poll_resyncs(zmq::socket_t& dealer);
   void on_ack(const proto::BatchAck& ack);
 
   zmq::context_t& context_;
   Options options_;
   FetchDone done_;
+  Resyncs resyncs_;
+  std::vector<std::string> resyncs_to_ack_;  ///< link thread only
+  std::chrono::steady_clock::time_point next_poll_{};
   std::string doorbell_endpoint_;
   zmq::socket_t doorbell_in_;   ///< PULL, the link thread's
   zmq::socket_t doorbell_out_;  ///< PUSH, guarded by mutex_

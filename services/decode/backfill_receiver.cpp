@@ -7,11 +7,15 @@
 
 namespace jetstream::decode {
 
-BackfillReceiver::BackfillReceiver(zmq::context_t& context, std::string endpoint,
+BackfillReceiver::BackfillReceiver(zmq::context_t& context, std::string endpoint, EventStore& store,
                                    DecodeProbe& probe, std::size_t max_in_flight)
     : context_(context),
-      acks_endpoint_("inproc://backfill-acks-" +
-                     std::to_string(reinterpret_cast<std::uintptr_t>(this))),
+      acks_endpoint_([] {
+        // Unique for the process's life: ZeroMQ releases a closed socket's inproc name later.
+        static std::atomic<std::uint64_t> next{0};
+        return "inproc://backfill-acks-" + std::to_string(++next);
+      }()),
+      store_(store),
       probe_(probe),
       max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight),
       router_(context, zmq::socket_type::router),
@@ -46,6 +50,30 @@ void BackfillReceiver::acknowledge(const BackfillBatch& batch, const proto::Batc
   acks_out_.send(zmq::buffer(bytes), zmq::send_flags::none);
 }
 
+void BackfillReceiver::answer_poll(zmq::message_t& routing, std::span<const std::uint8_t> body) {
+  const auto poll = proto::decode_resync_poll(body);
+  if (!poll) {
+    probe_.record_proto_rejected("resync_poll", proto::to_string(poll.error()));
+    return;
+  }
+  std::string error;
+  if (!store_.clear_resyncs(poll->acked, error)) {
+    // Kept: backfill gets them again, and fetching a repository twice applies nothing twice.
+    log::warn_every(std::chrono::seconds(10), "resync_clear_failed",
+                    "clearing acknowledged resync rows failed", {{"error", error}});
+  }
+  proto::ResyncList list;
+  for (auto& [did, reason] : store_.pending_resyncs(poll->max)) {
+    if (did.empty() || did.size() > proto::kMaxStringBytes || reason < 1 || reason > 3) continue;
+    list.dids.emplace_back(std::move(did), static_cast<proto::ResyncReason>(reason));
+  }
+  const auto bytes = proto::encode_resync_list(list);
+  const auto topic = proto::topic(proto::MessageType::resync_list);
+  router_.send(routing, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+  router_.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+  router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+}
+
 void BackfillReceiver::run(sequencer_actor sequencer) {
   proto::ReceivedMessage message;
   while (!stopping_.load(std::memory_order_relaxed)) {
@@ -73,6 +101,10 @@ void BackfillReceiver::run(sequencer_actor sequencer) {
     if (!message.type()) {
       probe_.record_proto_rejected(message.label("backfill"),
                                    proto::to_string(message.type().error()));
+      continue;
+    }
+    if (message.type().value() == proto::MessageType::resync_poll) {
+      answer_poll(message.routing_id(), message.body());
       continue;
     }
     auto batch = std::make_shared<BackfillBatch>();

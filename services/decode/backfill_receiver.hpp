@@ -3,6 +3,8 @@
 // which applies it and answers with an ack; the ack comes back here over an inproc socket and
 // leaves on the ROUTER to the backfill that sent the batch. At most `max_in_flight` batches wait
 // in the sequencer: past that the ROUTER is not read, so ZeroMQ pushes back on backfill.
+// Resync polls (proto §3.11, §3.12) are answered here from the store: the repositories decode
+// saw a reason to fetch again.
 #pragma once
 
 #include <atomic>
@@ -16,6 +18,7 @@
 
 #include "proto/backfill.hpp"
 #include "services/decode/decode_probe.hpp"
+#include "services/decode/event_store.hpp"
 #include "services/decode/stage_messages.hpp"
 
 namespace jetstream::decode {
@@ -23,8 +26,9 @@ namespace jetstream::decode {
 class BackfillReceiver {
  public:
   /// Binds the ROUTER on `endpoint` (throws zmq::error_t when it cannot).
-  BackfillReceiver(zmq::context_t& context, std::string endpoint, DecodeProbe& probe,
-                   std::size_t max_in_flight = 4);
+  /// `store` answers backfill's resync polls (proto §3.11): its `resync:` rows.
+  BackfillReceiver(zmq::context_t& context, std::string endpoint, EventStore& store,
+                   DecodeProbe& probe, std::size_t max_in_flight = 4);
   ~BackfillReceiver();
   BackfillReceiver(const BackfillReceiver&) = delete;
   BackfillReceiver& operator=(const BackfillReceiver&) = delete;
@@ -41,10 +45,12 @@ class BackfillReceiver {
 
  private:
   void run(sequencer_actor sequencer);
+  void answer_poll(zmq::message_t& routing, std::span<const std::uint8_t> body);
 
   zmq::context_t& context_;
   std::string bound_endpoint_;
   std::string acks_endpoint_;
+  EventStore& store_;
   DecodeProbe& probe_;
   std::size_t max_in_flight_;
   zmq::socket_t router_;

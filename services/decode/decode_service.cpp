@@ -325,8 +325,8 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
 
   if (!options.backfill_endpoint.empty()) {
     try {
-      s.backfill =
-          std::make_unique<BackfillReceiver>(s.context, options.backfill_endpoint, *s.probe);
+      s.backfill = std::make_unique<BackfillReceiver>(s.context, options.backfill_endpoint,
+                                                      *s.store, *s.probe);
     } catch (const std::exception& e) {
       error = std::string("backfill endpoint ") + options.backfill_endpoint + ": " + e.what();
       return nullptr;

@@ -47,6 +47,10 @@ decode_worker_actor::behavior_type decode_worker(
                                         outcome.held && verifier->last_hold_wants_refresh()});
             }
           }
+          if (outcome.resync != firehose::FrameOutcome::Resync::none) {
+            decoded->resyncs.emplace_back(std::string(outcome.resync_did),
+                                          static_cast<std::uint8_t>(outcome.resync));
+          }
           if (!outcome.upstream_error.empty() && decoded->upstream_errors.size() < 8) {
             decoded->upstream_errors.push_back(outcome.upstream_error);
           }

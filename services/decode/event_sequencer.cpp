@@ -240,6 +240,8 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
   const auto write_start = std::chrono::steady_clock::now();
   std::string error;
   if (revisions_ != nullptr) verification_writes_.repo_revs.swap(revisions_->pending_writes());
+  // Backfill's resync queue exists only beside a twin (nothing to backfill without one).
+  if (!store_.options().compact.empty()) verification_writes_.resyncs.swap(batch.resyncs);
   while (!store_.append(views_, changes_, cursor_, verification_writes_, error)) {
     probe_.record_store_error();
     log::error("event log write failed; retrying in 1s (nothing is acknowledged meanwhile)",
@@ -252,6 +254,7 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
   const double write_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
   counters_.durable_cursor.store(cursor_, std::memory_order_release);
+  verification_writes_.resyncs.clear();
   if (verification_) {
     verification_writes_.held_puts.clear();
     verification_writes_.held_deletes.clear();

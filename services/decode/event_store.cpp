@@ -51,7 +51,9 @@ constexpr std::string_view kMetaTwinCountPrefix = "twin_count:";  // + group: re
 constexpr std::string_view kMetaTwinCountEnd = "twin_count;";     // ';' follows ':'
 constexpr std::string_view kMetaHeldPrefix = "held:";  // + 8-byte big-endian id: a held frame
 constexpr std::string_view kMetaHeldEnd = "held;";
-constexpr std::string_view kMetaRepoRevPrefix = "rev:";  // + DID: its last rev (--verify full)
+constexpr std::string_view kMetaRepoRevPrefix = "rev:";    // + DID: its last rev (--verify full)
+constexpr std::string_view kMetaResyncPrefix = "resync:";  // + DID: reason byte (for backfill)
+constexpr std::string_view kMetaResyncEnd = "resync;";
 /// Twin rows changed per write while the twin is reconciled, built or expired.
 constexpr std::size_t kTwinRowsPerWrite = 10'000;
 
@@ -638,6 +640,42 @@ std::optional<std::string> EventStore::repo_rev(std::string_view did) const {
   return value;
 }
 
+std::vector<std::pair<std::string, std::uint8_t>> EventStore::pending_resyncs(
+    std::size_t max) const {
+  std::vector<std::pair<std::string, std::uint8_t>> rows;
+  std::shared_lock guard(db_guard_);
+  if (db_ == nullptr) return rows;
+  rocksdb::ReadOptions read;
+  const rocksdb::Slice upper = slice(kMetaResyncEnd);
+  read.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(read, db_->meta));
+  for (it->Seek(slice(kMetaResyncPrefix)); it->Valid() && rows.size() < max; it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (it->value().size() != 1) continue;
+    rows.emplace_back(key.substr(kMetaResyncPrefix.size()),
+                      static_cast<std::uint8_t>(it->value().data()[0]));
+  }
+  return rows;
+}
+
+bool EventStore::clear_resyncs(const std::vector<std::string>& dids, std::string& error) {
+  std::lock_guard lock(write_mutex_);
+  std::shared_lock guard(db_guard_);
+  if (!writable() || dids.empty()) return writable();
+  rocksdb::WriteBatch batch;
+  std::string key;
+  for (const auto& did : dids) {
+    key.assign(kMetaResyncPrefix).append(did);
+    batch.Delete(db_->meta, slice(key));
+  }
+  const rocksdb::Status status = db_->db->Write(db_->write_options, &batch);
+  if (!status.ok()) {
+    error = "clearing resync rows: " + describe(status);
+    return false;
+  }
+  return true;
+}
+
 bool EventStore::append(std::span<const proto::EventView> events,
                         std::span<const RecordChange> changes, std::int64_t upstream_cursor,
                         const VerificationWrites& verification, std::string& error) {
@@ -774,6 +812,13 @@ bool EventStore::append(std::span<const proto::EventView> events,
     const auto& [did, rev] = verification.repo_revs[i];
     rev_key.assign(kMetaRepoRevPrefix).append(did);
     put = batch.Put(db_->meta, slice(rev_key), slice(rev));
+  }
+  std::string resync_key;
+  for (std::size_t i = 0; put.ok() && twin && i < verification.resyncs.size(); ++i) {
+    const auto& [did, reason] = verification.resyncs[i];
+    resync_key.assign(kMetaResyncPrefix).append(did);
+    const char reason_byte = static_cast<char>(reason);
+    put = batch.Put(db_->meta, slice(resync_key), rocksdb::Slice(&reason_byte, 1));
   }
   if (put.ok()) put = db_->db->Write(db_->write_options, &batch);
   // A batch grown by one huge append should not stay pinned for the life of the process.

@@ -192,7 +192,12 @@ class EventStore {
     std::vector<std::pair<std::uint64_t, std::string>> held_puts;  ///< id → opaque bytes
     std::vector<std::uint64_t> held_deletes;
     std::vector<std::pair<std::string, std::string>> repo_revs;  ///< DID → rev
-    bool empty() const { return held_puts.empty() && held_deletes.empty() && repo_revs.empty(); }
+    /// Backfill's resync queue (`resync:` rows, DID → reason): written with the events of the
+    /// frames that asked for it, read and cleared by backfill's polls (proto §3.11).
+    std::vector<std::pair<std::string, std::uint8_t>> resyncs;
+    bool empty() const {
+      return held_puts.empty() && held_deletes.empty() && repo_revs.empty() && resyncs.empty();
+    }
   };
   bool append(std::span<const proto::EventView> events, std::span<const RecordChange> changes,
               std::int64_t upstream_cursor, const VerificationWrites& verification,
@@ -201,6 +206,11 @@ class EventStore {
   [[nodiscard]] std::vector<std::pair<std::uint64_t, std::string>> held_frames() const;
   /// The last rev stored for the repository `did` (--verify full); nullopt when none.
   [[nodiscard]] std::optional<std::string> repo_rev(std::string_view did) const;
+  /// Backfill's resync queue: up to `max` rows (DID, reason), in DID order.
+  [[nodiscard]] std::vector<std::pair<std::string, std::uint8_t>> pending_resyncs(
+      std::size_t max) const;
+  /// Removes the rows of `dids` (backfill stored them). false with `error` on failure.
+  bool clear_resyncs(const std::vector<std::string>& dids, std::string& error);
 
   // ---- The compacted twin (compacted_twin.hpp; README.md "Compacted twin").
 

@@ -39,6 +39,9 @@ struct DecodedBatch {
   std::int64_t oldest_receive_time_us = 0;
   firehose::DecodeStats stats;
   std::vector<std::string> upstream_errors;  ///< bounded texts of upstream error frames
+  /// Repositories backfill should fetch again or DIDs it should resolve again (a `#sync`, an
+  /// active `#account`, an `#identity`; firehose::FrameOutcome::Resync), in frame order.
+  std::vector<std::pair<std::string, std::uint8_t>> resyncs;
 
   // --verify only (empty otherwise).
   /// A commit the CommitGate held or passed, in frame order; a passed commit's events (if any)

@@ -3,7 +3,8 @@
 // follows PDS A live only, jetstream-backfill lists both PDSes and fetches every repository, and
 // a `snapshot=true&cursor=0` client (npm `ws`) folds what it receives into state that must equal
 // each PDS's listRecords for every account — through live creates, updates and deletes made
-// during and after the backfill, and kill -9 of backfill and of decode in the middle.
+// during and after the backfill, kill -9 of backfill and of decode in the middle, and an account
+// deactivated and activated again (decode asks backfill to fetch it again).
 //
 // PDS B has no live stream here (ingest follows one upstream, as it follows one relay in
 // production): its state is what backfill fetched, and it does not change during the test.
@@ -232,6 +233,16 @@ describe('e2e: backfill from two real PDSes into snapshot=true state', { skip: S
     await update(run.a, amy.account, run.posts.amy[2], 'amy updated after');
     await stateEquals(run.client, 'after live changes');
     assert.ok(run.client.complete, 'SnapshotComplete arrived');
+
+    // An account deactivated and activated again: decode asks backfill to fetch it again.
+    const fetched = () => metricValue(run.pipeline.metrics.backfill, 'jetstream_backfill_fetches_total{outcome="done"}');
+    const before = await fetched();
+    await lib.xrpc(run.a.url, 'com.atproto.server.deactivateAccount', { auth: lib.bearer(abe.account), body: {} });
+    await lib.xrpc(run.a.url, 'com.atproto.server.activateAccount', { auth: lib.bearer(abe.account) });
+    await waitFor(async () => (await fetched()) > before, {
+      timeoutMs: 60_000, intervalMs: 250, what: () => `a fetch after the account came back\n${run.pipeline.tails(20)}`,
+    });
+    await stateEquals(run.client, 'after the account came back');
 
     // A client that connects now from 0 gets the same state from the twin alone.
     run.fresh = new StateClient(await lib.openRaw(`${run.pipeline.fanoutWs}/subscribe?snapshot=true&cursor=0`));

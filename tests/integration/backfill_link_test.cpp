@@ -14,6 +14,7 @@
 #include "tests/support/pipeline_fixtures.hpp"
 #include "tests/support/replay_client.hpp"
 #include "tests/support/shared_data.hpp"
+#include "tests/support/signed_frames.hpp"
 
 namespace jetstream::backfill {
 namespace {
@@ -131,6 +132,58 @@ TEST_F(BackfillLinkTest, ARepositoryIsAppliedOnceAndSurvivesAKilledDecode) {
   EXPECT_EQ(totals->applied, 0u);
   EXPECT_EQ(totals->unchanged, 19u);
   EXPECT_EQ(replay.read_all(snapshot).size(), 19u);
+}
+
+TEST_F(BackfillLinkTest, DecodeAsksForARepositoryAgainAfterASyncOrAnActiveAccountOnce) {
+  // Frames decode reads from its (scripted) ingest: a #sync, an account back to active, an
+  // account going inactive (no reason to fetch), an identity change (forget the document).
+  std::vector<testing::support::CorpusFrame> frames;
+  frames.push_back({testing::make_sync_frame(1, "did:plc:synced", "3mabcdefghi22"), 1});
+  frames.push_back({testing::make_account_frame(2, "did:plc:back", true), 2});
+  frames.push_back({testing::make_account_frame(3, "did:plc:leaving", false), 3});
+  frames.push_back({testing::make_identity_frame(4, "did:plc:moved"), 4});
+  testing::support::FakeIngest ingest(context_, frames, 2ms);
+  testing::support::DecodeUnderTest decode(ingest, "backfill-resync",
+                                           {"--compact-collections", "app.bsky.feed.*"});
+  ASSERT_TRUE(decode.start());
+
+  std::mutex mutex;
+  std::map<std::string, proto::ResyncReason> asked;
+  DecodeLink::Options options;
+  options.backfill_endpoint = decode.backfill_endpoint;
+  options.events_endpoint = decode.events_endpoint;
+  const auto asked_count = [&] {
+    std::lock_guard lock(mutex);
+    return asked.size();
+  };
+  {
+    DecodeLink link(context_, options, on_done(),
+                    [&](const std::vector<std::pair<std::string, proto::ResyncReason>>& dids) {
+                      std::lock_guard lock(mutex);
+                      for (const auto& [did, reason] : dids) asked[did] = reason;
+                    });
+    ASSERT_TRUE(testing::support::eventually([&] { return asked_count() >= 3; }, 60s))
+        << decode.process.log();
+    // The next poll acknowledges them (each answer of DIDs is followed by a poll at once).
+    const std::uint64_t answered = link.counters().resync_answers.load();
+    ASSERT_TRUE(testing::support::eventually(
+        [&] { return link.counters().resync_answers.load() > answered; }, 60s));
+  }
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(asked.at("did:plc:synced"), proto::ResyncReason::sync);
+    EXPECT_EQ(asked.at("did:plc:back"), proto::ResyncReason::account_active);
+    EXPECT_EQ(asked.at("did:plc:moved"), proto::ResyncReason::identity);
+    EXPECT_EQ(asked.count("did:plc:leaving"), 0u) << "an account going inactive needs no fetch";
+  }
+  // A backfill that connects now hears nothing: decode forgot what was acknowledged.
+  std::atomic<int> heard{0};
+  DecodeLink later(
+      context_, options, on_done(),
+      [&](const std::vector<std::pair<std::string, proto::ResyncReason>>&) { ++heard; });
+  ASSERT_TRUE(testing::support::eventually(
+      [&] { return later.counters().resync_answers.load() >= 2; }, 60s));
+  EXPECT_EQ(heard.load(), 0);
 }
 
 }  // namespace

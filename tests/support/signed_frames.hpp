@@ -187,4 +187,22 @@ inline Bytes make_identity_frame(std::int64_t seq, std::string_view did) {
   return frame.take();
 }
 
+/// An `#account` frame for `did`.
+inline Bytes make_account_frame(std::int64_t seq, std::string_view did, bool active) {
+  CborBuilder frame;
+  frame.map(2).text("t").text("#account").text("op").uint(1);
+  frame.map(4).text("did").text(did).text("seq").integer(seq);
+  frame.text("time").text("2026-07-04T14:38:08.999Z").text("active").boolean(active);
+  return frame.take();
+}
+
+/// A `#sync` frame for `did` at `rev` (its `blocks` an empty byte string: decode reads the DID).
+inline Bytes make_sync_frame(std::int64_t seq, std::string_view did, std::string_view rev) {
+  CborBuilder frame;
+  frame.map(2).text("t").text("#sync").text("op").uint(1);
+  frame.map(5).text("did").text(did).text("rev").text(rev).text("seq").integer(seq);
+  frame.text("time").text("2026-07-04T14:38:08.999Z").text("blocks").bytes({});
+  return frame.take();
+}
+
 }  // namespace jetstream::testing

@@ -1011,6 +1011,32 @@ TEST(EventBackfillFlag, TravelsAsBit7OfTheKindByteForCommitsOnly) {
   EXPECT_NE(error_of(decode_event_batch(identity)), std::nullopt);
 }
 
+TEST(Resync, PollsAndListsRoundTripWithGoldenBytes) {
+  const ResyncPoll poll{2, {"did:x"}};
+  const Bytes poll_bytes =
+      hex("01 4e"                         // version 1, type 'N'
+          "02 00 00 00"                   // max 2
+          "01 00 00 00"                   // one acknowledged DID
+          "05 00 00 00 64 69 64 3a 78");  // "did:x"
+  EXPECT_EQ(encode_resync_poll(poll), poll_bytes);
+  EXPECT_EQ(decode_resync_poll(poll_bytes).value(), poll);
+  const ResyncList list{{{"did:x", ResyncReason::sync}, {"did:y", ResyncReason::identity}}};
+  const Bytes list_bytes =
+      hex("01 4b"
+          "02 00 00 00"
+          "05 00 00 00 64 69 64 3a 78 01"
+          "05 00 00 00 64 69 64 3a 79 03");
+  EXPECT_EQ(encode_resync_list(list), list_bytes);
+  EXPECT_EQ(decode_resync_list(list_bytes).value(), list);
+  Bytes bad = list_bytes;
+  bad.back() = 4;  // no such reason
+  EXPECT_EQ(error_of(decode_resync_list(bad)), DecodeError::invalid_value);
+  bad = poll_bytes;
+  bad[2] = 0;  // max 0
+  EXPECT_EQ(error_of(decode_resync_poll(bad)), DecodeError::invalid_value);
+  EXPECT_EQ(to_string(ResyncReason::account_active), "account_active");
+}
+
 TEST(Topics, BackfillLettersAreKnownAndNamed) {
   EXPECT_EQ(topic(MessageType::repo_batch), "B");
   EXPECT_EQ(topic(MessageType::batch_ack), "A");
