@@ -327,7 +327,15 @@ void EventSequencer::publish_sequenced() {
 }
 
 proto::BatchAck EventSequencer::apply_backfill(const proto::RepoBatchView& batch) {
-  proto::BatchAck ack;
+  BackfillProgress progress;
+  for (;;) {
+    if (auto ack = apply_backfill_step(progress, batch, kBackfillRecordsPerStep)) return *ack;
+  }
+}
+
+std::optional<proto::BatchAck> EventSequencer::apply_backfill_step(
+    BackfillProgress& progress, const proto::RepoBatchView& batch, std::size_t max_records) {
+  proto::BatchAck& ack = progress.ack;
   ack.batch_id = batch.batch_id;
   const CollectionSet& compacted = store_.options().compact;
   std::string error;
@@ -347,11 +355,15 @@ proto::BatchAck EventSequencer::apply_backfill(const proto::RepoBatchView& batch
     return ack;
   }
 
-  // The records both sets cover, keyed as the twin keys them.
+  // This step's records that both sets cover, keyed as the twin keys them.
+  const std::size_t first = progress.next;
+  const std::size_t end =
+      std::min(batch.records.size(), first + std::max<std::size_t>(max_records, 1));
+  const bool final_step = end == batch.records.size();
   backfill_keys_.clear();
   backfill_records_.clear();
   std::string rkey;
-  for (std::size_t i = 0; i < batch.records.size(); ++i) {
+  for (std::size_t i = first; i < end; ++i) {
     const proto::BackfillRecordView& record = batch.records[i];
     if (!wanted->matches(record.collection) || !compacted.matches(record.collection)) {
       ++ack.unchanged;
@@ -364,8 +376,8 @@ proto::BatchAck EventSequencer::apply_backfill(const proto::RepoBatchView& batch
   }
   const auto entries = store_.twin_entries(backfill_keys_, error);
   std::vector<std::string> stale;
-  if ((!error.empty()) ||
-      (batch.last && !store_.stale_records(batch.did, batch.rev, *wanted, stale, error))) {
+  if ((!error.empty()) || (final_step && batch.last &&
+                           !store_.stale_records(batch.did, batch.rev, *wanted, stale, error))) {
     ack = proto::BatchAck{batch.batch_id, proto::BatchOutcome::busy, 0, 0, 0, 0};
     log::error("reading the compacted twin for a backfill batch failed; backfill sends it again",
                {{"did", batch.did}, {"error", error}});
@@ -389,6 +401,8 @@ proto::BatchAck EventSequencer::apply_backfill(const proto::RepoBatchView& batch
       ++ack.invalid;
     }
   }
+  // Records of this batch are the repository's, not stale (those of earlier steps are stored at
+  // the batch's rev, so stale_records did not return them).
   const std::unordered_set<std::string_view> held_by_batch(backfill_keys_.begin(),
                                                            backfill_keys_.end());
   for (const std::string& key : stale) {
@@ -420,6 +434,8 @@ proto::BatchAck EventSequencer::apply_backfill(const proto::RepoBatchView& batch
   if (!views_.empty()) counters_.newest_time_us.store(previous_time_us_, std::memory_order_release);
   probe_.record_stored(views_.size(), cursor_, write_seconds, 0.0);
   publish_sequenced();
+  progress.next = end;
+  if (!final_step) return std::nullopt;  // the rest after whatever live batches wait
   probe_.record_backfill_batch(ack);
   return ack;
 }

@@ -76,6 +76,21 @@ class EventSequencer {
   /// is short, a write failed: nothing of the batch is stored, backfill sends it again).
   proto::BatchAck apply_backfill(const proto::RepoBatchView& batch);
 
+  /// Where a batch applied in steps stands (the sequencer actor applies one step per message, so
+  /// live batches that arrive meanwhile go first: a step holds the writer for a few ms, a whole
+  /// batch of 500 records for tens).
+  struct BackfillProgress {
+    std::size_t next = 0;  ///< the first record not yet considered
+    proto::BatchAck ack;
+  };
+  static constexpr std::size_t kBackfillRecordsPerStep = 64;
+  /// Applies up to `max_records` more records of `batch` (and, at the end of a `last` batch, its
+  /// tombstones); the ack once the batch is done (or cannot be stored now), nullopt while
+  /// records remain.
+  std::optional<proto::BatchAck> apply_backfill_step(BackfillProgress& progress,
+                                                     const proto::RepoBatchView& batch,
+                                                     std::size_t max_records);
+
   std::uint64_t next_sequence() const { return next_sequence_; }
 
   // ---- --verify (README "Verification"): frames held until their DID resolves.

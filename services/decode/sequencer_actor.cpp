@@ -80,8 +80,26 @@ sequencer_actor::behavior_type sequencer_behavior(
         if (!self->state.sequencer->release(did, *options.stopping)) self->quit();
       },
       [self, options](backfill_atom, BackfillBatchPtr& batch) {
-        const proto::BatchAck ack = self->state.sequencer->apply_backfill(batch->view);
-        if (options.backfill_acks) options.backfill_acks(*batch, ack);
+        const auto start = std::chrono::steady_clock::now();
+        EventSequencer::BackfillProgress progress{batch->next_record, batch->ack};
+        const auto ack = self->state.sequencer->apply_backfill_step(
+            progress, batch->view, EventSequencer::kBackfillRecordsPerStep);
+        batch->next_record = progress.next;
+        batch->ack = progress.ack;
+        if (!ack) {
+          // The rest behind whatever waits in the mailbox now: live batches go first. While
+          // live frames are being decoded, backfill gets at most half of the writer's time (the
+          // next step waits as long as this one took), so the two cores stay the live stream's.
+          if (options.counters->batches_in_flight.load(std::memory_order_relaxed) > 0) {
+            const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::steady_clock::now() - start);
+            self->delayed_send(self, took, backfill_atom::value, std::move(batch));
+          } else {
+            self->send(self, backfill_atom::value, std::move(batch));
+          }
+          return;
+        }
+        if (options.backfill_acks) options.backfill_acks(*batch, *ack);
       },
   };
 }

@@ -68,6 +68,8 @@ struct BackfillBatch {
   zmq::message_t routing_id;
   zmq::message_t body;
   proto::RepoBatchView view;
+  std::size_t next_record = 0;  ///< the sequencer applies it in steps (EventSequencer)
+  proto::BatchAck ack;          ///< what the steps so far did
 };
 using BackfillBatchPtr = std::shared_ptr<BackfillBatch>;
 

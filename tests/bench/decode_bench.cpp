@@ -21,6 +21,7 @@
 #include "common/firehose/capture.hpp"
 #include "common/firehose/v1_encoder.hpp"
 #include "tests/support/cbor_builder.hpp"
+#include "tests/support/repo_car.hpp"
 #include "tests/support/shared_data.hpp"
 
 namespace {
@@ -120,45 +121,8 @@ constexpr double kCarTargetBytesPerSecond = 100.0 * 1024 * 1024;
 /// A repository of 50,000 posts as getRepo sends it: the records and every MST node, sorted by
 /// CID as the reference PDS orders them (records mostly before the nodes that name them).
 const std::vector<std::uint8_t>& repository_car() {
-  static const std::vector<std::uint8_t> car = [] {
-    codec::MstTree tree;
-    std::vector<std::pair<support::Bytes, support::Bytes>> blocks;
-    for (int i = 0; i < 50000; ++i) {
-      support::CborBuilder record;
-      record.map(3).text("text").text("post number " + std::to_string(i) +
-                                      ", long enough to look like a real one, with a few words");
-      record.text("$type")
-          .text("app.bsky.feed.post")
-          .text("createdAt")
-          .text("2026-07-04T14:38:08.999Z");
-      support::Bytes bytes = record.take();
-      support::Bytes cid = support::cid_of(codec::kCodecDagCbor, bytes);
-      tree.insert("app.bsky.feed.post/3k" + std::to_string(1000000 + i), cid);
-      blocks.emplace_back(std::move(cid), std::move(bytes));
-    }
-    const std::string root = tree.root_cid();
-    tree.for_each_encoded_node([&](std::string_view node_cid, byte_view block) {
-      blocks.emplace_back(support::Bytes(node_cid.begin(), node_cid.end()),
-                          support::Bytes(block.begin(), block.end()));
-    });
-    // The commit names the tree (its signature is not what this measures).
-    support::CborBuilder commit;
-    commit.map(6)
-        .text("did")
-        .text("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa")
-        .text("rev")
-        .text("3mabcdefghij2");
-    commit.text("sig")
-        .bytes(support::Bytes(64, 0x01))
-        .text("data")
-        .link(support::Bytes(root.begin(), root.end()));
-    commit.text("prev").null().text("version").uint(3);
-    support::Bytes commit_bytes = commit.take();
-    support::Bytes commit_cid = support::cid_of(codec::kCodecDagCbor, commit_bytes);
-    blocks.emplace_back(commit_cid, std::move(commit_bytes));
-    std::sort(blocks.begin(), blocks.end());
-    return support::make_car({commit_cid}, blocks);
-  }();
+  static const std::vector<std::uint8_t> car =
+      support::make_repository_car("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "3mabcdefghij2", 50000);
   return car;
 }
 

@@ -18,6 +18,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "common/clock/clock.hpp"
 #include "common/firehose/capture.hpp"
 #include "common/firehose/frame.hpp"
 #include "common/firehose/v1_encoder.hpp"
@@ -95,6 +96,9 @@ class FakeIngest {
     std::lock_guard lock(mutex_);
     frames_.push_back(std::move(frame));
   }
+  /// Stamp each frame with the wall clock as its receive time (decode's
+  /// consumer_event_processing_duration_seconds then measures receive → stored); else 1.
+  std::atomic<bool> stamp_receive_time{false};
   /// Drops `count` frame envelopes (as a full ZeroMQ queue would).
   void lose_next_frames(int count) { to_lose_ = count; }
   /// Publishes one multipart message of these parts as they are (a broken one, for the tests of
@@ -175,7 +179,8 @@ class FakeIngest {
         header.ingest_seq = ++ingest_seq_;
         header.resume_id = accepted_;
         header.upstream_seq = frames_[position_].seq;
-        header.receive_time_us = 1;
+        // A real receive time only when asked (benchmarks measuring decode's receive → stored).
+        header.receive_time_us = stamp_receive_time ? clock::wall_clock_us() : 1;
         header.frame_size = static_cast<std::uint32_t>(frames_[position_].bytes.size());
         header.stream_start = stream_start_;
         stream_start_ = false;
