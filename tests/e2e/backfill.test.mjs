@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { binaries, buildDir, dictionaryPath, metricValue, startPipeline, waitDecodeReady } from './lib/pipeline.mjs';
-import { freePorts, sleep, waitFor } from './lib/util.mjs';
+import { freePorts, waitFor } from './lib/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const COMPACTED = ['app.bsky.feed.post', 'app.bsky.feed.like'];
@@ -251,7 +251,11 @@ describe('e2e: backfill from two real PDSes into snapshot=true state', { skip: S
 
   test('a v1 client sees no backfilled record', async () => {
     const v1 = await lib.openRaw(`${run.pipeline.fanoutWs}/subscribe?cursor=1`);
-    await sleep(1500);
+    // A post made now arrives after the whole replay: then every event of the log has been seen.
+    const marker = await post(run.a, run.byName.ann.account, 'v1 marker');
+    await waitFor(() => v1.texts().some((t) => t.includes(marker.cid)), {
+      timeoutMs: 30_000, intervalMs: 50, what: 'the v1 client to reach the live marker post',
+    });
     v1.terminate();
     const creates = v1.texts().map((t) => JSON.parse(t)).filter((e) => e.kind === 'commit');
     // Every commit a v1 replay carries came from PDS A's live stream, none from PDS B's repositories.
