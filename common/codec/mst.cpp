@@ -22,6 +22,7 @@ std::string_view to_string(MstError error) {
     case MstError::too_deep: return "too_deep";
     case MstError::bad_height: return "bad_height";
     case MstError::too_large: return "too_large";
+    case MstError::commit_refused: return "commit_refused";
     case MstError::spill_failed: return "spill_failed";
     case MstError::key_exists: return "key_exists";
     case MstError::key_absent: return "key_absent";
@@ -743,6 +744,9 @@ std::optional<MstError> RepoRecordStream::add_block(byte_view cid_bytes, byte_vi
   const std::string cid(as_chars(cid_bytes));
   if (!have_commit_ && cid == root_) {
     if (auto error = read_repo_commit_block(data, commit_, &document_)) return error;
+    if (options_.accept_commit && !options_.accept_commit(data, commit_)) {
+      return MstError::commit_refused;
+    }
     have_commit_ = true;
     reach_node(std::string(as_chars(commit_.data_cid)));
     return process_nodes();

@@ -23,9 +23,10 @@ enum class MstError : std::uint8_t {
   bad_node,       ///< a tree node is not {l: link|null, e: [{p, k, v, t}]}
   bad_key,        ///< a key prefix longer than the previous key, or keys out of order
   too_deep,
-  bad_height,    ///< a key on another layer than its node's (the tree is not the canonical MST)
-  too_large,     ///< RepoRecordStream: the tree's nodes exceed the memory given to them
-  spill_failed,  ///< RepoRecordStream: the spill file could not be written or read
+  bad_height,      ///< a key on another layer than its node's (the tree is not the canonical MST)
+  too_large,       ///< RepoRecordStream: the tree's nodes exceed the memory given to them
+  commit_refused,  ///< RepoRecordStream: Options::accept_commit refused the commit
+  spill_failed,    ///< RepoRecordStream: the spill file could not be written or read
   // MstTree operations
   key_exists,  ///< insert of a key the tree holds
   key_absent,  ///< update or remove of a key the tree does not hold
@@ -70,6 +71,9 @@ class RepoRecordStream {
     /// Where the spill file is made (removed as soon as it is opened); empty: the system's temp
     /// directory.
     std::string spill_directory;
+    /// Called with the commit block (CID-checked) and what it says, before any record is handed
+    /// over; false refuses the repository (MstError::commit_refused). For signature checks.
+    std::function<bool(byte_view block, const RepoCommit& commit)> accept_commit;
   };
   using RecordVisitor = std::function<void(std::string_view path, byte_view cid, byte_view record)>;
 

@@ -88,6 +88,10 @@ void register_backfill_flags(config::FlagSet& flags, BackfillOptions& o) {
   flags.add_bool("exit-when-done", &o.exit_when_done,
                  "exit once every source is listed and every repository is done or failed "
                  "(a one-shot run; the default keeps running)");
+  flags.add_string("verify", &o.verify,
+                   "off, signatures or full: each fetched repository's commit must be signed by "
+                   "its DID's #atproto key (full = signatures here: the whole tree is hash-checked "
+                   "from the commit in every mode)");
   flags.add_string("log-level", &o.log_level, "debug, info, warn or error");
 }
 
@@ -115,6 +119,9 @@ std::optional<std::string> validate_backfill_options(const BackfillOptions& o) {
   if (o.fetch_timeout.count() <= 0) return "--fetch-timeout must be positive";
   if (o.progress_interval.count() <= 0) return "--progress-interval must be positive";
   if (o.fetch_threads < 0) return "--fetch-threads must not be negative";
+  if (o.verify != "off" && o.verify != "signatures" && o.verify != "full") {
+    return "--verify must be off, signatures or full";
+  }
   return std::nullopt;
 }
 
@@ -174,12 +181,13 @@ struct Shared {
 struct HostJob {
   std::string did;
   std::string pds;
+  std::string signing_key;  ///< --verify: the DID's #atproto key (did:key), else empty
 };
 
 struct HostState {
   std::string host;
   std::deque<HostJob> queue;
-  std::unordered_map<std::string, std::string> running;  ///< DID → PDS of fetches in flight
+  std::unordered_map<std::string, HostJob> running;  ///< by DID: the fetches in flight
   std::int64_t in_flight = 0;
   Clock::time_point paused_until{};
   int busy_streak = 0;
@@ -200,6 +208,12 @@ void start_fetch(caf::stateful_actor<HostState>* self, Shared& shared, const Hos
   reader.spill_directory = shared.spill_directory;
   Shared* shared_ptr = &shared;
   reader.next_batch_id = [shared_ptr] { return ++shared_ptr->next_batch_id; };
+  if (shared.options.verify != "off") {
+    // Resolved with the PDS (a document without a usable key never gets here).
+    auto key = crypto::PublicKey::from_did_key(job.signing_key);
+    if (auto* parsed = std::get_if<crypto::PublicKey>(&key))
+      reader.signing_key = std::move(*parsed);
+  }
   const caf::actor handle = caf::actor_cast<caf::actor>(self);
   auto fetch = std::make_shared<RepoFetch>(
       fetch_id, std::move(reader), *shared.link,
@@ -248,7 +262,7 @@ void pump_host(caf::stateful_actor<HostState>* self, Shared& shared) {
     ++state.in_flight;
     const HostJob job = std::move(state.queue.front());
     state.queue.pop_front();
-    state.running[job.did] = job.pds;
+    state.running[job.did] = job;
     start_fetch(self, shared, job);
   }
   if (!state.queue.empty()) {
@@ -263,15 +277,15 @@ caf::behavior host_actor(caf::stateful_actor<HostState>* self, Shared* shared,
                          caf::actor coordinator, std::string host) {
   self->state.host = std::move(host);
   return {
-      [self, shared](enqueue_atom, std::string& did, std::string& pds) {
-        self->state.queue.push_back({std::move(did), std::move(pds)});
+      [self, shared](enqueue_atom, std::string& did, std::string& pds, std::string& key) {
+        self->state.queue.push_back({std::move(did), std::move(pds), std::move(key)});
         pump_host(self, *shared);
       },
       [self, shared, coordinator](fetched_atom, std::string& did, OutcomePtr& outcome) {
         auto& state = self->state;
         --state.in_flight;
         shared->give_slot();
-        std::string pds = std::move(state.running[did]);
+        HostJob job = std::move(state.running[did]);
         state.running.erase(did);
         if (outcome->kind == FetchOutcome::Kind::host_busy) {
           // The host said "too many" or failed: it pauses for its Retry-After (or RateLimit-Reset)
@@ -290,7 +304,7 @@ caf::behavior host_actor(caf::stateful_actor<HostState>* self, Shared* shared,
                      {"pause_s", std::chrono::duration_cast<std::chrono::seconds>(pause).count()}});
           // The repository waits here, first in line, for the host to take requests again.
           shared->probe->record_fetch(to_string(outcome->kind), outcome->reason);
-          state.queue.push_front({std::move(did), std::move(pds)});
+          state.queue.push_front(std::move(job));
           pump_host(self, *shared);
           return;
         }
@@ -505,26 +519,35 @@ void pump_resolutions(Coordinator* self, Shared& shared) {
     ++state.resolving;
     const bool refresh = state.attempts[did] > 0;  // a failed fetch may be a moved account
     const caf::actor handle = caf::actor_cast<caf::actor>(self);
-    shared.resolver->resolve(did, refresh,
-                             [handle, did](const identity::ResolutionPtr& resolution) {
-                               std::string pds;
-                               std::string failure = resolution->failure;
-                               if (resolution->document) {
-                                 pds = resolution->document->pds_endpoint.value_or("");
-                                 if (pds.empty()) failure = "no_pds_endpoint";
-                               }
-                               caf::anon_send(handle, resolved_atom::value, did, pds, failure);
-                             });
+    const bool verify = shared.options.verify != "off";
+    shared.resolver->resolve(
+        did, refresh, [handle, did, verify](const identity::ResolutionPtr& resolution) {
+          std::string pds;
+          std::string key;
+          std::string failure = resolution->failure;
+          if (resolution->document) {
+            pds = resolution->document->pds_endpoint.value_or("");
+            if (resolution->document->signing_key)
+              key = resolution->document->signing_key->did_key();
+            if (pds.empty()) {
+              failure = "no_pds_endpoint";
+            } else if (verify && key.empty()) {
+              pds.clear();
+              failure = "unknown_key";  // --verify: nothing to check its commit against
+            }
+          }
+          caf::anon_send(handle, resolved_atom::value, did, pds, key, failure);
+        });
   }
 }
 
 void on_resolved(Coordinator* self, Shared& shared, const std::string& did, const std::string& pds,
-                 const std::string& failure) {
+                 const std::string& key, const std::string& failure) {
   auto& state = self->state;
   --state.resolving;
   if (pds.empty()) {
-    attempt_failed(self, shared, did, failure == "no_pds_endpoint" ? failure : "unresolvable_did",
-                   failure, true);
+    const bool own_reason = failure == "no_pds_endpoint" || failure == "unknown_key";
+    attempt_failed(self, shared, did, own_reason ? failure : "unresolvable_did", failure, true);
     return;
   }
   const std::string host = origin_of(pds);
@@ -536,7 +559,7 @@ void on_resolved(Coordinator* self, Shared& shared, const std::string& did, cons
                 .first;
   }
   ++state.in_hosts;
-  self->send(found->second, enqueue_atom::value, did, pds);
+  self->send(found->second, enqueue_atom::value, did, pds, key);
 }
 
 /// Queues `did` for a fetch, whatever the store says of it (decode asked: a `#sync`, an account
@@ -791,8 +814,9 @@ caf::behavior coordinator_actor(Coordinator* self, Shared* shared,
       [self, shared](listed_atom, std::size_t index, HttpResultPtr& result) {
         on_listed(self, *shared, index, *result);
       },
-      [self, shared](resolved_atom, std::string& did, std::string& pds, std::string& failure) {
-        on_resolved(self, *shared, did, pds, failure);
+      [self, shared](resolved_atom, std::string& did, std::string& pds, std::string& key,
+                     std::string& failure) {
+        on_resolved(self, *shared, did, pds, key, failure);
         pump_resolutions(self, *shared);
       },
       [self, shared](result_atom, std::string& did, OutcomePtr& outcome, std::string&) {

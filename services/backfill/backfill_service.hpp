@@ -43,6 +43,10 @@ struct BackfillOptions {
   std::chrono::microseconds progress_interval = std::chrono::seconds(5);
   std::int64_t fetch_threads = 0;  ///< HTTP clients streaming repositories; 0 = one per core
   bool exit_when_done = false;
+  /// off, or signatures / full: each fetched repository's commit must be signed by its DID's
+  /// #atproto key (checked before any record is handed over; the tree is hash-checked from the
+  /// commit in every mode, so full adds nothing a whole repository could still lack).
+  std::string verify = "off";
   std::string log_level = "info";
 };
 

@@ -14,14 +14,24 @@ std::string_view to_string(RepoFailure failure) {
     case RepoFailure::wrong_repo: return "wrong_repo";
     case RepoFailure::too_large: return "too_large";
     case RepoFailure::spill_failed: return "spill_failed";
+    case RepoFailure::bad_signature: return "bad_signature";
   }
   return "unknown";
 }
 
 namespace {
 
-codec::RepoRecordStream::Options stream_options(const RepoReader::Options& options) {
+codec::RepoRecordStream::Options stream_options(const RepoReader::Options& options,
+                                                identity::CommitSignatureChecker& signatures) {
   codec::RepoRecordStream::Options out;
+  if (options.signing_key) {
+    const RepoReader::Options* checked = &options;
+    identity::CommitSignatureChecker* checker = &signatures;
+    out.accept_commit = [checked, checker](byte_view block, const codec::RepoCommit& commit) {
+      return checker->check(block, checked->did, commit.rev, *checked->signing_key) ==
+             identity::CommitSignature::valid;
+    };
+  }
   const syntax::CollectionSet* collections = &options.collections;
   out.wanted = [collections](std::string_view collection) {
     return collections->matches(collection);
@@ -38,7 +48,7 @@ RepoReader::RepoReader(Options options, BatchSink sink)
       collections_text_(options_.collections.canonical()),
       sink_(std::move(sink)),
       car_(codec::CarStreamReader::Limits{64 * 1024, options_.max_block_bytes}),
-      stream_(stream_options(options_),
+      stream_(stream_options(options_, signatures_),
               [this](std::string_view path, byte_view cid, byte_view record) {
                 on_record(path, cid, record);
               }) {}
@@ -56,6 +66,9 @@ bool RepoReader::fail_mst(codec::MstError error) {
   switch (error) {
     case codec::MstError::too_large: return fail(RepoFailure::too_large, "the tree's nodes");
     case codec::MstError::spill_failed: return fail(RepoFailure::spill_failed, "spill file");
+    case codec::MstError::commit_refused:
+      return fail(RepoFailure::bad_signature,
+                  "the commit is not signed by the DID's #atproto key (or is another DID's)");
     default: return fail(RepoFailure::bad_repo, std::string(codec::to_string(error)));
   }
 }

@@ -16,6 +16,8 @@
 
 #include "common/codec/car.hpp"
 #include "common/codec/mst.hpp"
+#include "common/crypto/public_key.hpp"
+#include "common/identity/commit_signature.hpp"
 #include "common/syntax/collection_set.hpp"
 
 namespace jetstream::backfill {
@@ -38,8 +40,9 @@ enum class RepoFailure : std::uint8_t {
   wrong_repo,       ///< the commit is another DID's repository
   too_large,        ///< the tree's nodes exceed the memory given to them
   spill_failed,     ///< the spill file could not be written or read (disk full?)
+  bad_signature,    ///< --verify: the commit is not signed by the DID's #atproto key (or no key)
 };
-inline constexpr std::size_t kRepoFailureCount = 8;
+inline constexpr std::size_t kRepoFailureCount = 9;
 std::string_view to_string(RepoFailure failure);
 
 class RepoReader {
@@ -55,6 +58,9 @@ class RepoReader {
     std::size_t max_node_bytes = std::size_t{512} << 20;
     std::string spill_directory;  ///< empty: the system's temp directory
     std::function<std::uint64_t()> next_batch_id;
+    /// --verify: the commit must be signed by this key (the DID's #atproto key), checked before
+    /// any record is handed over. nullopt: not checked.
+    std::optional<crypto::PublicKey> signing_key;
   };
   using BatchSink = std::function<void(OutgoingBatch)>;
 
@@ -92,6 +98,7 @@ class RepoReader {
   std::string collections_text_;
   BatchSink sink_;
   codec::CarStreamReader car_;
+  identity::CommitSignatureChecker signatures_;
   codec::RepoRecordStream stream_;
   bool root_set_ = false;
   std::vector<Record> pending_;

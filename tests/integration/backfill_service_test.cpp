@@ -18,7 +18,9 @@
 #include "tests/support/pipeline_fixtures.hpp"
 #include "tests/support/replay_client.hpp"
 #include "tests/support/shared_data.hpp"
+#include "tests/support/signed_frames.hpp"
 #include "tests/support/test_http_server.hpp"
+#include "tests/support/test_signing_key.hpp"
 
 namespace jetstream::backfill {
 namespace {
@@ -238,6 +240,79 @@ TEST_F(BackfillServiceTest, DidDocumentsPointingAtAddressesNobodyNamedAreRefused
             1);
   EXPECT_EQ(asked.load(), 0) << "nothing may be fetched from an address nobody named";
   service->stop();
+}
+
+TEST_F(BackfillServiceTest, WithVerifyOnlyRepositoriesSignedByTheirDidsKeyReachDecode) {
+  // Two repositories signed by one key; the second DID's document lists another key (a forger's
+  // repository, or a stale document after a rotation that was never published).
+  const auto signer = testing::TestSigningKey::from_seed(crypto::Curve::k256, 7);
+  const auto other = testing::TestSigningKey::from_seed(crypto::Curve::p256, 8);
+  constexpr std::string_view kHonest = "did:plc:hhhhhhhhhhhhhhhhhhhhhhhh";
+  constexpr std::string_view kForged = "did:plc:ffffffffffffffffffffffff";
+  std::map<std::string, std::string> cars;
+  for (const auto did : {kHonest, kForged}) {
+    testing::TestRepo repo{std::string(did), signer};
+    repo.commit(
+        1, "3mabcdefghi22",
+        {{"create", "app.bsky.feed.post/3k1", "one"}, {"create", "app.bsky.feed.post/3k2", "two"}});
+    const auto car = repo.export_car("3mabcdefghi22");
+    cars[std::string(did)] = std::string(car.begin(), car.end());
+  }
+  std::atomic<int> forged_documents{0};
+  std::string pds_url;
+  TestHttpServer server([&](const TestHttpServer::Request& request) -> std::optional<std::string> {
+    if (request.target.starts_with("/did:")) {
+      const std::string did = request.target.substr(1);
+      const auto& key = did == kForged ? other : signer;
+      if (did == kForged) ++forged_documents;
+      return TestHttpServer::response(
+          200, std::string(R"({"id":")") + did +
+                   R"(","verificationMethod":[{"id":"#atproto","type":"Multikey","controller":")" +
+                   did + R"(","publicKeyMultibase":")" + key.did_key().substr(8) +
+                   R"("}],"service":[{"id":"#atproto_pds","type":"AtprotoPersonalDataServer",)"
+                   R"("serviceEndpoint":")" +
+                   pds_url + R"("}]})");
+    }
+    for (const auto& [did, car] : cars) {
+      if (request.target.find(did.substr(8)) != std::string::npos) {
+        return TestHttpServer::response(200, car);
+      }
+    }
+    return TestHttpServer::response(400, R"({"error":"RepoNotFound"})");
+  });
+  pds_url = "http://127.0.0.1:" + std::to_string(server.port());
+  testing::support::FakeIngest ingest(context_, {}, 2ms);
+  testing::support::DecodeUnderTest decode(ingest, "backfill-verify",
+                                           {"--compact-collections", "app.bsky.feed.*"});
+  ASSERT_TRUE(decode.start());
+  std::filesystem::create_directories(data_dir_);
+  const auto dids_file = data_dir_ / "dids.txt";
+  std::ofstream(dids_file) << kHonest << "\n" << kForged << "\n";
+  BackfillOptions options = options_for(decode, pds_url);
+  options.dids_file = dids_file.string();
+  options.verify = "signatures";
+  options.max_attempts = 2;  // the second attempt resolves the document again (keys rotate)
+  std::string error;
+  auto service = BackfillService::start(options, error);
+  ASSERT_TRUE(service) << error;
+  ASSERT_TRUE(service->wait_done(120s)) << metrics(*service);
+  const std::string figures = metrics(*service);
+  EXPECT_EQ(testing::metric_value(
+                figures, R"(jetstream_backfill_repos_failed_total{reason="bad_signature"})"),
+            1)
+      << figures;
+  EXPECT_EQ(testing::metric_value(figures, R"(jetstream_backfill_records_total{result="applied"})"),
+            2)
+      << figures;
+  EXPECT_GE(forged_documents.load(), 2)
+      << "the forged DID's document was fetched again before giving up";
+  service->stop();
+  testing::support::ReplayClient replay(context_, decode.replay_endpoint);
+  proto::ReplayRequest snapshot;
+  snapshot.snapshot = true;
+  const auto state = replay.read_all(snapshot);
+  ASSERT_EQ(state.size(), 2u);
+  for (const auto& event : state) EXPECT_EQ(event.did, kHonest);
 }
 
 }  // namespace

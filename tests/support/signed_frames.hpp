@@ -108,6 +108,7 @@ class TestRepo {
         const Bytes bytes = record.take();
         op.cid = cid_of(codec::kCodecDagCbor, bytes);
         blocks.emplace_back(op.cid, bytes);
+        record_blocks_[op.cid] = bytes;
         const auto error = change.action == "create" ? tree_.insert(change.path, op.cid)
                                                      : tree_.update(change.path, op.cid);
         require(!error, change.path);
@@ -132,6 +133,24 @@ class TestRepo {
     const Bytes car = make_car({commit_cid}, blocks);
     return make_commit_frame(seq, did_, rev, car, ops, "2026-07-04T14:38:08.999Z", false,
                              &commit_cid, forgery.no_prev_data ? nullptr : &prev_data);
+  }
+
+  /// The whole repository as getRepo sends it: every record and tree node and a commit at `rev`
+  /// signed by the signer, blocks sorted by CID (as the reference PDS orders them).
+  Bytes export_car(std::string_view rev) {
+    std::vector<std::pair<Bytes, Bytes>> blocks;
+    tree_.for_each_encoded_node([&](std::string_view cid, byte_view block) {
+      blocks.emplace_back(Bytes(cid.begin(), cid.end()), Bytes(block.begin(), block.end()));
+    });
+    for (const auto& [path, cid] : records_) blocks.emplace_back(cid, record_blocks_.at(cid));
+    const std::string root = tree_.root_cid();
+    const Bytes signed_commit =
+        make_signed_commit(did_, rev, Bytes(root.begin(), root.end()), signer_);
+    const Bytes commit_cid = cid_of(codec::kCodecDagCbor, signed_commit);
+    blocks.emplace_back(commit_cid, signed_commit);
+    std::sort(blocks.begin(), blocks.end());
+    blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
+    return make_car({commit_cid}, blocks);
   }
 
  private:
@@ -176,6 +195,7 @@ class TestRepo {
   const TestSigningKey& signer_;
   codec::MstTree tree_;
   std::map<std::string, Bytes> records_;
+  std::map<Bytes, Bytes> record_blocks_;  ///< record CID → its block
 };
 
 /// An `#identity` frame for `did`.
