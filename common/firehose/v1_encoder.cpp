@@ -193,6 +193,8 @@ void V1Encoder::commit_events(std::vector<PendingEvent>& out, FrameOutcome& outc
     ++(decision.unverified ? stats_.commits_passed_unverified : stats_.commits_verified);
     if (decision.unproven) ++stats_.commits_unproven;
     outcome.gate_passed = true;
+    outcome.gate_unverified = decision.unverified;
+    outcome.gate_unproven = decision.unproven;
     outcome.repo = commit_.repo;
     outcome.rev = commit_.rev;
   }

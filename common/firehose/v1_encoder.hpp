@@ -121,6 +121,8 @@ struct FrameOutcome {
   /// The CommitGate passed the commit (its events, if any, are in the output); `rev` is its rev
   /// (valid until the next frame).
   bool gate_passed = false;
+  bool gate_unverified = false;  ///< passed by fail-open, not verified (counted as such)
+  bool gate_unproven = false;    ///< --verify full: passed without a Sync 1.1 proof
   std::string_view rev;
   /// A reason for backfill to fetch `resync_did`'s repository again, or to forget what it knows
   /// of the DID (API.md "Backfill"): a `#sync` frame, an `#account` event that says active, an

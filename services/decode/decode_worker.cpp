@@ -37,6 +37,10 @@ decode_worker_actor::behavior_type decode_worker(
               {static_cast<const std::uint8_t*>(frame.data()), frame.size()}, decoded->events);
           if (verifier != nullptr) {
             decoded->event_frames.resize(decoded->events.size(), static_cast<std::uint32_t>(i));
+            decoded->frame_gate.push_back(static_cast<std::uint8_t>(
+                (outcome.gate_passed ? DecodedBatch::kGatePassed : 0) |
+                (outcome.gate_unverified ? DecodedBatch::kGateUnverified : 0) |
+                (outcome.gate_unproven ? DecodedBatch::kGateUnproven : 0)));
             // A passed commit is the sequencer's business only for its rev (--verify full), or
             // when it made no event to find it by (it may have to wait behind a held frame).
             const bool made_no_event = decoded->events.size() == position;

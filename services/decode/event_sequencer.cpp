@@ -118,6 +118,20 @@ bool EventSequencer::rev_increases(std::string_view did, std::string_view rev, s
   return false;
 }
 
+void EventSequencer::uncount_gate(DecodedBatch& batch, std::uint32_t frame) {
+  // A frame held here is decided, and counted, again when its DID's frames are released.
+  if (frame >= batch.frame_gate.size()) return;
+  const std::uint8_t gate = batch.frame_gate[frame];
+  batch.frame_gate[frame] = 0;  // once per frame
+  if ((gate & DecodedBatch::kGatePassed) == 0) return;
+  auto& passed = (gate & DecodedBatch::kGateUnverified) != 0 ? batch.stats.commits_passed_unverified
+                                                             : batch.stats.commits_verified;
+  if (passed > 0) --passed;
+  if ((gate & DecodedBatch::kGateUnproven) != 0 && batch.stats.commits_unproven > 0) {
+    --batch.stats.commits_unproven;
+  }
+}
+
 void EventSequencer::screen_frames(DecodedBatch& batch) {
   const bool any_held = std::any_of(batch.gated.begin(), batch.gated.end(),
                                     [](const auto& commit) { return commit.held; });
@@ -138,6 +152,7 @@ void EventSequencer::screen_frames(DecodedBatch& batch) {
       const auto& commit = batch.gated[next_commit];
       if (commit.held || held_.holds(commit.did)) {
         // Behind a held frame of its DID, a passed commit waits too: order per DID is kept.
+        if (held_frame != commit.frame) uncount_gate(batch, commit.frame);
         hold_frame(commit.did, *batch.frames, commit.frame, commit.held && commit.refresh);
         held_frame = commit.frame;
       } else if (!rev_increases(commit.did, commit.rev,
@@ -151,6 +166,7 @@ void EventSequencer::screen_frames(DecodedBatch& batch) {
     if (frame == held_frame || frame == dropped_frame) {
       uncount(event, batch.stats);
     } else if (held_.holds(event.did)) {
+      uncount_gate(batch, frame);
       hold_frame(event.did, *batch.frames, frame, false);
       held_frame = frame;
       uncount(event, batch.stats);

@@ -128,6 +128,8 @@ class EventSequencer {
                      firehose::DecodeStats& stats);
   void hold_frame(const std::string& did, const FrameBatch& frames, std::uint32_t index,
                   bool refresh);
+  /// Takes back the gate's count of `frame`'s commit when the frame is held here.
+  static void uncount_gate(DecodedBatch& batch, std::uint32_t frame);
 
   EventStore& store_;
   std::unique_ptr<zstd::Compressor> compressor_;  // null without a dictionary

@@ -59,6 +59,12 @@ struct DecodedBatch {
   /// and the frame each event came from.
   std::shared_ptr<const FrameBatch> frames;
   std::vector<std::uint32_t> event_frames;
+  /// How the gate counted each frame's commit (kGatePassed…): a passed commit held behind its
+  /// DID's held frames is decided and counted again on release, so its first count is taken back.
+  std::vector<std::uint8_t> frame_gate;
+  static constexpr std::uint8_t kGatePassed = 1;
+  static constexpr std::uint8_t kGateUnverified = 2;
+  static constexpr std::uint8_t kGateUnproven = 4;
 };
 using DecodedBatchPtr = std::shared_ptr<DecodedBatch>;
 
