@@ -315,5 +315,90 @@ TEST_F(BackfillServiceTest, WithVerifyOnlyRepositoriesSignedByTheirDidsKeyReachD
   for (const auto& event : state) EXPECT_EQ(event.did, kHonest);
 }
 
+TEST_F(BackfillServiceTest, FaultsAreCountedByReasonAndAStuckHostHoldsNobodyElse) {
+  JETSTREAM_REQUIRE_SHARED_FILE(car_path, "corpus/repo.car");
+  const auto car_bytes = testing::read_binary_file(car_path);
+  const std::string car(car_bytes.begin(), car_bytes.end());
+  constexpr std::string_view kUnknown = "did:plc:uuuuuuuuuuuuuuuuuuuuuuuu";  // PLC: 404
+  constexpr std::string_view kDown = "did:plc:dddddddddddddddddddddddd";     // PDS not listening
+  constexpr std::string_view kHuge = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb";     // over the cap
+  constexpr std::string_view kDeactivated = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+  constexpr std::string_view kStuck = "did:plc:ssssssssssssssssssssssss";  // a silent host
+  // A host that accepts and never answers.
+  TestHttpServer stuck(
+      [](const TestHttpServer::Request&) -> std::optional<std::string> { return std::nullopt; });
+  // A port nothing listens on: bind one, then close it.
+  std::uint16_t down_port = 0;
+  {
+    TestHttpServer probe(
+        [](const TestHttpServer::Request&) { return std::optional<std::string>(""); });
+    down_port = probe.port();
+  }
+  std::string pds_url;
+  TestHttpServer server([&](const TestHttpServer::Request& request) -> std::optional<std::string> {
+    if (request.target.starts_with("/did:")) {
+      const std::string did = request.target.substr(1);
+      if (did == kUnknown)
+        return TestHttpServer::response(404, R"({"message":"DID not registered"})");
+      std::string endpoint = pds_url;
+      if (did == kDown) endpoint = "http://127.0.0.1:" + std::to_string(down_port);
+      if (did == kStuck) endpoint = "http://127.0.0.1:" + std::to_string(stuck.port());
+      return TestHttpServer::response(200, document(did, endpoint));
+    }
+    if (request.target.find(std::string(kHuge.substr(8))) != std::string::npos) {
+      return TestHttpServer::response(200, std::string(200'000, 'x'));
+    }
+    if (request.target.find(std::string(kDeactivated.substr(8))) != std::string::npos) {
+      return TestHttpServer::response(400, R"({"error":"RepoDeactivated"})");
+    }
+    if (request.target.find(std::string(kRepoDid.substr(8))) != std::string::npos) {
+      return TestHttpServer::response(200, car);
+    }
+    return TestHttpServer::response(400, R"({"error":"RepoNotFound"})");
+  });
+  pds_url = "http://127.0.0.1:" + std::to_string(server.port());
+  testing::support::FakeIngest ingest(context_, {}, 2ms);
+  testing::support::DecodeUnderTest decode(ingest, "backfill-faults",
+                                           {"--compact-collections", "app.bsky.feed.*"});
+  ASSERT_TRUE(decode.start());
+  std::filesystem::create_directories(data_dir_);
+  const auto dids_file = data_dir_ / "dids.txt";
+  std::ofstream(dids_file) << kStuck << "\n"
+                           << kUnknown << "\n"
+                           << kDown << "\n"
+                           << kHuge << "\n"
+                           << kDeactivated << "\n"
+                           << kRepoDid << "\n";
+  BackfillOptions options = options_for(decode, pds_url);
+  options.dids_file = dids_file.string();
+  options.max_attempts = 1;
+  options.max_repo_bytes = 100'000;
+  options.fetch_timeout = 60s;  // the stuck host holds its fetch this long
+  std::string error;
+  auto service = BackfillService::start(options, error);
+  ASSERT_TRUE(service) << error;
+  // Everything else ends while the stuck host still holds its one fetch.
+  const auto failed = [&](const char* reason) {
+    return testing::metric_value(
+        metrics(*service),
+        std::string(R"(jetstream_backfill_repos_failed_total{reason=")") + reason + "\"}");
+  };
+  ASSERT_TRUE(testing::support::eventually(
+      [&] {
+        return testing::metric_value(metrics(*service),
+                                     R"(jetstream_backfill_repos{state="done"})") == 1 &&
+               failed("unresolvable_did") == 1 && failed("connect") == 1 &&
+               failed("too_large") == 1 && failed("deactivated") == 1;
+      },
+      120s))
+      << metrics(*service);
+  EXPECT_EQ(
+      testing::metric_value(metrics(*service), R"(jetstream_backfill_repos{state="fetching"})"), 1)
+      << "the stuck host's fetch is still waiting, and held nobody else";
+  EXPECT_LT(failed("timeout"), 1) << "absent (-1) or 0: the stuck fetch has not timed out";
+  EXPECT_FALSE(service->wait_done(0ms));
+  service->stop();
+}
+
 }  // namespace
 }  // namespace jetstream::backfill
