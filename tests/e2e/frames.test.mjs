@@ -145,8 +145,10 @@ describe('e2e: the PDS firehose decoded by jetstream-frames', { skip: SKIP, time
         for (const reason of reasons) {
           assert.equal(await metricValue(decodeMetrics, `jetstream_decode_drops_total{reason="${reason}"}`), 0, reason);
         }
-        assert.ok((await metricValue(decodeMetrics, 'jetstream_identity_resolutions_total{outcome="resolved"}')) >= 3,
-          'the three accounts were resolved through the PLC');
+        // The identity figures reach /metrics with decode's next heartbeat tick (1 s): wait for it.
+        await waitFor(
+          async () => (await metricValue(decodeMetrics, 'jetstream_identity_resolutions_total{outcome="resolved"}')) >= 3,
+          { timeoutMs: 30_000, what: 'the three accounts resolved through the PLC (decode metrics)' });
         if (mode === 'full') {
           // The real PDS writes Sync 1.1 frames: every commit was proven, none passed unproven.
           assert.equal(await metricValue(decodeMetrics, 'jetstream_decode_verify_unproven_commits_total'), 0);
