@@ -309,8 +309,7 @@ caf::behavior host_actor(caf::stateful_actor<HostState>* self, Shared* shared,
           return;
         }
         state.busy_streak = 0;
-        self->send(coordinator, result_atom::value, std::move(did), std::move(outcome),
-                   self->state.host);
+        self->send(coordinator, result_atom::value, std::move(did), std::move(outcome));
         pump_host(self, *shared);
       },
       [self, shared](pump_atom) {
@@ -478,10 +477,10 @@ void on_listed(Coordinator* self, Shared& shared, std::size_t index,
 }
 
 void attempt_failed(Coordinator* self, Shared& shared, const std::string& did,
-                    const std::string& reason, const std::string& detail, bool count_attempt) {
+                    const std::string& reason, const std::string& detail) {
   auto& state = self->state;
   std::uint32_t& attempts = state.attempts[did];
-  if (count_attempt) ++attempts;
+  ++attempts;
   if (attempts >= static_cast<std::uint32_t>(shared.options.max_attempts)) {
     store_rows(shared, {{did, RepoRow{RepoStatus::failed, attempts, {}, reason}}});
     state.active.erase(did);
@@ -495,7 +494,7 @@ void attempt_failed(Coordinator* self, Shared& shared, const std::string& did,
   // Exponential backoff per attempt, 2 s to ~10 min.
   const auto wait =
       std::chrono::seconds(std::min<std::int64_t>(600, std::int64_t{2} << std::min(attempts, 8u)));
-  state.retries.emplace(Clock::now() + (count_attempt ? wait : std::chrono::seconds(5)), did);
+  state.retries.emplace(Clock::now() + wait, did);
 }
 
 void pump_resolutions(Coordinator* self, Shared& shared) {
@@ -547,7 +546,7 @@ void on_resolved(Coordinator* self, Shared& shared, const std::string& did, cons
   --state.resolving;
   if (pds.empty()) {
     const bool own_reason = failure == "no_pds_endpoint" || failure == "unknown_key";
-    attempt_failed(self, shared, did, own_reason ? failure : "unresolvable_did", failure, true);
+    attempt_failed(self, shared, did, own_reason ? failure : "unresolvable_did", failure);
     return;
   }
   const std::string host = origin_of(pds);
@@ -616,7 +615,7 @@ void on_result(Coordinator* self, Shared& shared, const std::string& did,
       log::warn_every(std::chrono::seconds(10), "backfill_fetch_retry",
                       "fetching a repository failed; it is tried again later",
                       {{"did", did}, {"reason", outcome.reason}, {"detail", outcome.detail}});
-      attempt_failed(self, shared, did, outcome.reason, outcome.detail, true);
+      attempt_failed(self, shared, did, outcome.reason, outcome.detail);
       break;
     case FetchOutcome::Kind::host_busy:  // kept by the host actor, never sent here
       break;
@@ -819,7 +818,7 @@ caf::behavior coordinator_actor(Coordinator* self, Shared* shared,
         on_resolved(self, *shared, did, pds, key, failure);
         pump_resolutions(self, *shared);
       },
-      [self, shared](result_atom, std::string& did, OutcomePtr& outcome, std::string&) {
+      [self, shared](result_atom, std::string& did, OutcomePtr& outcome) {
         on_result(self, *shared, did, *outcome);
         pump_resolutions(self, *shared);
       },
@@ -903,7 +902,7 @@ std::unique_ptr<BackfillService> BackfillService::start(const BackfillOptions& o
   link_options.ack_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.ack_timeout);
   Shared* shared = &s.shared;
-  Impl* impl_raw = &s;
+  Impl* raw = &s;
   try {
     s.link = std::make_unique<DecodeLink>(
         s.context, link_options,
@@ -916,19 +915,19 @@ std::unique_ptr<BackfillService> BackfillService::start(const BackfillOptions& o
           }
           if (fetch) fetch->stored(totals);
         },
-        [impl_raw](const std::vector<std::pair<std::string, proto::ResyncReason>>& dids) {
+        [raw](const std::vector<std::pair<std::string, proto::ResyncReason>>& dids) {
           // Stored before this returns (decode forgets what the next poll acknowledges); the
           // coordinator then queues them, whatever it knew of them.
           std::vector<std::string> repositories;
           for (const auto& [did, reason] : dids) {
             if (reason == proto::ResyncReason::identity) {
-              impl_raw->identity_cache->invalidate(did);  // its PDS may have moved
+              raw->identity_cache->invalidate(did);  // its PDS may have moved
               continue;
             }
             repositories.push_back(did);
           }
           std::string why;
-          if (!repositories.empty() && !impl_raw->store->put_resyncs(repositories, why)) {
+          if (!repositories.empty() && !raw->store->put_resyncs(repositories, why)) {
             log::error("storing decode's resync requests failed (they come again)",
                        {{"error", why}});
           }
@@ -969,7 +968,6 @@ std::unique_ptr<BackfillService> BackfillService::start(const BackfillOptions& o
 
   s.actor_config = runtime::actor_system_config(2);
   s.actors = std::make_unique<caf::actor_system>(*s.actor_config);
-  Impl* raw = &s;
   s.coordinator = s.actors->spawn(coordinator_actor, shared, [raw] {
     {
       std::lock_guard lock(raw->done_mutex);

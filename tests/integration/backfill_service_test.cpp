@@ -35,9 +35,17 @@ constexpr std::string_view kEvilLoopback = "did:plc:llllllllllllllllllllllll";
 constexpr std::string_view kEvilPrivate = "did:plc:pppppppppppppppppppppppp";
 constexpr std::string_view kEvilName = "did:plc:nnnnnnnnnnnnnnnnnnnnnnnn";
 
-std::string document(std::string_view did, const std::string& pds) {
-  return std::string(R"({"id":")") + std::string(did) +
-         R"(","service":[{"id":"#atproto_pds","type":"AtprotoPersonalDataServer",)"
+/// A DID document naming `pds`, and (when given) `key` as its #atproto signing key.
+std::string document(std::string_view did, const std::string& pds,
+                     const testing::TestSigningKey* key = nullptr) {
+  std::string methods;
+  if (key != nullptr) {
+    methods = R"("verificationMethod":[{"id":"#atproto","type":"Multikey","controller":")" +
+              std::string(did) + R"(","publicKeyMultibase":")" + key->did_key().substr(8) +
+              R"("}],)";
+  }
+  return std::string(R"({"id":")") + std::string(did) + R"(",)" + methods +
+         R"("service":[{"id":"#atproto_pds","type":"AtprotoPersonalDataServer",)"
          R"("serviceEndpoint":")" +
          pds + R"("}]})";
 }
@@ -263,15 +271,9 @@ TEST_F(BackfillServiceTest, WithVerifyOnlyRepositoriesSignedByTheirDidsKeyReachD
   TestHttpServer server([&](const TestHttpServer::Request& request) -> std::optional<std::string> {
     if (request.target.starts_with("/did:")) {
       const std::string did = request.target.substr(1);
-      const auto& key = did == kForged ? other : signer;
       if (did == kForged) ++forged_documents;
-      return TestHttpServer::response(
-          200, std::string(R"({"id":")") + did +
-                   R"(","verificationMethod":[{"id":"#atproto","type":"Multikey","controller":")" +
-                   did + R"(","publicKeyMultibase":")" + key.did_key().substr(8) +
-                   R"("}],"service":[{"id":"#atproto_pds","type":"AtprotoPersonalDataServer",)"
-                   R"("serviceEndpoint":")" +
-                   pds_url + R"("}]})");
+      return TestHttpServer::response(200,
+                                      document(did, pds_url, did == kForged ? &other : &signer));
     }
     for (const auto& [did, car] : cars) {
       if (request.target.find(did.substr(8)) != std::string::npos) {
