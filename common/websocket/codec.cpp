@@ -15,6 +15,7 @@ namespace {
 
 constexpr std::uint8_t kFinBit = 0x80;
 constexpr std::uint8_t kReservedBits = 0x70;
+constexpr std::uint8_t kRsv1Bit = 0x40;  // permessage-deflate: a compressed message (RFC 7692)
 constexpr std::uint8_t kOpcodeBits = 0x0F;
 constexpr std::uint8_t kMaskBit = 0x80;
 constexpr std::uint8_t kLengthBits = 0x7F;
@@ -58,9 +59,10 @@ void reserve_bounded(std::string& s, std::size_t needed, std::size_t limit) {
 
 // --- Writing frames ------------------------------------------------------------------------
 
-std::size_t write_frame_header(Opcode opcode, std::size_t payload_size,
-                               std::uint8_t* out) noexcept {
-  out[0] = static_cast<std::uint8_t>(kFinBit | static_cast<std::uint8_t>(opcode));
+std::size_t write_frame_header(Opcode opcode, std::size_t payload_size, std::uint8_t* out,
+                               bool compressed) noexcept {
+  out[0] = static_cast<std::uint8_t>(kFinBit | (compressed ? kRsv1Bit : 0) |
+                                     static_cast<std::uint8_t>(opcode));
   if (payload_size < kLength16) {
     out[1] = static_cast<std::uint8_t>(payload_size);
     return 2;
@@ -113,9 +115,14 @@ std::string make_frame(Opcode opcode, std::string_view payload) {
 }
 
 void append_masked_frame(std::string& out, Opcode opcode, std::string_view payload,
-                         const Mask& mask) {
+                         const Mask& mask, bool compressed) {
   check_writable(opcode, payload.size());
-  append_raw_frame(out, static_cast<std::uint8_t>(kFinBit | static_cast<std::uint8_t>(opcode)),
+  if (compressed && is_control(opcode)) {
+    throw std::invalid_argument("websocket frame: a control frame cannot be compressed");
+  }
+  append_raw_frame(out,
+                   static_cast<std::uint8_t>(kFinBit | (compressed ? kRsv1Bit : 0) |
+                                             static_cast<std::uint8_t>(opcode)),
                    payload, &mask);
 }
 
@@ -222,11 +229,16 @@ void FrameParser::release() noexcept {
 std::size_t FrameParser::check_first_bytes() {
   const std::uint8_t b0 = header_[0];
   const std::uint8_t b1 = header_[1];
-  if ((b0 & kReservedBits) != 0) {
+  const auto raw_opcode = static_cast<std::uint8_t>(b0 & kOpcodeBits);
+  // RSV1 is permessage-deflate's "compressed" bit: valid only where it was negotiated, and only on
+  // the first frame of a data message (RFC 7692 §6.1), never on continuations or control frames.
+  rsv1_ = (b0 & kRsv1Bit) != 0;
+  const bool first_data_frame = raw_opcode == 0x1 || raw_opcode == 0x2;
+  if ((b0 & (kReservedBits & ~kRsv1Bit)) != 0 ||
+      (rsv1_ && (compression_ != Compression::kPermessageDeflate || !first_data_frame))) {
     fail(close_code::kProtocolError, "reserved bits set");
     return 0;
   }
-  const auto raw_opcode = static_cast<std::uint8_t>(b0 & kOpcodeBits);
   if (!is_known_opcode(raw_opcode)) {
     fail(close_code::kProtocolError, "reserved opcode");
     return 0;
@@ -286,6 +298,7 @@ bool FrameParser::start_frame(const KeepBytes& keep) {
     if (opcode_ != Opcode::kContinuation) {
       in_message_ = true;
       message_opcode_ = opcode_;
+      message_compressed_ = rsv1_;
       message_size_ = 0;
       keep_ = opcode_ == Opcode::kText ? keep.text : keep.binary;
       message_.clear();
@@ -331,6 +344,7 @@ FrameParser::Status FrameParser::finish_frame(Message& message) {
     message.opcode = opcode_;
     message.size = control_size_;
     message.close_code = 0;
+    message.compressed = false;
     if (opcode_ == Opcode::kClose) {
       if (control_size_ == 1) return fail(close_code::kProtocolError, "invalid close frame");
       const auto fields = parse_close_payload(payload);
@@ -357,6 +371,7 @@ FrameParser::Status FrameParser::finish_frame(Message& message) {
   message.opcode = message_opcode_;
   message.size = message_size_;
   message.close_code = 0;
+  message.compressed = message_compressed_;
   message.payload.swap(message_);  // the caller's old buffer is reused for the next message
   message.view = message.payload;
   message_.clear();
@@ -391,6 +406,7 @@ FrameParser::Status FrameParser::parse(std::string_view& input, Message& message
           message.opcode = opcode_;
           message.size = size;
           message.close_code = 0;
+          message.compressed = rsv1_;
           message.payload.clear();
           message.view = input.substr(0, std::min(size, keep_));
           input.remove_prefix(size);

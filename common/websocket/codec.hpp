@@ -8,8 +8,10 @@
 // (ingest's firehose client) goes through Beast instead: it needs TLS and a full client, and its
 // framing is Beast's own.
 //
-// No extension is ever negotiated, so no reserved bit is ever valid. Everything here is pure and
-// thread-compatible: a `FrameParser` belongs to one connection.
+// The only extension is permessage-deflate (RFC 7692, `permessage_deflate.hpp`): where it was
+// negotiated, RSV1 marks a compressed message on the first frame of a data message; no other
+// reserved bit is ever valid. Everything here is pure and thread-compatible: a `FrameParser`
+// belongs to one connection.
 #pragma once
 
 #include <array>
@@ -74,8 +76,10 @@ constexpr std::size_t frame_header_size(std::size_t payload_size, bool masked = 
 
 /// Writes the header of a final, unmasked frame to `out` (at least `frame_header_size` bytes)
 /// and returns its size. No check on the opcode or size: see `append_frame`. fanout writes every
-/// event's frame header with this, once per event for all clients.
-std::size_t write_frame_header(Opcode opcode, std::size_t payload_size, std::uint8_t* out) noexcept;
+/// event's frame header with this, once per event for all clients. `compressed` sets RSV1: a
+/// permessage-deflate message (only on a connection that negotiated it).
+std::size_t write_frame_header(Opcode opcode, std::size_t payload_size, std::uint8_t* out,
+                               bool compressed = false) noexcept;
 
 /// Appends one complete, final, unmasked frame (what a server sends). Throws
 /// std::invalid_argument for a continuation or unknown opcode or a control payload over 125
@@ -85,9 +89,9 @@ void append_frame(std::string& out, Opcode opcode, std::string_view payload);
 std::string make_frame(Opcode opcode, std::string_view payload);
 
 /// Appends one complete, final frame masked with `mask` (what a client sends). Throws like
-/// `append_frame`.
+/// `append_frame`. `compressed` sets RSV1 (a permessage-deflate message; data opcodes only).
 void append_masked_frame(std::string& out, Opcode opcode, std::string_view payload,
-                         const Mask& mask);
+                         const Mask& mask, bool compressed = false);
 
 /// Appends a frame whose first byte (FIN, RSV and opcode bits) is `first_byte` as given,
 /// unchecked, masked when `mask` is given. For frames the functions above refuse to write: tests
@@ -160,7 +164,15 @@ struct Message {
   std::uint64_t size = 0;
   /// Close only: the peer's code, or `close_code::kNoStatus` when the frame had none.
   std::uint16_t close_code = 0;
+  /// Data only: the message's first frame had RSV1 set (permessage-deflate): the bytes are the
+  /// compressed payload, and `size` its compressed size. Never set unless the parser was made
+  /// with `Compression::kPermessageDeflate`.
+  bool compressed = false;
 };
+
+/// Whether a connection negotiated permessage-deflate, which makes RSV1 valid on the first frame
+/// of a data message.
+enum class Compression : std::uint8_t { kNone, kPermessageDeflate };
 
 /// How many leading bytes of each data message to keep in `Message::payload`; the rest is only
 /// counted. Decided when a message's first frame header is read.
@@ -181,7 +193,8 @@ struct ProtocolError {
 /// split of the stream gives the same messages.
 ///
 /// Enforces RFC 6455 §5 for the `Sender` given: masking (client frames masked, server frames
-/// not); no reserved bits or reserved opcodes; control frames final and at most 125 bytes;
+/// not); no reserved bits (but RSV1 on the first frame of a data message where permessage-deflate
+/// was negotiated, RFC 7692 §6) or reserved opcodes; control frames final and at most 125 bytes;
 /// continuation frames only inside a fragmented message and data frames never inside one
 /// (control frames may interleave); 64-bit lengths with the top bit clear; close payloads of 0
 /// or 2+ bytes with a valid code and a UTF-8 reason. A message (all of its fragments) longer than
@@ -199,8 +212,9 @@ class FrameParser {
     kError,
   };
 
-  FrameParser(Sender sender, std::uint64_t max_message_bytes) noexcept
-      : sender_(sender), max_message_bytes_(max_message_bytes) {}
+  FrameParser(Sender sender, std::uint64_t max_message_bytes,
+              Compression compression = Compression::kNone) noexcept
+      : sender_(sender), max_message_bytes_(max_message_bytes), compression_(compression) {}
 
   /// Consumes bytes from the front of `input` until a message is complete (kMessage, stored
   /// into `message`, whose string keeps its capacity from call to call), the input is used up
@@ -236,6 +250,7 @@ class FrameParser {
 
   Sender sender_;
   std::uint64_t max_message_bytes_;
+  Compression compression_;
   State state_ = State::kHeader;
   ProtocolError error_;
 
@@ -248,6 +263,7 @@ class FrameParser {
   Opcode opcode_ = Opcode::kContinuation;
   bool fin_ = false;
   bool masked_ = false;
+  bool rsv1_ = false;
   Mask mask_{};
   std::size_t mask_offset_ = 0;
   std::uint64_t payload_left_ = 0;
@@ -255,6 +271,7 @@ class FrameParser {
   // The data message being reassembled (spans fragments), and the control payload.
   bool in_message_ = false;
   Opcode message_opcode_ = Opcode::kText;
+  bool message_compressed_ = false;
   std::uint64_t message_size_ = 0;
   std::size_t keep_ = 0;
   std::string message_;

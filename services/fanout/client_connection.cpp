@@ -25,6 +25,7 @@
 
 #include "common/log/log.hpp"
 #include "common/websocket/codec.hpp"
+#include "common/websocket/permessage_deflate.hpp"
 #include "services/fanout/write_queue.hpp"
 
 namespace jetstream::fanout {
@@ -101,7 +102,7 @@ struct ClientConnection::Impl {
         stall_timer(strand),
         close_timer(strand),
         options(opts),
-        parser(websocket::Sender::kClient, opts.max_message_bytes) {}
+        parser(websocket::Sender::kClient, opts.max_message_bytes, opts.compression) {}
 
   // Declared first, destroyed last: the strand, socket and timers need their io_context.
   std::shared_ptr<net::io_context> io;
@@ -358,6 +359,7 @@ struct ClientConnection::Impl {
   void handle_message() {
     switch (client_message.opcode) {
       case Opcode::kText:
+        if (client_message.compressed && !inflate_client_message()) return;
         if (phase == Phase::kOpen && handlers.on_text)
           handlers.on_text(std::move(client_message.payload));
         client_message.payload = std::string();  // a message may be 10 MB: do not keep its buffer
@@ -378,6 +380,30 @@ struct ClientConnection::Impl {
       case Opcode::kClose: on_peer_close(client_message.close_code, client_message.payload); break;
       case Opcode::kContinuation: break;  // never a complete message
     }
+  }
+
+  /// Replaces a compressed text message by its inflated bytes, bounded like an uncompressed one
+  /// (a deflate bomb stops at the bound and closes 1009). False when the connection is failed.
+  bool inflate_client_message() {
+    // One inflater per io thread: every client compresses each message alone (the server asked
+    // for client_no_context_takeover), so no zlib state lives with a connection.
+    thread_local websocket::MessageInflater inflater;
+    std::string inflated;
+    const auto result =
+        inflater.inflate(client_message.payload, options.max_message_bytes, inflated);
+    client_message.payload = std::string();
+    switch (result) {
+      case websocket::MessageInflater::Result::kOk:
+        client_message.payload = std::move(inflated);
+        return true;
+      case websocket::MessageInflater::Result::kTooBig:
+        on_protocol_error({websocket::close_code::kMessageTooBig, "message too big"});
+        return false;
+      case websocket::MessageInflater::Result::kCorrupt:
+        on_protocol_error({websocket::close_code::kInvalidPayload, "invalid compressed message"});
+        return false;
+    }
+    return false;
   }
 
   // --- Closing ---

@@ -23,6 +23,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/websocket/codec.hpp"
+
 namespace boost::asio {
 class io_context;
 }
@@ -112,8 +114,12 @@ struct ConnectionOptions {
   /// After `close()`, the time allowed to flush what is queued, send the close frame and get
   /// the client's close back; also bounds the lingering after a client-initiated close.
   std::chrono::milliseconds close_timeout{5'000};
-  /// Largest client message (all fragments); a larger one closes with 1009.
+  /// Largest client message (all fragments; inflated, when compressed); a larger one closes with
+  /// 1009.
   std::size_t max_message_bytes = 10'000'000;
+  /// permessage-deflate was negotiated (set per connection by the handshake): client messages
+  /// with RSV1 are inflated, each alone (the server asked for client_no_context_takeover).
+  websocket::Compression compression = websocket::Compression::kNone;
   /// Most frames gathered into one write (one sendmsg). 1 = one frame per system call.
   std::size_t max_frames_per_write = 1024;
   /// Most bytes gathered into one write.

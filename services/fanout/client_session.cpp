@@ -93,7 +93,7 @@ session_actor::behavior_type session(session_pointer self, SessionContext contex
   s.driver = std::make_unique<ActorDriver>(self, context.feed);
   s.subscription = std::make_unique<Subscription>(
       SubscriptionParts{context.window, context.probe, context.limiter, context.catch_up,
-                        context.config},
+                        context.config, context.deflate},
       std::move(sink), std::move(options), std::move(client_ip), std::move(signals), *s.driver);
   self->delayed_send(self, s.tick_interval, tick_atom::value);
   s.subscription->start(clock::wall_clock_us(), s.feed->status().joined);

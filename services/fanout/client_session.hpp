@@ -100,6 +100,7 @@ struct SessionContext {
   CatchUpGovernor* catch_up = nullptr;
   broadcaster_actor broadcaster;
   SessionConfig config;
+  DeflateStats* deflate = nullptr;
 };
 
 /// Spawns a session and registers it with the broadcaster.

@@ -3,16 +3,18 @@
 #include <algorithm>
 
 #include "common/websocket/codec.hpp"
+#include "common/websocket/permessage_deflate.hpp"
 
 namespace jetstream::fanout {
 
 namespace {
 
 /// Appends a final, unmasked frame header for `payload_size` bytes.
-void append_frame_header(std::string& out, websocket::Opcode opcode, std::size_t payload_size) {
+void append_frame_header(std::string& out, websocket::Opcode opcode, std::size_t payload_size,
+                         bool compressed = false) {
   std::uint8_t header[websocket::kMaxServerHeaderBytes];
   out.append(reinterpret_cast<const char*>(header),
-             websocket::write_frame_header(opcode, payload_size, header));
+             websocket::write_frame_header(opcode, payload_size, header, compressed));
 }
 
 }  // namespace
@@ -75,6 +77,54 @@ std::shared_ptr<const EventBlock> EventBlock::build(std::span<const proto::Event
     block->events_.push_back(out);
   }
   return block;
+}
+
+const DeflatedFrames& EventBlock::deflated(DeflateStats* totals) const {
+  std::call_once(deflated_once_, [&] {
+    // One compressor per thread: zlib's state is ~300 KB, and the feed's thread and a few actor
+    // threads are all that ever compress.
+    thread_local websocket::MessageDeflater deflater;
+    DeflatedFrames& out = deflated_;
+    std::size_t json_total = 0;
+    for (const BlockEvent& event : events_) json_total += event.json_size;
+    out.arena.reserve(json_total / 2 + events_.size() * websocket::kMaxServerHeaderBytes);
+    std::vector<std::size_t> offsets(events_.size() + 1);
+    std::string payload;
+    std::uint64_t deflate_bytes = 0;
+    for (std::size_t i = 0; i < events_.size(); ++i) {
+      const BlockEvent& event = events_[i];
+      const std::size_t header = event.text_frame.size() - event.json_size;
+      const std::string_view json(reinterpret_cast<const char*>(event.text_frame.data()) + header,
+                                  event.json_size);
+      payload.clear();
+      deflater.compress(json, payload);
+      offsets[i] = out.arena.size();
+      if (payload.size() < json.size()) {
+        append_frame_header(out.arena, websocket::Opcode::kText, payload.size(), true);
+        out.arena.append(payload);
+        deflate_bytes += payload.size();
+      } else {
+        // Incompressible (tiny) JSON goes as it is: RSV1 clear is an uncompressed message.
+        out.arena.append(reinterpret_cast<const char*>(event.text_frame.data()),
+                         event.text_frame.size());
+        deflate_bytes += json.size();
+      }
+    }
+    offsets[events_.size()] = out.arena.size();
+    // The arena no longer grows: spans into it are stable.
+    const auto* base = reinterpret_cast<const std::uint8_t*>(out.arena.data());
+    out.frames.reserve(events_.size());
+    for (std::size_t i = 0; i < events_.size(); ++i) {
+      out.frames.emplace_back(base + offsets[i], offsets[i + 1] - offsets[i]);
+    }
+    if (totals != nullptr) {
+      totals->events.fetch_add(events_.size(), std::memory_order_relaxed);
+      totals->json_bytes.fetch_add(json_total, std::memory_order_relaxed);
+      totals->deflate_bytes.fetch_add(deflate_bytes, std::memory_order_relaxed);
+    }
+    deflated_ready_.store(true, std::memory_order_release);
+  });
+  return deflated_;
 }
 
 std::size_t EventBlock::first_after(std::int64_t position) const {

@@ -106,6 +106,8 @@ void EventFeed::run() {
 void EventFeed::append(std::span<const proto::EventView> events) {
   if (events.empty()) return;
   auto block = EventBlock::build(events);
+  if (options_.deflate != nullptr && options_.deflate->clients.load(std::memory_order_relaxed) > 0)
+    block->deflated(options_.deflate);  // once here, not in whichever session comes first
   window_.append(block);
   head_ = block->last_time_us();
   on_block_(block);

@@ -73,6 +73,9 @@ struct EventFeedOptions {
   std::size_t max_held_events = 200000;  ///< live events held during a repair before re-joining
   int receive_high_water_mark = 100000;
   int receive_buffer_bytes = 0;  ///< SO_RCVBUF of the events subscription; 0 = OS default
+  /// The replica's permessage-deflate figures (null: never compress in the feed): while deflate
+  /// clients are connected, each live block is compressed here before it reaches the window.
+  DeflateStats* deflate = nullptr;
 };
 
 class EventFeed {

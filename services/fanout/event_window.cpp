@@ -17,19 +17,26 @@ void EventWindow::append(BlockPtr block) {
                  static_cast<long long>(block->first_prev_time_us()));
     std::abort();
   }
-  bytes_ += block->memory_bytes();
+  // The figure counted now is the one taken back at eviction: a block's deflate frames may be
+  // made later (only while deflate clients are connected), and the feed makes a live block's
+  // before appending it when they are.
+  const std::size_t bytes = block->memory_bytes();
+  bytes_ += bytes;
   head_ = block->last_time_us();
   blocks_.push_back(std::move(block));
+  counted_bytes_.push_back(bytes);
   // Keep at least one block: a client at the head must always be "covered" or "caught up".
   while (blocks_.size() > 1 && bytes_ > max_bytes_) {
-    bytes_ -= blocks_.front()->memory_bytes();
+    bytes_ -= counted_bytes_.front();
     blocks_.pop_front();
+    counted_bytes_.pop_front();
   }
 }
 
 void EventWindow::reset(std::int64_t head) {
   std::unique_lock lock(mutex_);
   blocks_.clear();
+  counted_bytes_.clear();
   bytes_ = 0;
   head_ = head;
 }

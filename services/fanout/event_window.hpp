@@ -42,6 +42,7 @@ class EventWindow {
  private:
   mutable std::shared_mutex mutex_;
   std::deque<BlockPtr> blocks_;
+  std::deque<std::size_t> counted_bytes_;  ///< memory_bytes() of each block when it was appended
   std::size_t max_bytes_;
   std::size_t bytes_ = 0;
   std::int64_t head_ = 0;

@@ -33,6 +33,22 @@ FanoutProbe::FanoutProbe(std::shared_ptr<prometheus::Registry> registry)
                           .Register(r);
   subscribers_[0] = &subscribers.Add({{"compression", "none"}});
   subscribers_[1] = &subscribers.Add({{"compression", "zstd"}});
+  subscribers_[2] = &subscribers.Add({{"compression", "deflate"}});
+  deflate_events_ = &prometheus::BuildCounter()
+                         .Name("jetstream_fanout_deflate_events_total")
+                         .Help(
+                             "Events compressed for permessage-deflate subscribers (once per "
+                             "event on this replica, whatever the number of such clients)")
+                         .Register(r)
+                         .Add({});
+  auto& deflate_bytes = prometheus::BuildCounter()
+                            .Name("jetstream_fanout_deflate_bytes_total")
+                            .Help(
+                                "Payload bytes of the events compressed for permessage-deflate: "
+                                "form=json before, form=deflate what is sent instead")
+                            .Register(r);
+  deflate_json_bytes_ = &deflate_bytes.Add({{"form", "json"}});
+  deflate_bytes_ = &deflate_bytes.Add({{"form", "deflate"}});
   auto& closes = prometheus::BuildCounter()
                      .Name("jetstream_fanout_client_closes_total")
                      .Help("Subscriber connections ended, by reason")
@@ -196,12 +212,12 @@ FanoutProbe::FanoutProbe(std::shared_ptr<prometheus::Registry> registry)
            .Add({});
 }
 
-void FanoutProbe::subscriber_connected(bool compressed) {
-  subscribers_[compressed ? 1 : 0]->Increment();
+void FanoutProbe::subscriber_connected(MessageEncoding encoding) {
+  subscribers_[static_cast<std::size_t>(encoding)]->Increment();
 }
 
-void FanoutProbe::subscriber_disconnected(bool compressed, CloseReason reason) {
-  subscribers_[compressed ? 1 : 0]->Decrement();
+void FanoutProbe::subscriber_disconnected(MessageEncoding encoding, CloseReason reason) {
+  subscribers_[static_cast<std::size_t>(encoding)]->Decrement();
   closes_[static_cast<std::size_t>(reason)]->Increment();
 }
 
@@ -259,6 +275,17 @@ void FanoutProbe::set_catch_up(double events_per_second, double baseline_seconds
   live_lag_baseline_->Set(baseline_seconds);
   catch_up_congested_->Increment(static_cast<double>(congested_intervals - last_congested_));
   last_congested_ = congested_intervals;
+}
+
+void FanoutProbe::set_deflate(const DeflateStats& stats) {
+  const std::uint64_t now[3] = {stats.events.load(std::memory_order_relaxed),
+                                stats.json_bytes.load(std::memory_order_relaxed),
+                                stats.deflate_bytes.load(std::memory_order_relaxed)};
+  prometheus::Counter* counters[3] = {deflate_events_, deflate_json_bytes_, deflate_bytes_};
+  for (int i = 0; i < 3; ++i) {
+    counters[i]->Increment(static_cast<double>(now[i] - last_deflate_[i]));
+    last_deflate_[i] = now[i];
+  }
 }
 
 void FanoutProbe::set_http(const HttpServerStats& stats) {

@@ -8,6 +8,7 @@
 #include "common/metrics/proto_rejections.hpp"
 #include "services/fanout/event_feed.hpp"
 #include "services/fanout/http_server.hpp"
+#include "services/fanout/subscriber_options.hpp"
 
 namespace prometheus {
 class Registry;
@@ -34,8 +35,8 @@ class FanoutProbe final : public FeedObserver {
  public:
   explicit FanoutProbe(std::shared_ptr<prometheus::Registry> registry);
 
-  void subscriber_connected(bool compressed);
-  void subscriber_disconnected(bool compressed, CloseReason reason);
+  void subscriber_connected(MessageEncoding encoding);
+  void subscriber_disconnected(MessageEncoding encoding, CloseReason reason);
   void delivered(std::uint64_t events, std::uint64_t bytes);
   /// decode's sequencing time (`time_us`) of the first event of a send to the send: how far
   /// behind the stream a client is served (sampled once per send).
@@ -62,6 +63,8 @@ class FanoutProbe final : public FeedObserver {
   /// (seconds; -1 before it is measured) and the congested intervals so far.
   void set_catch_up(double events_per_second, double baseline_seconds,
                     std::uint64_t congested_intervals);
+  /// permessage-deflate's counters (called once a second; counters advance by the difference).
+  void set_deflate(const DeflateStats& stats);
 
   // FeedObserver
   void on_batch_received(std::size_t events, std::size_t bytes) override;
@@ -72,7 +75,11 @@ class FanoutProbe final : public FeedObserver {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   metrics::ProtoRejections proto_rejections_;
-  prometheus::Gauge* subscribers_[2]{};
+  prometheus::Gauge* subscribers_[kMessageEncodingCount]{};
+  prometheus::Counter* deflate_events_ = nullptr;
+  prometheus::Counter* deflate_json_bytes_ = nullptr;
+  prometheus::Counter* deflate_bytes_ = nullptr;
+  std::uint64_t last_deflate_[3] = {};  // set_deflate is called from one actor only
   prometheus::Counter* closes_[kCloseReasonCount]{};
   prometheus::Counter* events_delivered_ = nullptr;
   prometheus::Counter* bytes_delivered_ = nullptr;

@@ -66,6 +66,9 @@ void register_fanout_flags(config::FlagSet& flags, FanoutOptions& o) {
   flags.add_int64("max-request-memory", &o.max_request_memory,
                   "bytes the requests being read may hold together: a request head over 16 KiB "
                   "(up to 1 MiB: 10,000 wantedDids) waits in line for a 4 MiB share");
+  flags.add_bool("permessage-deflate", &o.permessage_deflate,
+                 "answer browsers' permessage-deflate offers (RFC 7692): each event compressed "
+                 "once per replica, only while such a client is connected; false = plain text");
   flags.add_string("log-level", &o.log_level, "debug, info, warn or error");
 }
 
@@ -73,22 +76,26 @@ namespace {
 
 using housekeeping_atom = caf::atom_constant<caf::atom("housekeep")>;
 
-/// Once a second: the window's, the catch-up governor's and the HTTP server's figures into the
-/// probe, and the rate limiter forgets idle addresses.
+/// Once a second: the window's, the catch-up governor's, permessage-deflate's and the HTTP
+/// server's figures into the probe, and the rate limiter forgets idle addresses.
 caf::actor spawn_housekeeping(caf::actor_system& actors, const EventWindow& window,
                               IpRateLimiter& limiter, const CatchUpGovernor& catch_up,
-                              FanoutProbe& probe, const HttpServer& http) {
-  return actors.spawn([&window, &limiter, &catch_up, &probe, &http](caf::event_based_actor* self) {
-    self->send(self, housekeeping_atom::value);
-    return caf::behavior{[=, &window, &limiter, &catch_up, &probe, &http](housekeeping_atom) {
-      probe.set_window(window.bytes(), window.newest());
-      probe.set_http(http.stats());
-      probe.set_catch_up(catch_up.enabled() ? catch_up.events_per_second() : -1,
-                         catch_up.baseline_seconds(), catch_up.congested_intervals());
-      limiter.forget_idle(std::chrono::seconds(60));
-      self->delayed_send(self, std::chrono::seconds(1), housekeeping_atom::value);
-    }};
-  });
+                              const DeflateStats& deflate, FanoutProbe& probe,
+                              const HttpServer& http) {
+  return actors.spawn(
+      [&window, &limiter, &catch_up, &deflate, &probe, &http](caf::event_based_actor* self) {
+        self->send(self, housekeeping_atom::value);
+        return caf::behavior{
+            [=, &window, &limiter, &catch_up, &deflate, &probe, &http](housekeeping_atom) {
+              probe.set_window(window.bytes(), window.newest());
+              probe.set_http(http.stats());
+              probe.set_deflate(deflate);
+              probe.set_catch_up(catch_up.enabled() ? catch_up.events_per_second() : -1,
+                                 catch_up.baseline_seconds(), catch_up.congested_intervals());
+              limiter.forget_idle(std::chrono::seconds(60));
+              self->delayed_send(self, std::chrono::seconds(1), housekeeping_atom::value);
+            }};
+      });
 }
 
 /// /readyz: joined to decode's stream, not repairing a gap, and heard from decode lately.
@@ -116,6 +123,7 @@ struct FanoutService::Impl {
   std::unique_ptr<EventWindow> window;
   std::unique_ptr<IpRateLimiter> limiter;
   std::unique_ptr<CatchUpGovernor> catch_up;
+  DeflateStats deflate;
   zmq::context_t context{1};
   std::unique_ptr<caf::actor_system_config> actor_config;
   std::unique_ptr<caf::actor_system> actors;
@@ -212,6 +220,7 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   EventFeedOptions feed_options;
   feed_options.events_endpoint = options.events_endpoint;
   feed_options.replay_endpoint = options.replay_endpoint;
+  feed_options.deflate = &s.deflate;
   s.feed = std::make_unique<EventFeed>(s.context, feed_options, *s.window,
                                        notify_broadcaster(s.broadcaster), *s.probe);
   s.feed->start();
@@ -223,6 +232,7 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   session_context.limiter = s.limiter.get();
   session_context.catch_up = s.catch_up->enabled() ? s.catch_up.get() : nullptr;
   session_context.broadcaster = s.broadcaster;
+  session_context.deflate = &s.deflate;
   session_context.config.high_water_bytes = static_cast<std::uint64_t>(options.client_buffer_bytes);
   session_context.config.slow_client_timeout =
       std::chrono::duration_cast<std::chrono::seconds>(options.slow_client_timeout);
@@ -231,6 +241,7 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   http_options.listen = *listen;
   http_options.threads = io_threads;
   http_options.trusted_proxies = *TrustedProxies::parse(options.trusted_proxies);  // validated
+  http_options.permessage_deflate = options.permessage_deflate;
   http_options.connection.ping_interval =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.ping_interval);
   http_options.connection.pong_timeout =
@@ -255,8 +266,8 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
     error = e.what();
     return nullptr;
   }
-  s.housekeeping =
-      spawn_housekeeping(*s.actors, *s.window, *s.limiter, *s.catch_up, *s.probe, *s.http);
+  s.housekeeping = spawn_housekeeping(*s.actors, *s.window, *s.limiter, *s.catch_up, s.deflate,
+                                      *s.probe, *s.http);
   s.metrics_server->set_health([] { return true; },
                                [feed = s.feed.get()] { return feed_readiness(*feed); });
   log::info("fanout started", {{"listen", options.listen_addr},

@@ -37,6 +37,8 @@ struct FanoutOptions {
   std::chrono::microseconds header_timeout = std::chrono::seconds(10);
   /// Memory the requests being read may hold together (HttpServerOptions::max_request_memory).
   std::int64_t max_request_memory = std::int64_t{128} << 20;
+  /// Answer permessage-deflate offers (HttpServerOptions::permessage_deflate).
+  bool permessage_deflate = true;
   std::string log_level = "info";
 };
 

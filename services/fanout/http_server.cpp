@@ -34,6 +34,7 @@
 #include "common/config/ascii_text.hpp"
 #include "common/log/log.hpp"
 #include "common/websocket/codec.hpp"
+#include "common/websocket/permessage_deflate.hpp"
 
 namespace jetstream::fanout {
 
@@ -196,13 +197,29 @@ std::optional<std::string> websocket_key(const Request& request) {
   return std::string(key);
 }
 
-std::string switching_protocols(std::string_view key) {
+/// Every `Sec-WebSocket-Extensions` line of the request, joined with "," (RFC 7230 §3.2.2).
+std::string extension_offers(const Request& request) {
+  std::string offers;
+  const auto lines = request.equal_range(http::field::sec_websocket_extensions);
+  for (auto it = lines.first; it != lines.second; ++it) {
+    if (!offers.empty()) offers += ',';
+    offers += to_view(it->value());
+  }
+  return offers;
+}
+
+/// The 101; `extensions` (may be empty) is the accepted `Sec-WebSocket-Extensions`.
+std::string switching_protocols(std::string_view key, std::string_view extensions) {
   std::string out =
       "HTTP/1.1 101 Switching Protocols\r\n"
       "Upgrade: websocket\r\n"
       "Connection: Upgrade\r\n"
       "Sec-WebSocket-Accept: ";
   out += websocket::websocket_accept(key);
+  if (!extensions.empty()) {
+    out += "\r\nSec-WebSocket-Extensions: ";
+    out += extensions;
+  }
   out += "\r\n\r\n";
   return out;
 }
@@ -489,6 +506,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     subscribe.client_ip = client_ip(request);
     subscribe.user_agent =
         std::string(to_view(request[http::field::user_agent]).substr(0, kMaxUserAgentBytes));
+    std::optional<std::string> deflate_answer;
+    if (server_->options.permessage_deflate) {
+      deflate_answer = websocket::accept_permessage_deflate(extension_offers(request));
+      subscribe.deflate_offered = deflate_answer.has_value();
+    }
 
     // v1 order: the query is validated first (400 with its text), the handshake second.
     SubscribeDecision decision;
@@ -510,10 +532,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       respond(bad_handshake(), !keep_alive);
       return;
     }
-    upgrade(std::get<SubscribeAccept>(std::move(decision)), *key, std::move(subscribe.client_ip));
+    auto accept = std::get<SubscribeAccept>(std::move(decision));
+    const std::string extensions =
+        accept.permessage_deflate && deflate_answer ? *deflate_answer : std::string();
+    upgrade(std::move(accept), *key, extensions, std::move(subscribe.client_ip));
   }
 
-  void upgrade(SubscribeAccept accept, const std::string& key, std::string ip) {
+  void upgrade(SubscribeAccept accept, const std::string& key, const std::string& extensions,
+               std::string ip) {
     done_ = true;
     timer_.cancel();
     // Bytes the client sent after its request (frames pipelined behind the handshake).
@@ -527,10 +553,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return;
     }
     std::shared_ptr<ClientConnection> connection;
+    ConnectionOptions connection_options = server_->options.connection;
+    if (!extensions.empty())
+      connection_options.compression = websocket::Compression::kPermessageDeflate;
     try {
-      connection =
-          ClientConnection::adopt(server_->io, fd, std::move(ip), server_->options.connection,
-                                  switching_protocols(key), received);
+      connection = ClientConnection::adopt(server_->io, fd, std::move(ip), connection_options,
+                                           switching_protocols(key, extensions), received);
     } catch (const std::exception& e) {
       log::warn("cannot adopt an upgraded socket", {{"error", e.what()}});
       return;

@@ -33,6 +33,9 @@ struct SubscribeRequest {
   std::string client_ip;
   /// `User-Agent`, for logs only (at most 256 bytes).
   std::string user_agent;
+  /// The client offered permessage-deflate in a form this server accepts (and the server allows
+  /// it: `HttpServerOptions::permessage_deflate`). The handler decides whether to use it.
+  bool deflate_offered = false;
 };
 
 /// Refuses the request with a plain-text answer (`text/plain; charset=UTF-8`, body as given —
@@ -49,6 +52,9 @@ struct SubscribeAccept {
   /// Called once the connection exists, before anything is read from it or written to it,
   /// on a server thread. Returns the connection's callbacks; `send()` may already be called.
   std::function<ConnectionHandlers(const std::shared_ptr<ClientConnection>& connection)> on_open;
+  /// Answer the client's permessage-deflate offer (only when `deflate_offered`): the 101 carries
+  /// the extension and the connection reads compressed client messages.
+  bool permessage_deflate = false;
 };
 
 using SubscribeDecision = std::variant<HttpError, SubscribeAccept>;
@@ -61,6 +67,8 @@ struct HttpServerOptions {
   std::size_t threads = 1;
   /// Settings of every websocket connection.
   ConnectionOptions connection;
+  /// Whether permessage-deflate offers are considered at all (`--permessage-deflate`).
+  bool permessage_deflate = true;
   /// Time a client has to send a complete request (each one, on a keep-alive connection), and
   /// to read the answer; counted while its bytes are read, not while it waits for memory (below).
   std::chrono::milliseconds header_timeout{10'000};

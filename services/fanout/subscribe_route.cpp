@@ -46,13 +46,18 @@ SubscribeHandler subscribe_handler(caf::actor_system& actors, SessionContext con
       }
       parsed.options->snapshot_collections = state->compacted;
     }
+    // permessage-deflate for a client that offered it and did not ask for zstd (API.md
+    // "Browsers"): zstd frames are compressed already.
+    parsed.options->deflate = request.deflate_offered && !parsed.options->compress;
+    const bool deflate = parsed.options->deflate;
     return SubscribeAccept{
         [&actors, context, subscriber = std::move(*parsed.options),
          ip = request.client_ip](const std::shared_ptr<ClientConnection>& connection) {
           const SessionHandle session = spawn_session(
               actors, context, std::make_shared<ConnectionSink>(connection), subscriber, ip);
           return session_handlers(session);
-        }};
+        },
+        deflate};
   };
 }
 

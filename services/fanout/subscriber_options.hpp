@@ -61,6 +61,11 @@ struct SubscriberFilters {
   friend bool operator==(const SubscriberFilters&, const SubscriberFilters&) = default;
 };
 
+/// How a subscriber's events are sent: v1 text, v1 zstd binary (`compress=true`), or text
+/// compressed by the transport (permessage-deflate, negotiated by browsers; API.md "Browsers").
+enum class MessageEncoding : std::uint8_t { text, zstd, deflate };
+inline constexpr std::size_t kMessageEncodingCount = 3;
+
 /// Everything a `/subscribe` request asks for.
 struct SubscriberOptions {
   SubscriberFilters filters;
@@ -71,6 +76,9 @@ struct SubscriberOptions {
   std::optional<std::int64_t> cursor;
   /// Binary zstd messages (v1 dictionary). Fixed for the connection's lifetime.
   bool compress = false;
+  /// permessage-deflate was negotiated (by the handshake, never from the query; only without
+  /// `compress`): events go as compressed text messages. Fixed for the connection's lifetime.
+  bool deflate = false;
   /// Send nothing until the first valid options_update.
   bool require_hello = false;
   /// `snapshot=true` (API.md "State"): the compacted records first, then the log, then live.
@@ -79,6 +87,12 @@ struct SubscriberOptions {
   /// Snapshot only: decode's compacted collections at the handshake (what options_update may
   /// ask for; the filters when the client named no collection).
   syntax::CollectionSet snapshot_collections;
+
+  MessageEncoding encoding() const {
+    return compress  ? MessageEncoding::zstd
+           : deflate ? MessageEncoding::deflate
+                     : MessageEncoding::text;
+  }
 
   friend bool operator==(const SubscriberOptions&, const SubscriberOptions&) = default;
 };

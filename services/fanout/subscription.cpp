@@ -18,7 +18,10 @@ Subscription::Subscription(SubscriptionParts parts, std::shared_ptr<ClientSink> 
       signals_(std::move(signals)),
       driver_(driver) {
   holds_.hello = options_.require_hello;
-  parts_.probe->subscriber_connected(options_.compress);
+  parts_.probe->subscriber_connected(options_.encoding());
+  if (options_.deflate && parts_.deflate != nullptr) {
+    parts_.deflate->clients.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 void Subscription::start(std::int64_t now_us, bool joined) {
@@ -112,7 +115,10 @@ void Subscription::finish(std::uint16_t code, const std::string& reason, CloseRe
   closed_ = true;
   if (in_snapshot_) parts_.probe->snapshot_finished(false);
   if (replay_.counted) parts_.probe->replay_finished();
-  parts_.probe->subscriber_disconnected(options_.compress, why);
+  parts_.probe->subscriber_disconnected(options_.encoding(), why);
+  if (options_.deflate && parts_.deflate != nullptr) {
+    parts_.deflate->clients.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (code != 0) sink_->close(code, reason);
   driver_.stop();
 }
@@ -184,6 +190,9 @@ Subscription::Delivery Subscription::deliver_queue() {
     auto& [block, index] = queue_.front();
     const auto events = block->events();
     if (index == 0) index = block->first_after(position_);
+    // Made once per block for every deflate client (usually already, by the feed).
+    const DeflatedFrames* deflated =
+        options_.deflate && index < events.size() ? &block->deflated(parts_.deflate) : nullptr;
     const std::size_t run_start = frames.size();
     for (; index < events.size(); ++index) {
       const BlockEvent& event = events[index];
@@ -196,7 +205,10 @@ Subscription::Delivery Subscription::deliver_queue() {
         continue;
       }
       const bool binary = options_.compress && !event.binary_frame.empty();
-      const auto frame = binary ? event.binary_frame : event.text_frame;
+      const auto frame = binary     ? event.binary_frame
+                         : deflated ? deflated->frames[index]
+                                    : event.text_frame;
+      // permessage-deflate is the transport's: the limit counts the JSON (API.md "Browsers").
       const std::size_t payload = binary ? event.zstd_size : event.json_size;
       if (!filter_.accepts_size(payload)) {
         ++oversize;

@@ -75,6 +75,7 @@ struct SubscriptionParts {
   IpRateLimiter* limiter = nullptr;
   CatchUpGovernor* catch_up = nullptr;  ///< null: catch-up is paced by the per-IP rate only
   SessionConfig config;
+  DeflateStats* deflate = nullptr;  ///< the replica's permessage-deflate figures (may be null)
 };
 
 class Subscription {

@@ -84,6 +84,8 @@ describe('e2e: real PDS → ingest → decode → fanout → real clients', { sk
     const ws = run.pipeline.fanoutWs;
     run.live = await lib.openRaw(`${ws}/subscribe`);
     run.liveZstd = await lib.openRaw(`${ws}/subscribe?compress=true`);
+    // A browser's way (API.md "Browsers"): permessage-deflate, npm ws inflating.
+    run.liveDeflate = await lib.openRaw(`${ws}/subscribe`, { deflate: true });
 
     const rec = new lib.Recorder(run.pds.url);
     const st = {};
@@ -125,6 +127,7 @@ describe('e2e: real PDS → ingest → decode → fanout → real clients', { sk
     await Promise.all([
       soft(run.live.waitForCount(total, 30_000, 'live'), 'live stream'),
       soft(run.liveZstd.waitForCount(total, 30_000, 'live compressed'), 'live compressed stream'),
+      soft(run.liveDeflate.waitForCount(total, 30_000, 'live permessage-deflate'), 'live permessage-deflate stream'),
       soft(
         waitFor(() => run.skyware.events.length >= filtered(run.skywareFilter), {
           timeoutMs: 30_000,
@@ -160,12 +163,22 @@ describe('e2e: real PDS → ingest → decode → fanout → real clients', { sk
     run.replayZstd = await lib.openRaw(`${ws}/subscribe?cursor=${run.firstTimeUs}`, {
       headers: { 'Socket-Encoding': 'zstd' },
     });
+    run.replayDeflate = await lib.openRaw(`${ws}/subscribe?cursor=${run.firstTimeUs}`, { deflate: true });
+    // requireHello + an options_update that ws sends compressed (threshold 0: every message).
+    run.deflateHello = await lib.openRaw(`${ws}/subscribe?cursor=${run.firstTimeUs}&requireHello=true`, { deflate: true });
+    run.deflateHello.ws.send(JSON.stringify({
+      type: 'options_update',
+      payload: { wantedCollections: ['app.bsky.feed.post'], wantedDids: [] },
+    }));
+    run.deflateHelloExpected = rec.expected.filter((e) => lib.matchesFilter(e, { wantedCollections: ['app.bsky.feed.post'] })).length;
     const acrossCount = total - run.restartCutIndex;
     await Promise.all([
       soft(run.replayFirst.waitForCount(total, 20_000, 'replay from the first cursor'), 'replay (cursor = first event)'),
       soft(run.replayZero.waitForCount(total, 20_000, 'replay cursor=0'), 'replay (cursor=0)'),
       soft(run.replayAcrossRestart.waitForCount(acrossCount, 20_000, 'replay across the restart'), 'replay across the decode restart'),
       soft(run.replayZstd.waitForCount(total, 20_000, 'compressed replay'), 'compressed replay'),
+      soft(run.replayDeflate.waitForCount(total, 20_000, 'permessage-deflate replay'), 'permessage-deflate replay'),
+      soft(run.deflateHello.waitForCount(run.deflateHelloExpected, 20_000, 'permessage-deflate options_update'), 'permessage-deflate options_update'),
     ]);
     // State: a ws client asking for snapshot=true after everything happened.
     run.snapshot = await lib.openRaw(`${ws}/subscribe?snapshot=true`);
@@ -183,7 +196,7 @@ describe('e2e: real PDS → ingest → decode → fanout → real clients', { sk
   }, { timeout: 200_000 });
 
   after(async () => {
-    for (const c of [run.live, run.liveZstd, run.replayFirst, run.replayZero, run.replayAcrossRestart, run.replayZstd, run.snapshot]) {
+    for (const c of [run.live, run.liveZstd, run.liveDeflate, run.replayFirst, run.replayZero, run.replayAcrossRestart, run.replayZstd, run.replayDeflate, run.deflateHello, run.snapshot]) {
       c?.terminate();
     }
     run.skyware?.stop();
@@ -198,6 +211,9 @@ describe('e2e: real PDS → ingest → decode → fanout → real clients', { sk
       live: run.live?.count(),
       liveBeforeDecodeKill: run.countBeforeRestart,
       liveCompressed: run.liveZstd?.count(),
+      liveDeflate: run.liveDeflate?.count(),
+      replayDeflate: run.replayDeflate?.count(),
+      deflateHello: run.deflateHello?.count(),
       skyware: run.skyware?.events.length,
       atcute: run.atcute?.events.length,
       replayFirst: run.replayFirst?.count(),
@@ -282,6 +298,24 @@ describe('e2e: real PDS → ingest → decode → fanout → real clients', { sk
       const decoded = client.messages.map((m) => run.zstd.decode(m.data));
       fail(sameBytes(decoded, run.live.texts(), `${label} (decoded with ${run.zstd.kind})`));
     }
+  });
+
+  test('permessage-deflate (npm ws, as a browser offers it): live and replay get exactly the text events; a compressed options_update filters', () => {
+    const problems = [];
+    for (const [client, label] of [[run.liveDeflate, 'live'], [run.replayDeflate, 'replay'], [run.deflateHello, 'options_update']]) {
+      if (!String(client.extensions).startsWith('permessage-deflate')) problems.push(`${label}: extensions ${JSON.stringify(client.extensions)}`);
+      if (client.messages.some((m) => m.binary)) problems.push(`${label}: a binary message`);
+    }
+    problems.push(...sameBytes(run.liveDeflate.texts(), run.live.texts(), 'live permessage-deflate'));
+    problems.push(...sameBytes(run.replayDeflate.texts(), run.replayFirst.texts(), 'replay permessage-deflate'));
+    // v1's filter: collections filter commits only; identity and account events pass.
+    const posts = run.replayFirst.texts().filter((t) => {
+      const e = JSON.parse(t);
+      return e.kind !== 'commit' || e.commit.collection === 'app.bsky.feed.post';
+    });
+    if (!posts.some((t) => t.includes('"collection":"app.bsky.feed.post"'))) problems.push('the scenario made no post');
+    problems.push(...sameBytes(run.deflateHello.texts(), posts, 'options_update sent compressed'));
+    fail(problems, logs());
   });
 
   test('snapshot=true: a ws client folding the stream holds exactly the records the PDS holds (app.bsky.*)', async () => {

@@ -152,6 +152,136 @@ TEST_F(Fanout, CompressedStreamDecodesWithTheV1DictionaryToTheSameJson) {
   }
 }
 
+// API.md "Browsers": permessage-deflate for clients that offer it and did not ask for zstd, each
+// event compressed once per replica for all of them; the negotiation cases; compressed client
+// messages, a deflate bomb and broken compressed data.
+TEST_F(Fanout, DeflateClientsGetEveryEventCompressedOnceForAllOfThem) {
+  auto stack = start("deflate", 1500, 300);  // ~5 s of publishing: both clients join early
+  const std::string offer =
+      "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+  WsTestClient first, second;
+  ASSERT_EQ(first.connect(stack->fanout_port, "/subscribe", offer), 101);
+  ASSERT_EQ(second.connect(stack->fanout_port, "/subscribe", offer), 101);
+  for (auto* client : {&first, &second}) {
+    EXPECT_NE(client->response().find("Sec-WebSocket-Extensions: permessage-deflate; "
+                                      "server_no_context_takeover; client_no_context_takeover\r\n"),
+              std::string::npos)
+        << client->response();
+    ASSERT_TRUE(client->deflate());
+  }
+  EXPECT_TRUE(support::eventually(
+      [&] {
+        return StackUnderTest::metric(stack->fanout_metrics_port,
+                                      "jetstream_subscribers_connected{compression=\"deflate\"}") ==
+               2;
+      },
+      10s));
+
+  const auto log = full_log(*stack);
+  ASSERT_EQ(log.size(), expected_events_);
+  // Each client: a gap-free suffix of the log, every event's JSON intact after inflating.
+  std::size_t received[2] = {};
+  int index = 0;
+  for (auto* client : {&first, &second}) {
+    std::size_t compressed = 0;
+    auto message = client->read(60s);
+    ASSERT_TRUE(message);
+    const auto start = std::find_if(log.begin(), log.end(), [&](const support::OwnedEvent& e) {
+      return e.json == message->payload;
+    });
+    ASSERT_NE(start, log.end()) << message->payload.substr(0, 200);
+    for (auto it = start; it != log.end(); ++it) {
+      if (it != start) message = client->read(60s);
+      ASSERT_TRUE(message) << "event " << (it - log.begin());
+      ASSERT_EQ(message->opcode, 1) << "deflate events are text messages";
+      ASSERT_EQ(message->payload, it->json);
+      if (message->compressed) ++compressed;
+      ++received[index];
+    }
+    EXPECT_GT(compressed, received[index] / 2) << "most events get smaller";
+    ++index;
+  }
+  // Compressed once per replica: per client, the count would be the sum of what both received.
+  double deflated = 0;
+  support::eventually(
+      [&] {
+        deflated = StackUnderTest::metric(stack->fanout_metrics_port,
+                                          "jetstream_fanout_deflate_events_total");
+        return deflated >= static_cast<double>(std::max(received[0], received[1]));
+      },
+      10s);
+  EXPECT_GE(deflated, static_cast<double>(std::max(received[0], received[1])));
+  EXPECT_LT(deflated, static_cast<double>(received[0] + received[1]));
+  EXPECT_LT(StackUnderTest::metric(stack->fanout_metrics_port,
+                                   "jetstream_fanout_deflate_bytes_total{form=\"deflate\"}"),
+            StackUnderTest::metric(stack->fanout_metrics_port,
+                                   "jetstream_fanout_deflate_bytes_total{form=\"json\"}"));
+
+  // Without an offer, with zstd, or asking for a smaller server window: no extension.
+  WsTestClient text, zstd, small_window;
+  ASSERT_EQ(text.connect(stack->fanout_port, "/subscribe?cursor=0"), 101);
+  ASSERT_EQ(zstd.connect(stack->fanout_port, "/subscribe?cursor=0&compress=true", offer), 101);
+  ASSERT_EQ(small_window.connect(stack->fanout_port, "/subscribe?cursor=0",
+                                 "Sec-WebSocket-Extensions: permessage-deflate; "
+                                 "server_max_window_bits=10\r\n"),
+            101);
+  for (auto* client : {&text, &zstd, &small_window}) {
+    EXPECT_EQ(client->response().find("Sec-WebSocket-Extensions"), std::string::npos)
+        << client->response();
+    const auto message = client->read(30s);
+    ASSERT_TRUE(message);
+    EXPECT_FALSE(message->compressed);
+    EXPECT_EQ(message->opcode, client == &zstd ? 2 : 1);
+    if (client != &zstd) {
+      EXPECT_EQ(message->payload, log.front().json);
+    }
+  }
+
+  // A compressed options_update is read like a plain one; maxMessageSizeBytes counts the JSON.
+  WsTestClient hello;
+  ASSERT_EQ(hello.connect(stack->fanout_port, "/subscribe?cursor=0&requireHello=true", offer), 101);
+  ASSERT_TRUE(hello.send_compressed_text(
+      R"({"type":"options_update","payload":{"wantedCollections":["app.bsky.feed.post"],"maxMessageSizeBytes":600}})"));
+  std::size_t expected_posts = 0;
+  for (const auto& event : log) {
+    if (event.collection == "app.bsky.feed.post" && event.json.size() <= 600) ++expected_posts;
+  }
+  ASSERT_GT(expected_posts, 0u);
+  const auto posts = read_events(hello, expected_posts, 30s);
+  ASSERT_EQ(posts.size(), expected_posts);
+  for (const auto& event : posts) {
+    EXPECT_NE(event.find(R"("collection":"app.bsky.feed.post")"), std::string::npos);
+    EXPECT_LE(event.size(), 600u);
+  }
+
+  // A deflate bomb (10 MB of zeros inflate past the 10,000,000-byte limit) closes 1009; broken
+  // compressed data closes 1007; the first client is unaffected by either.
+  const auto close_of = [](WsTestClient& client) -> std::optional<support::WsMessage> {
+    while (auto message = client.read(30s)) {
+      if (message->opcode == 8) return message;
+    }
+    return std::nullopt;
+  };
+  WsTestClient bomb, broken;
+  ASSERT_EQ(bomb.connect(stack->fanout_port, "/subscribe?wantedCollections=none.at.all", offer),
+            101);
+  ASSERT_EQ(broken.connect(stack->fanout_port, "/subscribe?wantedCollections=none.at.all", offer),
+            101);
+  ASSERT_TRUE(bomb.send_compressed_text(std::string(10'000'001, '\0')));
+  ASSERT_TRUE(broken.send_frame(0x1, std::string("\xff\xff\xff", 3), /*compressed=*/true));
+  const auto bomb_close = close_of(bomb);
+  ASSERT_TRUE(bomb_close);
+  EXPECT_EQ(bomb_close->close_code(), 1009);
+  const auto broken_close = close_of(broken);
+  ASSERT_TRUE(broken_close);
+  EXPECT_EQ(broken_close->close_code(), 1007);
+  WsTestClient after;
+  ASSERT_EQ(after.connect(stack->fanout_port, "/subscribe?cursor=0", offer), 101);
+  const auto again = after.read(30s);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->payload, log.front().json);
+}
+
 TEST_F(Fanout, HttpSurfaceMatchesV1) {
   auto stack = start("http", 75, 0, {}, /*dictionary=*/false);
   const auto root = StackUnderTest::http_get(stack->fanout_port, "/");

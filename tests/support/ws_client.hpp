@@ -1,6 +1,7 @@
 // A small blocking websocket client for black-box tests of fanout: raw socket, the upgrade request,
 // and frames written and parsed by the one codec (common/websocket/codec.hpp), so a server frame
-// that breaks RFC 6455 fails the test. Not for production.
+// that breaks RFC 6455 fails the test. Where the server accepts permessage-deflate (offer it in
+// `extra_headers`), compressed messages are inflated and marked. Not for production.
 #pragma once
 
 #include <arpa/inet.h>
@@ -19,6 +20,7 @@
 #include <string>
 
 #include "common/websocket/codec.hpp"
+#include "common/websocket/permessage_deflate.hpp"
 #include "tests/support/child_process.hpp"
 
 namespace jetstream::testing {
@@ -27,6 +29,7 @@ struct WsMessage {
   std::uint8_t opcode = 0;  ///< 1 text, 2 binary, 8 close, 9 ping, 10 pong
   std::string payload;      ///< close: the reason
   std::uint16_t code = 0;   ///< close: the code (1005 when the frame had none)
+  bool compressed = false;  ///< arrived with RSV1 (permessage-deflate); `payload` is inflated
   std::uint16_t close_code() const { return code; }
 };
 
@@ -61,6 +64,12 @@ class WsTestClient {
     response_ = buffer_.substr(0, end);
     buffer_.erase(0, end);
     const int status = std::stoi(response_.substr(9, 3));
+    if (status == 101 &&
+        response_.find("Sec-WebSocket-Extensions: permessage-deflate") != std::string::npos) {
+      deflate_ = true;
+      parser_ = websocket::FrameParser(websocket::Sender::kServer, std::uint64_t{1} << 30,
+                                       websocket::Compression::kPermessageDeflate);
+    }
     if (status != 101) {
       // A plain HTTP answer: read its Content-Length body (or until the server closes).
       std::size_t length = std::string::npos;
@@ -78,6 +87,8 @@ class WsTestClient {
   }
 
   const std::string& response() const { return response_; }
+  /// The server accepted permessage-deflate.
+  bool deflate() const { return deflate_; }
 
   /// The next message, or nullopt when none arrives within `timeout` or the socket closed.
   std::optional<WsMessage> read(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
@@ -97,11 +108,17 @@ class WsTestClient {
   bool send_close(std::uint16_t code) {
     return send_frame(0x8, websocket::close_payload(code, {}));
   }
-  bool send_frame(std::uint8_t opcode, const std::string& payload) {
+  bool send_frame(std::uint8_t opcode, const std::string& payload, bool compressed = false) {
     std::string frame;
     websocket::append_masked_frame(frame, static_cast<websocket::Opcode>(opcode), payload,
-                                   {0x12, 0x34, 0x56, 0x78});
+                                   {0x12, 0x34, 0x56, 0x78}, compressed);
     return send_all(frame);
+  }
+  /// A text message compressed alone (as the server asked: client_no_context_takeover).
+  bool send_compressed_text(const std::string& text) {
+    std::string payload;
+    websocket::MessageDeflater().compress(text, payload);
+    return send_frame(0x1, payload, true);
   }
 
   /// For a client that will stop reading: a tiny receive buffer (set before connecting, so the
@@ -135,7 +152,15 @@ class WsTestClient {
     std::optional<WsMessage> message;
     if (status == websocket::FrameParser::Status::kMessage) {  // copied before buffer_ changes
       message = WsMessage{static_cast<std::uint8_t>(message_.opcode), std::string(message_.view),
-                          message_.close_code};
+                          message_.close_code, message_.compressed};
+      if (message_.compressed) {
+        std::string inflated;
+        if (inflater_.inflate(message->payload, std::size_t{1} << 30, inflated) !=
+            websocket::MessageInflater::Result::kOk) {
+          ADD_FAILURE() << "the server sent a compressed message that does not inflate";
+        }
+        message->payload = std::move(inflated);
+      }
     }
     buffer_.erase(0, buffer_.size() - input.size());
     if (status == websocket::FrameParser::Status::kError) {
@@ -149,6 +174,9 @@ class WsTestClient {
   std::string buffer_;
   std::string response_;
   websocket::FrameParser parser_{websocket::Sender::kServer, std::uint64_t{1} << 30};
+  bool deflate_ = false;
+  // Every message inflated alone: the server promised server_no_context_takeover.
+  websocket::MessageInflater inflater_;
   websocket::Message message_;
 };
 

@@ -44,6 +44,7 @@ Worker::Worker(const EngineConfig& config, std::vector<std::size_t> client_ids, 
   if (config_.dictionary && config_.decompress_every > 0) {
     decompressor_ = std::make_unique<zstd::Decompressor>(config_.dictionary);
   }
+  if (config_.deflate) inflater_ = std::make_unique<websocket::MessageInflater>();
 }
 
 Worker::~Worker() {
@@ -154,7 +155,7 @@ void Worker::on_connected(Connection& c) {
   c.accept = websocket::websocket_accept(key);
   c.state = State::kHandshaking;
   set_events(c, false);
-  send_bytes(c, upgrade_request(config_.host_header, config_.target, key));
+  send_bytes(c, upgrade_request(config_.host_header, config_.target, key, config_.deflate));
 }
 
 void Worker::on_event(Connection& c, std::uint32_t events) {
@@ -196,7 +197,7 @@ void Worker::on_bytes(Connection& c, std::string_view data) {
     return;
   }
   c.in.append(data);
-  const UpgradeCheck check = check_upgrade_response(c.in, c.accept);
+  const UpgradeCheck check = check_upgrade_response(c.in, c.accept, false, config_.deflate);
   switch (check.status) {
     case UpgradeCheck::Status::kIncomplete:
       if (c.in.size() > 2 * kMaxResponseHeadBytes) finish(c, "handshake: response too long");
@@ -206,6 +207,10 @@ void Worker::on_bytes(Connection& c, std::string_view data) {
   }
   c.state = State::kOpen;
   c.result.connected = true;
+  if (check.deflate) {
+    c.parser = websocket::FrameParser(websocket::Sender::kServer, 64u << 20,
+                                      websocket::Compression::kPermessageDeflate);
+  }
   ++connected_;
   ++open_;
   const std::string rest = c.in.substr(check.header_bytes);
@@ -217,7 +222,7 @@ void Worker::on_bytes(Connection& c, std::string_view data) {
 
 void Worker::on_eof(Connection& c) {
   if (c.state == State::kHandshaking) {
-    const UpgradeCheck check = check_upgrade_response(c.in, c.accept, true);
+    const UpgradeCheck check = check_upgrade_response(c.in, c.accept, true, config_.deflate);
     finish(c,
            "handshake: " + (check.error.empty() ? std::string("connection closed") : check.error));
     return;
@@ -250,7 +255,8 @@ bool Worker::sampled(std::uint64_t index) const {
 
 websocket::KeepBytes Worker::keep_bytes(const Connection& c) const {
   if (c.state != State::kOpen) return {0, 0};
-  return {kTimeUsPrefixBytes,
+  // A compressed text message is inflated from its start: keep all of it (events are small).
+  return {inflater_ ? std::numeric_limits<std::size_t>::max() : kTimeUsPrefixBytes,
           sampled(c.result.messages) ? std::numeric_limits<std::size_t>::max() : 0};
 }
 
@@ -265,7 +271,19 @@ void Worker::on_message(Connection& c, const websocket::Message& message) {
   const std::uint64_t index = r.messages++;
   r.payload_bytes += message.size;
   ++deliveries_;
-  if (opcode == websocket::Opcode::kText) {
+  if (opcode == websocket::Opcode::kText && message.compressed) {
+    // Only the event's start is inflated: the bound stops zlib right after `time_us`.
+    const auto result = inflater_->inflate(kept, kTimeUsPrefixBytes, inflated_);
+    const auto time_us = result == websocket::MessageInflater::Result::kCorrupt
+                             ? std::nullopt
+                             : extract_time_us(inflated_);
+    if (result == websocket::MessageInflater::Result::kCorrupt) ++r.decompress_failures;
+    if (time_us) {
+      record_time(c, *time_us);
+    } else if (result != websocket::MessageInflater::Result::kCorrupt) {
+      ++r.unparsed;
+    }
+  } else if (opcode == websocket::Opcode::kText) {
     if (const auto time_us = extract_time_us(kept)) {
       record_time(c, *time_us);
     } else {

@@ -16,6 +16,7 @@
 
 #include "common/clock/clock.hpp"
 #include "common/websocket/codec.hpp"
+#include "common/websocket/permessage_deflate.hpp"
 #include "common/zstd/zstd_dictionary.hpp"
 #include "tools/loadgen/protocol.hpp"
 #include "tools/loadgen/report.hpp"
@@ -32,6 +33,8 @@ struct EngineConfig {
   /// Binary messages: decompress every K-th one per client to read time_us (0: none).
   std::uint64_t decompress_every = 1;
   std::shared_ptr<const zstd::Dictionary> dictionary;  ///< null: binary messages are not read
+  /// Offer permessage-deflate; compressed text messages are inflated as far as `time_us`.
+  bool deflate = false;
   double connect_rate = 0;  ///< connections per second for this worker (0: all at once)
   std::chrono::microseconds handshake_timeout{std::chrono::seconds(10)};
   /// >0: client `id` binds to 127.0.`source_network`.(1 + id % source_addresses) first.
@@ -120,6 +123,8 @@ class Worker {
   std::int64_t start_steady_us_ = 0;
   std::vector<char> scratch_;  ///< one receive buffer for every socket of this thread
   std::unique_ptr<zstd::Decompressor> decompressor_;
+  std::unique_ptr<websocket::MessageInflater> inflater_;  ///< with `deflate`
+  std::string inflated_;                                  ///< an event's start, reused
   std::mt19937_64 random_;
   websocket::Message message_;  ///< reused for every message of every connection
   std::int64_t now_us_ = 0;     ///< wall clock of the last recv, for latency

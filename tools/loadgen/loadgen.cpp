@@ -151,6 +151,7 @@ int run(const Options& options, std::ostream& out, std::ostream& err,
   config.target = target;
   config.until_events = static_cast<std::uint64_t>(options.until_events);
   config.decompress_every = static_cast<std::uint64_t>(options.decompress_every);
+  config.deflate = options.deflate;
   config.connect_rate = options.connect_rate / static_cast<double>(options.threads);
   config.handshake_timeout = options.handshake_timeout;
   if (!options.zstd_dictionary_path.empty() && options.decompress_every > 0) {
@@ -328,6 +329,9 @@ int loadgen_main(int argc, const char* const* argv, std::ostream& out, std::ostr
                  "verify every client got the identical sequence of time_us");
   flags.add_int64("threads", &o.threads, "epoll threads (clients are split between them)");
   flags.add_bool("compress", &o.compress, "ask for zstd (adds compress=true to the query)");
+  flags.add_bool("deflate", &o.deflate,
+                 "offer permessage-deflate as browsers do (without --compress the server sends "
+                 "compressed text; each message's start is inflated to read time_us)");
   flags.add_string("zstd-dictionary-path", &o.zstd_dictionary_path,
                    "v1 zstd dictionary, to read time_us from binary messages");
   flags.add_int64("decompress-every", &o.decompress_every,

@@ -26,6 +26,7 @@ struct Options {
   bool expect_same = false;
   std::int64_t threads = 1;
   bool compress = false;
+  bool deflate = false;  ///< offer permessage-deflate, as browsers do
   std::string zstd_dictionary_path;
   std::int64_t decompress_every = 1;
   bool json = false;

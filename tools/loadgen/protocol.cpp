@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "common/config/ascii_text.hpp"
+#include "common/websocket/permessage_deflate.hpp"
 
 namespace jetstream::loadgen {
 namespace {
@@ -64,7 +65,7 @@ std::string append_query(std::string_view target, std::string_view query) {
 }
 
 std::string upgrade_request(std::string_view host_header, std::string_view target,
-                            std::string_view key) {
+                            std::string_view key, bool offer_deflate) {
   std::string out;
   out.reserve(200 + target.size());
   out += "GET ";
@@ -75,12 +76,16 @@ std::string upgrade_request(std::string_view host_header, std::string_view targe
       "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
       "Sec-WebSocket-Key: ";
   out += key;
+  if (offer_deflate) {
+    out += "\r\nSec-WebSocket-Extensions: ";
+    out += websocket::kClientDeflateOffer;
+  }
   out += "\r\nUser-Agent: jetstream-loadgen\r\n\r\n";
   return out;
 }
 
 UpgradeCheck check_upgrade_response(std::string_view data, std::string_view expected_accept,
-                                    bool peer_closed) {
+                                    bool peer_closed, bool offered_deflate) {
   UpgradeCheck check;
   const auto head_end = data.find("\r\n\r\n");
   if (head_end == std::string_view::npos) {
@@ -159,11 +164,23 @@ UpgradeCheck check_upgrade_response(std::string_view data, std::string_view expe
   } else if (accept != expected_accept) {
     check.error = "Sec-WebSocket-Accept mismatch: got '" + printable(accept, 64) + "', expected '" +
                   std::string(expected_accept) + "'";
-  } else if (!extensions.empty()) {
+  } else if (!extensions.empty() && !offered_deflate) {
     check.error = "server chose an extension that was not offered: " + printable(extensions);
   } else {
-    check.status = UpgradeCheck::Status::kUpgraded;
-    check.header_bytes = head_end + 4;
+    const auto deflate = websocket::read_permessage_deflate_response(extensions);
+    if (!deflate) {
+      check.error =
+          "server answered the permessage-deflate offer wrongly: " + printable(extensions);
+    } else if (deflate->accepted && !deflate->server_no_context_takeover) {
+      check.error =
+          "server keeps its deflate context between messages (this client inflates each "
+          "alone): " +
+          printable(extensions);
+    } else {
+      check.status = UpgradeCheck::Status::kUpgraded;
+      check.header_bytes = head_end + 4;
+      check.deflate = deflate->accepted;
+    }
   }
   return check;
 }

@@ -23,9 +23,10 @@ std::optional<websocket::WebSocketUrl> parse_ws_url(std::string_view text,
 /// leaves it unchanged; a leading `?` or `&` on `query` is dropped.
 std::string append_query(std::string_view target, std::string_view query);
 
-/// The HTTP/1.1 upgrade request for `target` on `host_header` with `key`.
+/// The HTTP/1.1 upgrade request for `target` on `host_header` with `key`; `offer_deflate` adds
+/// the permessage-deflate offer browsers send.
 std::string upgrade_request(std::string_view host_header, std::string_view target,
-                            std::string_view key);
+                            std::string_view key, bool offer_deflate = false);
 
 /// What `check_upgrade_response` found in the bytes received so far.
 struct UpgradeCheck {
@@ -38,6 +39,8 @@ struct UpgradeCheck {
   int http_status = 0;
   /// When upgraded: bytes of `data` taken by the response; the rest are websocket frames.
   std::size_t header_bytes = 0;
+  /// When upgraded: the server accepted permessage-deflate (each message compressed alone).
+  bool deflate = false;
   std::string error;
 };
 
@@ -45,9 +48,11 @@ struct UpgradeCheck {
 inline constexpr std::size_t kMaxResponseHeadBytes = 16 * 1024;
 
 /// Checks an upgrade response. `data` is everything received so far; `peer_closed` says the
-/// server closed the connection (a refusal without Content-Length ends there).
+/// server closed the connection (a refusal without Content-Length ends there). `offered_deflate`:
+/// the request offered permessage-deflate, so an answer that accepts it (with
+/// server_no_context_takeover, which this client needs: it inflates each message alone) is fine.
 UpgradeCheck check_upgrade_response(std::string_view data, std::string_view expected_accept,
-                                    bool peer_closed = false);
+                                    bool peer_closed = false, bool offered_deflate = false);
 
 /// How many leading bytes of a text event are enough to find `time_us` (the DID comes first).
 inline constexpr std::size_t kTimeUsPrefixBytes = 512;

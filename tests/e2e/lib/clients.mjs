@@ -7,7 +7,9 @@ import WebSocket from 'ws';
 import { waitFor } from './util.mjs';
 
 // openRaw(url): connects and records {data: string|Buffer, binary} per message, in order.
-export async function openRaw(url, { timeoutMs = 10_000, headers } = {}) {
+// `deflate`: offer permessage-deflate as browsers do (ws compresses every message it sends, and
+// inflates what it receives); `client.extensions` is what the server agreed to.
+export async function openRaw(url, { timeoutMs = 10_000, headers, deflate = false } = {}) {
   const client = {
     url,
     messages: [],
@@ -15,7 +17,7 @@ export async function openRaw(url, { timeoutMs = 10_000, headers } = {}) {
     close: null,
     unexpectedResponse: null,
   };
-  const ws = new WebSocket(url, { headers, perMessageDeflate: false });
+  const ws = new WebSocket(url, { headers, perMessageDeflate: deflate ? { threshold: 0 } : false });
   ws.on('message', (data, isBinary) => {
     client.messages.push(isBinary ? { data: Buffer.from(data), binary: true } : { data: data.toString('utf8'), binary: false });
   });
@@ -40,6 +42,7 @@ export async function openRaw(url, { timeoutMs = 10_000, headers } = {}) {
     throw new Error(`websocket ${url} did not open: ${JSON.stringify({ errors: client.errors, close: client.close, response: client.unexpectedResponse })}`);
   }
   client.ws = ws;
+  client.extensions = ws.extensions;
   client.texts = () => client.messages.filter((m) => !m.binary).map((m) => m.data);
   client.count = () => client.messages.length;
   client.waitForCount = (n, ms = 20_000, what = url) =>
