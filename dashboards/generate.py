@@ -362,6 +362,19 @@ def fanout() -> Board:
     b.timeseries("Events skipped by reason", [
         (f"sum by (reason) (rate(jetstream_fanout_events_skipped_total[{RI}]))", "{{reason}}")], stack=True,
         description="filtered: not wanted by a subscriber's filters; oversize: above its maxMessageSizeBytes.")
+    b.row("permessage-deflate (browsers)")
+    b.timeseries("Events compressed per second", [
+        (f"sum by (instance) (rate(jetstream_fanout_deflate_events_total[{RI}]))", "{{instance}}")], w=8,
+        description="jetstream_fanout_deflate_events_total: events compressed for permessage-deflate "
+                    "subscribers, once per event on a replica however many such clients it has (live "
+                    "blocks while one is connected; replay and snapshot pages for the session reading them).")
+    b.timeseries("Bytes compressed per second: JSON in, deflate out", [
+        (f"sum by (form) (rate(jetstream_fanout_deflate_bytes_total[{RI}]))", "{{form}}")],
+        unit="Bps", w=8,
+        description="jetstream_fanout_deflate_bytes_total: form=json is the v1 JSON compressed, "
+                    "form=deflate what permessage-deflate clients receive instead (once per event).")
+    b.timeseries("permessage-deflate subscribers", [
+        ('sum by (instance) (jetstream_subscribers_connected{compression="deflate"})', "{{instance}}")], w=8)
     b.row("Lag")
     b.timeseries("Stored (time_us) → delivered", [
         (quantile(0.5, STORED_TO_DELIVERED), "p50"),

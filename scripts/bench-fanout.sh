@@ -7,6 +7,9 @@
 #      client's socket)
 #   2. throughput: 1,000 clients replaying the whole log from cursor=0 → deliveries/s per fanout
 #      CPU second
+#   3. encodings: 1,000 live clients as text, as permessage-deflate (what browsers offer) and as
+#      zstd, one after the other: fanout CPU per delivery and bytes on the wire per event of each,
+#      side by side, and deflate's CPU per delivery as a ratio to text's (target: within 10%)
 # Prints the machine first (CPU, cores, build type, how busy it was before the start), the CPU
 # pinning, the loadgen summaries and each figure's ratio to its target.
 #
@@ -16,6 +19,7 @@
 #
 #   bash scripts/bench-fanout.sh [--build-dir build/release] [--clients 1000] [--seconds 20]
 #                                [--rate FRAMES_PER_S] [--no-pin] [--fanout-arg ARG]...
+#                                [--sections 0,1,2,3] [--encoding-seconds 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/bench-machine.sh
@@ -25,6 +29,8 @@ CLIENTS=1000
 SECONDS_LIVE=20
 RATE=1950  # frames/s; the corpus gives 77 events per 75 frames → ~2,000 events/s
 FANOUT_ARGS=()
+SECTIONS=0,1,2,3
+ENCODING_SECONDS=10
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) B="$2"; shift 2 ;;
@@ -32,6 +38,8 @@ while [[ $# -gt 0 ]]; do
     --seconds) SECONDS_LIVE="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
     --fanout-arg) FANOUT_ARGS+=("$2"); shift 2 ;;
+    --sections) SECTIONS="$2"; shift 2 ;;
+    --encoding-seconds) ENCODING_SECONDS="$2"; shift 2 ;;
     --pin) PIN=1; shift ;;
     --no-pin) PIN=0; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -69,7 +77,9 @@ cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; w
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || true
 
-FRAMES=$(( RATE * (SECONDS_LIVE + 15) ))
+# Whether section $1 was asked for (--sections).
+want() { [[ ",$SECTIONS," == *",$1,"* ]]; }
+FRAMES=$(( RATE * (SECONDS_LIVE + 15 + 3 * (ENCODING_SECONDS + 5)) ))
 echo "==> synthetic upstream: $FRAMES real relay frames with fresh seqs"
 "$B/tools/frames/jetstream-frames" repeat "$SHARED/corpus/dev.frames" "$WORK/upstream.frames" --frames "$FRAMES" 2>/dev/null
 # fanout's io and session threads: with pinning, one of each per fanout core.
@@ -94,6 +104,7 @@ sleep 1
   --metrics-listen-addr 127.0.0.1:$((P+19)) >"$WORK/ingest.log" 2>&1 & INGEST=$!; PIDS+=($INGEST)
 sleep 2
 
+if want 0; then
 echo "==> 0. memory: $CLIENTS idle clients (a filter nothing matches) (target <= 64 KiB per idle client)"
 RSS_BEFORE=$(awk '/VmRSS/{print $2}' /proc/$FANOUT/status)
 "${ON_OTHER_CPUS[@]}" "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" \
@@ -118,6 +129,7 @@ HWM_BEFORE=$(awk '/VmHWM/{print $2}' /proc/$FANOUT/status)
 CONNECTED=$(awk '/^  clients /{ print $4; exit }' "$WORK/long-urls.txt")
 awk -v before="$HWM_BEFORE" -v after="$(awk '/VmHWM/{print $2}' /proc/$FANOUT/status)" -v c="${CONNECTED:-?}" 'BEGIN {
   printf "  fanout peak RSS %.1f MiB before, %.1f MiB after %s clients connected with a 440 KB URL each\n", before / 1024, after / 1024, c }'
+fi
 
 # CPU seconds (user + system) a process has used so far.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
@@ -150,6 +162,7 @@ lag_quantiles() {
       printf "%.1f%% of writes within 5 ms\n", 100 * (after["0.005"] - before["0.005"]) / total
     }' "$1" "$2"
 }
+if want 1; then
 echo "==> 1. latency: $CLIENTS live clients for ${SECONDS_LIVE}s at ~$RATE frames/s upstream (target: fanout's own share p99 < 5 ms)"
 declare -A CPU_BEFORE
 for name in FANOUT DECODE INGEST SERVE; do CPU_BEFORE[$name]=$(cpu_seconds "${!name}"); done
@@ -177,10 +190,55 @@ done
 awk -v t="$TOTAL" -v l="${LOADGEN_CPU:-0}" -v s="$LIVE_SECONDS" -v n="$(nproc)" \
   'BEGIN { u = l / s; printf "loadgen %.2f = %.2f cores (%.0f%% of the machine)\n", u, t + u, 100 * (t + u) / n }'
 
+fi
+
+if want 3; then
+echo "==> 3. encodings: $CLIENTS live clients as text, permessage-deflate and zstd, ${ENCODING_SECONDS}s each (target: deflate's fanout CPU per delivery within 10% of text's)"
+for encoding in text deflate zstd; do
+  args=()
+  case $encoding in
+    # One loadgen core cannot inflate what one fanout core sends: both compressed encodings read
+    # every 16th message (the latencies are sampled; every message is still counted).
+    deflate) args=(--deflate --decompress-every 16) ;;
+    zstd) args=(--compress "${DICT[@]}" --decompress-every 16) ;;
+  esac
+  if [[ $encoding == zstd && ${#DICT[@]} -eq 0 ]]; then echo "  zstd: no dictionary under $SHARED/zstd, skipped"; continue; fi
+  "${ON_OTHER_CPUS[@]}" "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --clients "$CLIENTS" \
+    --connect-rate 1000 --duration "${ENCODING_SECONDS}s" --server-pid "$FANOUT" --progress=false --json \
+    "${args[@]}" >"$WORK/encoding-$encoding.json" 2>"$WORK/encoding-$encoding.err" || true
+done
+python3 - "$WORK" <<'PY'
+import json, os, sys
+work = sys.argv[1]
+rows = {}
+for encoding in ("text", "deflate", "zstd"):
+    path = os.path.join(work, f"encoding-{encoding}.json")
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        continue
+    run = json.load(open(path))
+    deliveries = run.get("deliveries", 0)
+    cpu = run.get("server_cpu_s", -1)
+    if deliveries <= 0 or cpu <= 0:
+        print(f"  {encoding:8} no deliveries measured ({run.get('connected')} connected)")
+        continue
+    rows[encoding] = (deliveries, cpu * 1e6 / deliveries, run["wire_bytes"] / deliveries, run["connected"])
+print("  encoding  connected  deliveries   fanout CPU per delivery   wire bytes per event")
+for encoding, (deliveries, us, wire, connected) in rows.items():
+    ratio = f" ({us / rows['text'][1]:.2f}x of text)" if "text" in rows and encoding != "text" else ""
+    wratio = f" ({wire / rows['text'][2]:.2f}x)" if "text" in rows and encoding != "text" else ""
+    print(f"  {encoding:8} {connected:10} {deliveries:11,}   {us:8.3f} us{ratio:17}   {wire:8.1f}{wratio}")
+if "text" in rows and "deflate" in rows:
+    r = rows["deflate"][1] / rows["text"][1]
+    print(f"  deflate vs text CPU per delivery: {r:.2f}x ({'met' if r <= 1.10 else 'NOT met'}: limit 1.10x)")
+PY
+fi
+
+if want 2; then
 echo "==> 2. throughput: $CLIENTS clients replay the stored log from cursor=0 (target >= 2,000,000 deliveries/s per core)"
 STORED=$(curl -s "127.0.0.1:$((P+29))/metrics" | awk '/^jetstream_decode_events_stored_total /{print int($2)}')
 "${ON_OTHER_CPUS[@]}" "$B/tools/loadgen/jetstream-loadgen" --url "ws://127.0.0.1:$((P+8))/subscribe" --query cursor=0 \
   --clients "$CLIENTS" --connect-rate 500 --until-events "$STORED" --duration 120s --expect-same \
   --handshake-timeout 60s \
   --server-pid "$FANOUT" | tee "$WORK/throughput.txt" || true
+fi
 echo "==> fanout memory (RSS): $(awk '/VmRSS/{print $2/1024 " MiB"}' /proc/$FANOUT/status) for $CLIENTS clients"

@@ -335,8 +335,8 @@ int loadgen_main(int argc, const char* const* argv, std::ostream& out, std::ostr
   flags.add_string("zstd-dictionary-path", &o.zstd_dictionary_path,
                    "v1 zstd dictionary, to read time_us from binary messages");
   flags.add_int64("decompress-every", &o.decompress_every,
-                  "with --compress: decompress every K-th message of each client (1 = all, for "
-                  "verification; 0 = none, count only)");
+                  "with --compress or --deflate: decompress every K-th message of each client "
+                  "(1 = all, for verification; 0 = none, count only)");
   flags.add_bool("json", &o.json, "print the summary as one JSON line on stdout (text to stderr)");
   flags.add_int64("server-pid", &o.server_pid,
                   "pid of the fanout on this machine: report deliveries per server CPU second");
