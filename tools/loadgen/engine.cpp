@@ -257,8 +257,8 @@ websocket::KeepBytes Worker::keep_bytes(const Connection& c) const {
   if (c.state != State::kOpen) return {0, 0};
   // A compressed text message is inflated from its start when sampled: keep all of it then.
   if (inflater_) {
-    const bool inflate = config_.decompress_every > 0 &&
-                         c.result.messages % config_.decompress_every == 0;
+    const bool inflate =
+        config_.decompress_every > 0 && c.result.messages % config_.decompress_every == 0;
     return {inflate ? std::numeric_limits<std::size_t>::max() : kTimeUsPrefixBytes,
             sampled(c.result.messages) ? std::numeric_limits<std::size_t>::max() : 0};
   }
@@ -284,16 +284,16 @@ void Worker::on_message(Connection& c, const websocket::Message& message) {
     if (config_.decompress_every == 0 || index % config_.decompress_every != 0) {
       // not sampled: counted only
     } else {
-    const auto result = inflater_->inflate(kept, kTimeUsPrefixBytes, inflated_);
-    const auto time_us = result == websocket::MessageInflater::Result::kCorrupt
-                             ? std::nullopt
-                             : extract_time_us(inflated_);
-    if (result == websocket::MessageInflater::Result::kCorrupt) ++r.decompress_failures;
-    if (time_us) {
-      record_time(c, *time_us);
-    } else if (result != websocket::MessageInflater::Result::kCorrupt) {
-      ++r.unparsed;
-    }
+      const auto result = inflater_->inflate(kept, kTimeUsPrefixBytes, inflated_);
+      const auto time_us = result == websocket::MessageInflater::Result::kCorrupt
+                               ? std::nullopt
+                               : extract_time_us(inflated_);
+      if (result == websocket::MessageInflater::Result::kCorrupt) ++r.decompress_failures;
+      if (time_us) {
+        record_time(c, *time_us);
+      } else if (result != websocket::MessageInflater::Result::kCorrupt) {
+        ++r.unparsed;
+      }
     }
   } else if (opcode == websocket::Opcode::kText) {
     if (const auto time_us = extract_time_us(kept)) {
