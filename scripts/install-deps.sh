@@ -21,6 +21,9 @@ PACKAGES=(
   prometheus python3-yaml
   # load beside the suite (tests must not depend on an idle machine: scripts/test-under-load.sh)
   stress-ng
+  # e2e: the real load balancer in front of fanout replicas, and the real browser for /status and
+  # permessage-deflate (driven by npm puppeteer-core, headless, loopback only)
+  haproxy chromium
 )
 
 is_installed() {

@@ -141,3 +141,43 @@ export async function startAtcute({ url, cursor, wantedCollections, wantedDids }
     },
   };
 }
+
+// A client written the way the Jetstream docs tell users to: npm `ws`, and on any close it
+// reconnects after a short pause with `cursor` = the last time_us it got + 1 (the cursor is
+// inclusive), so it never asks for an event twice. Keeps every event's time_us (and its text when
+// `keepTexts`), the close codes it saw and how many connections it opened.
+export function startReconnectingWs({ url, cursor = 1, keepTexts = false }) {
+  const client = { timeUs: [], texts: [], closes: [], opened: 0, errors: [], stopped: false };
+  let last = cursor - 1;
+  let ws = null;
+  const connect = () => {
+    if (client.stopped) return;
+    const target = new URL(url);
+    target.searchParams.set('cursor', String(last + 1));
+    ws = new WebSocket(target.toString(), { perMessageDeflate: false });
+    ws.on('open', () => {
+      client.opened += 1;
+    });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      const text = data.toString('utf8');
+      const m = /"time_us":(\d+)/.exec(text);
+      if (!m) return;
+      const timeUs = Number(m[1]);
+      client.timeUs.push(timeUs);
+      if (keepTexts) client.texts.push(text);
+      if (timeUs > last) last = timeUs;
+    });
+    ws.on('error', (err) => client.errors.push(String(err?.message ?? err)));
+    ws.on('close', (code) => {
+      client.closes.push(code);
+      if (!client.stopped) setTimeout(connect, 200 + Math.floor(Math.random() * 300));
+    });
+  };
+  connect();
+  client.stop = () => {
+    client.stopped = true;
+    ws?.terminate();
+  };
+  return client;
+}

@@ -112,10 +112,18 @@ class Service {
 
 // startPipeline({wsUrl, workDir, dictionary, decodeArgs, backfillArgs}) -> Pipeline with .fanoutUrl,
 // .services, .stop() ... With `backfillArgs` (an array), services.backfill is jetstream-backfill
-// wired to this decode, not started: the test starts it when its scenario wants.
-export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries(), decodeArgs = [], backfillArgs = null }) {
+// wired to this decode, not started: the test starts it when its scenario wants. `fanoutReplicas`
+// > 1 starts that many fanouts on the same decode (services.fanout is the first, then fanout2, …;
+// `replicas` lists each one's addresses), each with `fanoutArgs`.
+export async function startPipeline({
+  wsUrl, workDir, dictionary, bin = binaries(), decodeArgs = [], backfillArgs = null, fanoutReplicas = 1,
+  fanoutArgs = [],
+}) {
   const [frames, control, ingestMetrics, events, replay, decodeMetrics, fanoutHttp, fanoutMetrics, backfill,
     backfillMetrics] = await freePorts(10);
+  const morePorts = fanoutReplicas > 1 ? await freePorts(2 * (fanoutReplicas - 1)) : [];
+  const replicaPorts = [[fanoutHttp, fanoutMetrics]];
+  for (let i = 0; i + 1 < morePorts.length; i += 2) replicaPorts.push([morePorts[i], morePorts[i + 1]]);
   const dataDir = path.join(workDir, 'data');
   fs.mkdirSync(dataDir, { recursive: true });
   const env = {
@@ -145,14 +153,18 @@ export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries
       '--control-listen-addr', `${loop}:${control}`,
       '--metrics-listen-addr', `${loop}:${ingestMetrics}`,
     ], env, path.join(workDir, 'ingest.log')),
-    // run.sh: fanout (the dictionary comes from JETSTREAM_ZSTD_DICTIONARY_PATH)
-    fanout: new Service('fanout', bin.fanout, [
-      '--listen-addr', `${loop}:${fanoutHttp}`,
-      '--metrics-listen-addr', `${loop}:${fanoutMetrics}`,
+  };
+  // run.sh: fanout (the dictionary comes from JETSTREAM_ZSTD_DICTIONARY_PATH)
+  replicaPorts.forEach(([http, metrics], i) => {
+    const name = i === 0 ? 'fanout' : `fanout${i + 1}`;
+    services[name] = new Service(name, bin.fanout, [
+      '--listen-addr', `${loop}:${http}`,
+      '--metrics-listen-addr', `${loop}:${metrics}`,
       '--events-endpoint', `tcp://${loop}:${events}`,
       '--replay-endpoint', `tcp://${loop}:${replay}`,
-    ], env, path.join(workDir, 'fanout.log')),
-  };
+      ...fanoutArgs,
+    ], env, path.join(workDir, `${name}.log`));
+  });
   const backfill_service = backfillArgs === null ? null : new Service('backfill', bin.backfill, [
     '--data-dir', path.join(workDir, 'backfill'),
     '--decode-backfill-endpoint', `tcp://${loop}:${backfill}`,
@@ -165,6 +177,13 @@ export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries
     dataDir,
     fanoutHttp: `http://${loop}:${fanoutHttp}`,
     fanoutWs: `ws://${loop}:${fanoutHttp}`,
+    replicas: replicaPorts.map(([http, metrics], i) => ({
+      name: i === 0 ? 'fanout' : `fanout${i + 1}`,
+      httpPort: http,
+      metricsPort: metrics,
+      http: `http://${loop}:${http}`,
+      metrics: `http://${loop}:${metrics}`,
+    })),
     metrics: {
       ingest: `http://${loop}:${ingestMetrics}`,
       decode: `http://${loop}:${decodeMetrics}`,
@@ -180,13 +199,12 @@ export async function startPipeline({ wsUrl, workDir, dictionary, bin = binaries
     async stop() {
       const results = {};
       if (backfill_service) results.backfill = await backfill_service.stop('SIGTERM');
-      for (const name of ['fanout', 'ingest', 'decode']) results[name] = await services[name].stop('SIGTERM');
+      const fanouts = Object.keys(services).filter((name) => name.startsWith('fanout'));
+      for (const name of [...fanouts, 'ingest', 'decode']) results[name] = await services[name].stop('SIGTERM');
       return results;
     },
   };
-  services.decode.start();
-  services.ingest.start();
-  services.fanout.start();
+  for (const service of Object.values(services)) service.start();
   try {
     await waitReady(pipeline);
   } catch (err) {
@@ -222,13 +240,13 @@ export async function waitReady(p, timeoutMs = 30_000) {
     async () => {
       const d = dead();
       if (d) throw new Error(`${d.name} exited during start-up: ${JSON.stringify(d.exits.at(-1))}`);
-      const [decode, connected, fanout] = await Promise.all([
+      const [decode, connected, ...fanouts] = await Promise.all([
         httpGet(`${p.metrics.decode}/healthz`),
         metricValue(p.metrics.ingest, 'jetstream_ingest_upstream_connected'),
-        httpGet(`${p.fanoutHttp}/`),
+        ...p.replicas.map((r) => httpGet(`${r.http}/`)),
       ]);
-      last = { decodeHealthz: decode, ingestUpstreamConnected: connected, fanoutRoot: fanout };
-      return decode.status === 200 && connected === 1 && fanout.status === 200;
+      last = { decodeHealthz: decode, ingestUpstreamConnected: connected, fanoutRoot: fanouts };
+      return decode.status === 200 && connected === 1 && fanouts.every((f) => f.status === 200);
     },
     {
       timeoutMs,
