@@ -10,6 +10,9 @@
 #   3. encodings: 1,000 live clients as text, as permessage-deflate (what browsers offer) and as
 #      zstd, one after the other: fanout CPU per delivery and bytes on the wire per event of each,
 #      side by side, and deflate's CPU per delivery as a ratio to text's (target: within 10%)
+#   4. peer: the same 1,000 live clients on a minimal fanout in node (tools/peer-fanout: npm ws,
+#      each event's message sent as received to every client) fed by jetstream-fanout, and on
+#      jetstream-fanout itself: deliveries per CPU second of each and the ratio (target >= 10x)
 # Prints the machine first (CPU, cores, build type, how busy it was before the start), the CPU
 # pinning, the loadgen summaries and each figure's ratio to its target.
 #
@@ -19,7 +22,7 @@
 #
 #   bash scripts/bench-fanout.sh [--build-dir build/release] [--clients 1000] [--seconds 20]
 #                                [--rate FRAMES_PER_S] [--no-pin] [--fanout-arg ARG]...
-#                                [--sections 0,1,2,3] [--encoding-seconds 10]
+#                                [--sections 0,1,2,3,4] [--encoding-seconds 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/bench-machine.sh
@@ -29,7 +32,7 @@ CLIENTS=1000
 SECONDS_LIVE=20
 RATE=1950  # frames/s; the corpus gives 77 events per 75 frames → ~2,000 events/s
 FANOUT_ARGS=()
-SECTIONS=0,1,2,3
+SECTIONS=0,1,2,3,4
 ENCODING_SECONDS=10
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -79,7 +82,7 @@ ulimit -n 65536 2>/dev/null || true
 
 # Whether section $1 was asked for (--sections).
 want() { [[ ",$SECTIONS," == *",$1,"* ]]; }
-FRAMES=$(( RATE * (SECONDS_LIVE + 15 + 3 * (ENCODING_SECONDS + 5)) ))
+FRAMES=$(( RATE * (SECONDS_LIVE + 15 + 5 * (ENCODING_SECONDS + 5)) ))
 echo "==> synthetic upstream: $FRAMES real relay frames with fresh seqs"
 "$B/tools/frames/jetstream-frames" repeat "$SHARED/corpus/dev.frames" "$WORK/upstream.frames" --frames "$FRAMES" 2>/dev/null
 # fanout's io and session threads: with pinning, one of each per fanout core.
@@ -231,6 +234,47 @@ if "text" in rows and "deflate" in rows:
     r = rows["deflate"][1] / rows["text"][1]
     print(f"  deflate vs text CPU per delivery: {r:.2f}x ({'met' if r <= 1.10 else 'NOT met'}: limit 1.10x)")
 PY
+fi
+
+if want 4; then
+echo "==> 4. peer: $CLIENTS live clients on a minimal node fanout (npm ws) and on jetstream-fanout, ${ENCODING_SECONDS}s each (target: fanout >= 10x the peer's deliveries per CPU second)"
+if ! command -v node >/dev/null || [[ ! -f tests/e2e/node_modules/ws/package.json ]]; then
+  echo "  node or tests/e2e/node_modules/ws missing (bash tests/e2e/install.sh): skipped"
+else
+  "${ON_FANOUT_CPUS[@]}" node tools/peer-fanout/peer-fanout.mjs --upstream "ws://127.0.0.1:$((P+8))/subscribe" \
+    --listen $((P+40)) >"$WORK/peer.log" 2>&1 & PEER=$!; PIDS+=($PEER)
+  for _ in $(seq 1 50); do grep -q listening "$WORK/peer.log" && break; sleep 0.1; done
+  for target in fanout peer; do
+    if [[ $target == fanout ]]; then url="ws://127.0.0.1:$((P+8))/subscribe"; pid=$FANOUT; else url="ws://127.0.0.1:$((P+40))/"; pid=$PEER; fi
+    "${ON_OTHER_CPUS[@]}" "$B/tools/loadgen/jetstream-loadgen" --url "$url" --clients "$CLIENTS" \
+      --connect-rate 0 --handshake-timeout 30s --duration "${ENCODING_SECONDS}s" --server-pid "$pid" --progress=false --json \
+      >"$WORK/peer-$target.json" 2>"$WORK/peer-$target.err" || true
+  done
+  kill "$PEER" 2>/dev/null || true
+  python3 - "$WORK" "$(node --version)" <<'PY'
+import json, os, sys
+work, node = sys.argv[1], sys.argv[2]
+rows = {}
+for target in ("fanout", "peer"):
+    path = os.path.join(work, f"peer-{target}.json")
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        print(f"  {target}: no result ({open(os.path.join(work, f'peer-{target}.err')).read()[-300:]})")
+        continue
+    run = json.load(open(path))
+    cpu = run.get("server_cpu_s", -1)
+    if cpu <= 0 or run.get("deliveries", 0) <= 0:
+        print(f"  {target}: nothing measured ({run.get('connected')} connected)")
+        continue
+    rows[target] = (run["deliveries"] / cpu, run["deliveries"], cpu, run["connected"], run["latency_us"]["p99"])
+names = {"fanout": "jetstream-fanout", "peer": f"node peer (ws, node {node})"}
+for target, (per_cpu, deliveries, cpu, connected, p99) in rows.items():
+    print(f"  {names[target]:28} {connected:5} clients  {deliveries:11,} deliveries  {cpu:6.2f} CPU s  "
+          f"{per_cpu:12,.0f} deliveries per CPU second  p99 {p99 / 1000:.1f} ms")
+if len(rows) == 2:
+    r = rows["fanout"][0] / rows["peer"][0]
+    print(f"  fanout / peer: {r:.1f}x deliveries per CPU second ({'met' if r >= 10 else 'NOT met'}: target 10x)")
+PY
+fi
 fi
 
 if want 2; then
