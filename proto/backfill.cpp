@@ -247,4 +247,40 @@ DecodeResult<ResyncList> decode_resync_list(std::span<const std::uint8_t> body) 
   return list;
 }
 
+std::optional<DecodeError> validate(const BackfillProgress& progress) noexcept {
+  if (progress.repos_done > progress.repos_total ||
+      progress.repos_failed > progress.repos_total - progress.repos_done) {
+    return DecodeError::invalid_value;
+  }
+  return std::nullopt;
+}
+
+std::array<std::uint8_t, kBackfillProgressSize> encode_backfill_progress(
+    const BackfillProgress& progress) noexcept {
+  detail::require_valid(validate(progress), "encode_backfill_progress: invalid progress");
+  std::array<std::uint8_t, kBackfillProgressSize> out{};
+  detail::Writer writer(out);
+  writer.header(MessageType::backfill_progress);
+  writer.u64(progress.repos_done);
+  writer.u64(progress.repos_total);
+  writer.u64(progress.repos_failed);
+  writer.u64(progress.records_sent);
+  writer.finish();
+  return out;
+}
+
+DecodeResult<BackfillProgress> decode_backfill_progress(
+    std::span<const std::uint8_t> body) noexcept {
+  detail::Reader reader(body);
+  reader.header(MessageType::backfill_progress);
+  BackfillProgress progress;
+  progress.repos_done = reader.u64();
+  progress.repos_total = reader.u64();
+  progress.repos_failed = reader.u64();
+  progress.records_sent = reader.u64();
+  if (!reader.finish()) return reader.error();
+  if (const auto error = validate(progress)) return *error;
+  return progress;
+}
+
 }  // namespace jetstream::proto

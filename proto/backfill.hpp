@@ -93,8 +93,25 @@ struct ResyncList {
 };
 inline constexpr std::uint32_t kMaxResyncs = 10'000;
 
+/// backfill → decode, once a second: how far it has come (for fanout's status page, which gets
+/// it through decode's pipeline status, §3.6c).
+struct BackfillProgress {
+  std::uint64_t repos_done = 0;    ///< repositories fetched and stored
+  std::uint64_t repos_total = 0;   ///< repositories known (listed or named)
+  std::uint64_t repos_failed = 0;  ///< given up
+  std::uint64_t records_sent = 0;  ///< records handed to decode (acknowledged)
+  friend bool operator==(const BackfillProgress&, const BackfillProgress&) = default;
+};
+inline constexpr std::size_t kBackfillProgressSize = 34;
+
 std::optional<DecodeError> validate(const ResyncPoll& poll) noexcept;
 std::optional<DecodeError> validate(const ResyncList& list) noexcept;
+/// done + failed <= total.
+std::optional<DecodeError> validate(const BackfillProgress& progress) noexcept;
+std::array<std::uint8_t, kBackfillProgressSize> encode_backfill_progress(
+    const BackfillProgress& progress) noexcept;
+DecodeResult<BackfillProgress> decode_backfill_progress(
+    std::span<const std::uint8_t> body) noexcept;
 std::vector<std::uint8_t> encode_resync_poll(const ResyncPoll& poll);
 std::vector<std::uint8_t> encode_resync_list(const ResyncList& list);
 DecodeResult<ResyncPoll> decode_resync_poll(std::span<const std::uint8_t> body);

@@ -129,6 +129,75 @@ std::array<std::uint8_t, kHeartbeatSize> encode_heartbeat(const Heartbeat& heart
   return out;
 }
 
+namespace {
+constexpr std::uint8_t kStatusUpstreamConnected = 0x01;
+constexpr std::uint8_t kStatusTwin = 0x02;
+constexpr std::uint8_t kStatusBackfill = 0x04;
+}  // namespace
+
+std::optional<DecodeError> validate(const PipelineStatus& status) noexcept {
+  if (status.upstream_lag_us < -1 || status.sent_time_us <= 0 || status.log_oldest_time_us < 0 ||
+      status.log_newest_time_us < 0) {
+    return DecodeError::invalid_value;
+  }
+  if (status.backfill_repos_done > status.backfill_repos_total ||
+      status.backfill_repos_failed > status.backfill_repos_total - status.backfill_repos_done) {
+    return DecodeError::invalid_value;
+  }
+  return std::nullopt;
+}
+
+std::array<std::uint8_t, kPipelineStatusSize> encode_pipeline_status(
+    const PipelineStatus& status) noexcept {
+  detail::require_valid(validate(status), "encode_pipeline_status: invalid status");
+  std::array<std::uint8_t, kPipelineStatusSize> out{};
+  detail::Writer writer(out);
+  writer.header(MessageType::pipeline_status);
+  writer.u8(static_cast<std::uint8_t>((status.upstream_connected ? kStatusUpstreamConnected : 0) |
+                                      (status.twin ? kStatusTwin : 0) |
+                                      (status.backfill ? kStatusBackfill : 0)));
+  writer.i64(status.upstream_lag_us);
+  writer.u64(status.frames_received);
+  writer.u64(status.events_stored);
+  writer.i64(status.log_oldest_time_us);
+  writer.i64(status.log_newest_time_us);
+  writer.u64(status.compacted_records);
+  writer.u64(status.backfill_repos_done);
+  writer.u64(status.backfill_repos_total);
+  writer.u64(status.backfill_repos_failed);
+  writer.u64(status.backfill_records_applied);
+  writer.i64(status.sent_time_us);
+  writer.finish();
+  return out;
+}
+
+DecodeResult<PipelineStatus> decode_pipeline_status(std::span<const std::uint8_t> body) noexcept {
+  detail::Reader reader(body);
+  reader.header(MessageType::pipeline_status);
+  PipelineStatus status;
+  const std::uint8_t flags = reader.u8();
+  status.upstream_connected = (flags & kStatusUpstreamConnected) != 0;
+  status.twin = (flags & kStatusTwin) != 0;
+  status.backfill = (flags & kStatusBackfill) != 0;
+  status.upstream_lag_us = reader.i64();
+  status.frames_received = reader.u64();
+  status.events_stored = reader.u64();
+  status.log_oldest_time_us = reader.i64();
+  status.log_newest_time_us = reader.i64();
+  status.compacted_records = reader.u64();
+  status.backfill_repos_done = reader.u64();
+  status.backfill_repos_total = reader.u64();
+  status.backfill_repos_failed = reader.u64();
+  status.backfill_records_applied = reader.u64();
+  status.sent_time_us = reader.i64();
+  if (!reader.finish()) return reader.error();
+  if ((flags & ~(kStatusUpstreamConnected | kStatusTwin | kStatusBackfill)) != 0) {
+    return DecodeError::invalid_value;
+  }
+  if (const auto error = validate(status)) return *error;
+  return status;
+}
+
 std::vector<std::uint8_t> encode_state_info(const StateInfo& info) {
   detail::require_valid(validate(info), "encode_state_info: invalid state info");
   std::vector<std::uint8_t> out(2 + 8 + 4 + info.compacted.size() + 4 + info.building.size());

@@ -75,6 +75,34 @@ struct StateInfo {
 
   friend bool operator==(const StateInfo&, const StateInfo&) = default;
 };
+/// The pipeline's figures for fanout's status page (API.md "Status page", proto README §3.6c):
+/// published by decode with every heartbeat interval. Counters count since decode started; fanout
+/// turns them into rates.
+struct PipelineStatus {
+  /// ingest's last status (at most 5 s old) said its upstream websocket is open.
+  bool upstream_connected = false;
+  /// Age of the newest firehose event decode stored when it stored it (its `time` to decode's
+  /// clock); -1 before any.
+  std::int64_t upstream_lag_us = -1;
+  std::uint64_t frames_received = 0;    ///< frames taken from ingest
+  std::uint64_t events_stored = 0;      ///< events stored in the log (live and backfilled)
+  std::int64_t log_oldest_time_us = 0;  ///< the oldest retained event; 0 = empty log
+  std::int64_t log_newest_time_us = 0;  ///< the newest stored event; 0 = none ever
+  /// decode keeps a compacted twin (`--compact-collections`), holding `compacted_records`.
+  bool twin = false;
+  std::uint64_t compacted_records = 0;
+  /// A backfill has reported its progress in the last 30 s.
+  bool backfill = false;
+  std::uint64_t backfill_repos_done = 0;
+  std::uint64_t backfill_repos_total = 0;
+  std::uint64_t backfill_repos_failed = 0;
+  std::uint64_t backfill_records_applied = 0;  ///< backfilled records decode stored
+  std::int64_t sent_time_us = 0;               ///< decode's clock when sending; > 0
+
+  friend bool operator==(const PipelineStatus&, const PipelineStatus&) = default;
+};
+inline constexpr std::size_t kPipelineStatusSize = 91;
+
 /// The longest compacted-set text a StateInfo carries.
 inline constexpr std::uint32_t kMaxCompactedSetBytes = 64u * 1024u;
 /// Bit 7 of an event's kind byte (proto README §3.4; the log's value header uses the same byte).
@@ -98,6 +126,8 @@ std::optional<DecodeError> validate(const EventView& event) noexcept;
 std::optional<DecodeError> validate_event_batch(std::span<const EventView> events) noexcept;
 std::optional<DecodeError> validate(const Heartbeat& heartbeat) noexcept;
 std::optional<DecodeError> validate(const StateInfo& info) noexcept;
+/// upstream_lag_us >= -1; log times >= 0; done + failed <= total; sent_time_us > 0.
+std::optional<DecodeError> validate(const PipelineStatus& status) noexcept;
 
 // ---- Encoders. Input must pass validation, else they abort (a bug in the sender).
 
@@ -109,6 +139,8 @@ void encode_event_batch_into(std::span<const EventView> events,
 std::vector<std::uint8_t> encode_event_batch(std::span<const EventView> events);
 std::array<std::uint8_t, kHeartbeatSize> encode_heartbeat(const Heartbeat& heartbeat) noexcept;
 std::vector<std::uint8_t> encode_state_info(const StateInfo& info);
+std::array<std::uint8_t, kPipelineStatusSize> encode_pipeline_status(
+    const PipelineStatus& status) noexcept;
 
 // ---- Decoders: strict, bounds-checked, no exceptions. The batch decoder allocates the vector of
 // ---- views only (at most one entry per kEventFixedSize bytes of input).
@@ -117,5 +149,6 @@ DecodeResult<std::vector<EventView>> decode_event_batch(std::span<const std::uin
 DecodeResult<Heartbeat> decode_heartbeat(std::span<const std::uint8_t> body) noexcept;
 /// The view points into `body`.
 DecodeResult<StateInfo> decode_state_info(std::span<const std::uint8_t> body) noexcept;
+DecodeResult<PipelineStatus> decode_pipeline_status(std::span<const std::uint8_t> body) noexcept;
 
 }  // namespace jetstream::proto

@@ -34,6 +34,8 @@ std::string_view to_string(MessageType type) noexcept {
     case MessageType::batch_ack: return "batch_ack";
     case MessageType::resync_poll: return "resync_poll";
     case MessageType::resync_list: return "resync_list";
+    case MessageType::pipeline_status: return "pipeline_status";
+    case MessageType::backfill_progress: return "backfill_progress";
   }
   return "unknown";
 }
@@ -52,6 +54,8 @@ std::string_view topic(MessageType type) noexcept {
     case MessageType::batch_ack: return "A";
     case MessageType::resync_poll: return "N";
     case MessageType::resync_list: return "K";
+    case MessageType::pipeline_status: return "T";
+    case MessageType::backfill_progress: return "G";
   }
   return {};
 }
@@ -73,7 +77,9 @@ DecodeResult<MessageType> decode_topic(std::span<const std::uint8_t> topic_frame
     case MessageType::repo_batch:
     case MessageType::batch_ack:
     case MessageType::resync_poll:
-    case MessageType::resync_list: return type;
+    case MessageType::resync_list:
+    case MessageType::pipeline_status:
+    case MessageType::backfill_progress: return type;
   }
   return DecodeError::unknown_topic;
 }

@@ -38,6 +38,8 @@ enum class MessageType : std::uint8_t {
   batch_ack = 'A',    ///< decode → backfill, ROUTER → DEALER :6014: a repo batch is stored
   resync_poll = 'N',  ///< backfill → decode, DEALER → ROUTER :6014: acks, and "what to refetch?"
   resync_list = 'K',  ///< decode → backfill, ROUTER → DEALER :6014: repositories to fetch again
+  pipeline_status = 'T',    ///< decode → fanout, PUB :6012: figures for fanout's /status page
+  backfill_progress = 'G',  ///< backfill → decode, DEALER → ROUTER :6014: repositories done/total
 };
 
 /// Why a decoder refused a message. `to_string` gives the `reason` label of

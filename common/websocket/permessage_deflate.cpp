@@ -204,7 +204,7 @@ std::optional<std::string> accept_offer(const Extension& offer) {
       default: break;
     }
   }
-  std::string answer(kPermessageDeflate);
+  std::string answer(kPermessageDeflateName);
   answer += "; ";
   answer += kServerNoContextTakeover;
   answer += "; ";
@@ -230,7 +230,7 @@ constexpr unsigned char kFlushTail[4] = {0x00, 0x00, 0xFF, 0xFF};
 std::optional<std::string> accept_permessage_deflate(std::string_view offers) {
   ExtensionReader reader(offers);
   while (auto extension = reader.next()) {
-    if (!equals_ignoring_case(extension->name, kPermessageDeflate)) continue;
+    if (!equals_ignoring_case(extension->name, kPermessageDeflateName)) continue;
     if (auto answer = accept_offer(*extension)) return answer;
   }
   return std::nullopt;
@@ -242,7 +242,7 @@ std::optional<DeflateResponse> read_permessage_deflate_response(std::string_view
   bool seen_extension = false;
   while (auto extension = reader.next()) {
     // Only one extension was offered, so only it may be answered, once.
-    if (seen_extension || !equals_ignoring_case(extension->name, kPermessageDeflate))
+    if (seen_extension || !equals_ignoring_case(extension->name, kPermessageDeflateName))
       return std::nullopt;
     seen_extension = true;
     out.accepted = true;

@@ -20,7 +20,7 @@
 namespace jetstream::websocket {
 
 /// The extension's name in `Sec-WebSocket-Extensions`.
-inline constexpr std::string_view kPermessageDeflate = "permessage-deflate";
+inline constexpr std::string_view kPermessageDeflateName = "permessage-deflate";
 
 /// What a server that compresses every message once for all its clients answers to a client's
 /// `Sec-WebSocket-Extensions` (every header line of it, joined with ","): the value of its own

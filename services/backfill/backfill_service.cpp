@@ -672,6 +672,10 @@ void on_tick(Coordinator* self, Shared& shared) {
   figures.failed = state.failed;
   shared.probe->set_repos(figures);
   shared.probe->set_link(link, shared.link->compacted().has_value());
+  // For fanout's status page, through decode (proto §3.13).
+  shared.link->set_progress(proto::BackfillProgress{
+      state.done, state.done + state.failed + figures.queued + figures.resolving + figures.fetching,
+      state.failed, link.records_applied.load()});
   std::array<std::uint64_t, http::kFetchErrorCount> errors{};
   std::array<std::uint64_t, http::kAddressClassCount> refused{};
   auto add_client = [&](const http::HttpClient& client) {

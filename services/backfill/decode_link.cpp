@@ -123,6 +123,29 @@ void DecodeLink::poll_resyncs(zmq::socket_t& dealer) {
   resyncs_to_ack_.clear();
 }
 
+void DecodeLink::set_progress(const proto::BackfillProgress& progress) {
+  std::lock_guard lock(mutex_);
+  progress_ = progress;
+}
+
+void DecodeLink::send_progress(zmq::socket_t& dealer) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_progress_) return;
+  next_progress_ = now + std::chrono::seconds(1);
+  std::optional<proto::BackfillProgress> progress;
+  {
+    std::lock_guard lock(mutex_);
+    progress = progress_;
+  }
+  if (!progress || proto::validate(*progress)) return;
+  const auto bytes = proto::encode_backfill_progress(*progress);
+  const auto topic = proto::topic(proto::MessageType::backfill_progress);
+  // Best effort: a report lost while decode is away is replaced by the next one.
+  if (dealer.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+    dealer.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+  }
+}
+
 void DecodeLink::on_ack(const proto::BatchAck& ack) {
   std::optional<std::pair<std::uint64_t, FetchTotals>> finished;
   {
@@ -185,6 +208,7 @@ void DecodeLink::run() {
   while (!stopping_.load()) {
     send_due(dealer);
     poll_resyncs(dealer);
+    send_progress(dealer);
     std::array<zmq::pollitem_t, 3> items{zmq::pollitem_t{dealer.handle(), 0, ZMQ_POLLIN, 0},
                                          zmq::pollitem_t{state.handle(), 0, ZMQ_POLLIN, 0},
                                          zmq::pollitem_t{doorbell_in_.handle(), 0, ZMQ_POLLIN, 0}};

@@ -69,6 +69,9 @@ class DecodeLink {
   [[nodiscard]] std::optional<std::string> compacted() const;
   /// The patterns decode is still building from its log (state info `building`).
   [[nodiscard]] std::string building() const;
+  /// How far the backfill has come: sent to decode once a second (proto §3.13), which passes it
+  /// on to fanout's status page. Any thread.
+  void set_progress(const proto::BackfillProgress& progress);
 
   struct Counters {
     std::atomic<std::uint64_t> batches_sent{0};
@@ -107,6 +110,7 @@ class DecodeLink {
   void run();
   void send_due(zmq::socket_t& dealer);
   void poll_resyncs(zmq::socket_t& dealer);
+  void send_progress(zmq::socket_t& dealer);
   void on_ack(const proto::BatchAck& ack);
 
   zmq::context_t& context_;
@@ -115,6 +119,8 @@ class DecodeLink {
   Resyncs resyncs_;
   std::vector<std::string> resyncs_to_ack_;  ///< link thread only
   std::chrono::steady_clock::time_point next_poll_{};
+  std::chrono::steady_clock::time_point next_progress_{};
+  std::optional<proto::BackfillProgress> progress_;  ///< guarded by mutex_
   std::string doorbell_endpoint_;
   zmq::socket_t doorbell_in_;   ///< PULL, the link thread's
   zmq::socket_t doorbell_out_;  ///< PUSH, guarded by mutex_

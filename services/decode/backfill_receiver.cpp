@@ -2,13 +2,15 @@
 
 #include <chrono>
 
+#include "common/clock/clock.hpp"
 #include "common/log/log.hpp"
 #include "proto/zmq_message.hpp"
 
 namespace jetstream::decode {
 
 BackfillReceiver::BackfillReceiver(zmq::context_t& context, std::string endpoint, EventStore& store,
-                                   DecodeProbe& probe, std::size_t max_in_flight)
+                                   DecodeProbe& probe, PipelineCounters& counters,
+                                   std::size_t max_in_flight)
     : context_(context),
       acks_endpoint_([] {
         // Unique for the process's life: ZeroMQ releases a closed socket's inproc name later.
@@ -17,6 +19,7 @@ BackfillReceiver::BackfillReceiver(zmq::context_t& context, std::string endpoint
       }()),
       store_(store),
       probe_(probe),
+      counters_(counters),
       max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight),
       router_(context, zmq::socket_type::router),
       acks_in_(context, zmq::socket_type::pull),
@@ -105,6 +108,19 @@ void BackfillReceiver::run(sequencer_actor sequencer) {
     }
     if (message.type().value() == proto::MessageType::resync_poll) {
       answer_poll(message.routing_id(), message.body());
+      continue;
+    }
+    if (message.type().value() == proto::MessageType::backfill_progress) {
+      const auto progress = proto::decode_backfill_progress(message.body());
+      if (!progress) {
+        probe_.record_proto_rejected("backfill_progress", proto::to_string(progress.error()));
+        continue;
+      }
+      const auto relaxed = std::memory_order_relaxed;
+      counters_.backfill_repos_done.store(progress.value().repos_done, relaxed);
+      counters_.backfill_repos_total.store(progress.value().repos_total, relaxed);
+      counters_.backfill_repos_failed.store(progress.value().repos_failed, relaxed);
+      counters_.backfill_progress_at_us.store(clock::wall_clock_us(), relaxed);
       continue;
     }
     auto batch = std::make_shared<BackfillBatch>();

@@ -27,8 +27,9 @@ class BackfillReceiver {
  public:
   /// Binds the ROUTER on `endpoint` (throws zmq::error_t when it cannot).
   /// `store` answers backfill's resync polls (proto §3.11): its `resync:` rows.
+  /// `counters` take backfill's progress reports (proto §3.13) for the status figures.
   BackfillReceiver(zmq::context_t& context, std::string endpoint, EventStore& store,
-                   DecodeProbe& probe, std::size_t max_in_flight = 4);
+                   DecodeProbe& probe, PipelineCounters& counters, std::size_t max_in_flight = 4);
   ~BackfillReceiver();
   BackfillReceiver(const BackfillReceiver&) = delete;
   BackfillReceiver& operator=(const BackfillReceiver&) = delete;
@@ -52,6 +53,7 @@ class BackfillReceiver {
   std::string acks_endpoint_;
   EventStore& store_;
   DecodeProbe& probe_;
+  PipelineCounters& counters_;
   std::size_t max_in_flight_;
   zmq::socket_t router_;
   zmq::socket_t acks_in_;      ///< PULL, the receiving thread's

@@ -326,7 +326,7 @@ std::unique_ptr<DecodeService> DecodeService::start(const DecodeOptions& options
   if (!options.backfill_endpoint.empty()) {
     try {
       s.backfill = std::make_unique<BackfillReceiver>(s.context, options.backfill_endpoint,
-                                                      *s.store, *s.probe);
+                                                      *s.store, *s.probe, s.counters);
     } catch (const std::exception& e) {
       error = std::string("backfill endpoint ") + options.backfill_endpoint + ": " + e.what();
       return nullptr;

@@ -294,6 +294,12 @@ bool EventSequencer::commit(DecodedBatch& batch, const std::atomic<bool>& stoppi
   for (const auto& pending : batch.events) {
     probe_.record_upstream_lag(static_cast<double>(stored_at - pending.upstream_time_us) / 1e6);
   }
+  counters_.events_stored.fetch_add(count, std::memory_order_relaxed);
+  if (!batch.events.empty()) {
+    counters_.upstream_lag_us.store(
+        std::max<std::int64_t>(0, stored_at - batch.events.back().upstream_time_us),
+        std::memory_order_relaxed);
+  }
 
   publish_sequenced();
   return true;
@@ -449,6 +455,8 @@ std::optional<proto::BatchAck> EventSequencer::apply_backfill_step(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
   if (!views_.empty()) counters_.newest_time_us.store(previous_time_us_, std::memory_order_release);
   probe_.record_stored(views_.size(), cursor_, write_seconds, 0.0);
+  counters_.events_stored.fetch_add(views_.size(), std::memory_order_relaxed);
+  counters_.backfill_records_applied.fetch_add(views_.size(), std::memory_order_relaxed);
   publish_sequenced();
   progress.next = end;
   if (!final_step) return std::nullopt;  // the rest after whatever live batches wait
@@ -468,6 +476,42 @@ void EventSequencer::publish_heartbeat() {
   publisher_.publish_state_info(
       proto::StateInfo{compacted, store_.tombstone_horizon_us(), building});
   probe_.set_log_bounds(heartbeat.oldest_time_us, heartbeat.newest_time_us);
+  publisher_.publish_status(pipeline_status());
+}
+
+proto::PipelineStatus EventSequencer::pipeline_status() const {
+  // Figures a few threads keep (PipelineCounters); a status older than 5 s (ingest gone) or a
+  // backfill silent for 30 s count as "not connected" and "no backfill".
+  const std::int64_t now = now_();
+  const auto relaxed = std::memory_order_relaxed;
+  proto::PipelineStatus status;
+  status.upstream_connected = counters_.upstream_connected.load(relaxed) &&
+                              now - counters_.upstream_status_at_us.load(relaxed) <= 5'000'000;
+  status.upstream_lag_us = counters_.upstream_lag_us.load(relaxed);
+  status.frames_received = counters_.frames_received.load(relaxed);
+  status.events_stored = counters_.events_stored.load(relaxed);
+  status.log_oldest_time_us = std::max<std::int64_t>(0, store_.oldest_time_us());
+  status.log_newest_time_us = std::max<std::int64_t>(0, previous_time_us_);
+  status.twin = !store_.options().compact.empty();
+  if (status.twin) {
+    for (const auto& [pattern, counts] : store_.twin_counts()) {
+      status.compacted_records +=
+          static_cast<std::uint64_t>(std::max<std::int64_t>(0, counts.records));
+    }
+  }
+  const std::int64_t backfill_at = counters_.backfill_progress_at_us.load(relaxed);
+  status.backfill = backfill_at > 0 && now - backfill_at <= 30'000'000;
+  if (status.backfill) {
+    status.backfill_repos_total = counters_.backfill_repos_total.load(relaxed);
+    status.backfill_repos_done =
+        std::min(counters_.backfill_repos_done.load(relaxed), status.backfill_repos_total);
+    status.backfill_repos_failed =
+        std::min(counters_.backfill_repos_failed.load(relaxed),
+                 status.backfill_repos_total - status.backfill_repos_done);
+  }
+  status.backfill_records_applied = counters_.backfill_records_applied.load(relaxed);
+  status.sent_time_us = std::max<std::int64_t>(1, now);
+  return status;
 }
 
 }  // namespace jetstream::decode

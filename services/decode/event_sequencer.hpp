@@ -34,6 +34,9 @@ class EventPublisher {
   virtual void publish_events(std::span<const proto::EventView> events) = 0;
   virtual void publish_heartbeat(const proto::Heartbeat& heartbeat) = 0;
   virtual void publish_state_info(const proto::StateInfo& info) = 0;
+  /// The figures of fanout's status page (proto §3.6c), each tick; a publisher that does not
+  /// carry them (tests) ignores them.
+  virtual void publish_status(const proto::PipelineStatus& /*status*/) {}
 };
 
 /// Unique, strictly increasing microsecond timestamps: wall clock, +1 on ties or when the clock
@@ -68,6 +71,8 @@ class EventSequencer {
   bool accept(DecodedBatchPtr batch, const std::atomic<bool>& stopping);
 
   void publish_heartbeat();
+  /// What the status message of this tick says (PipelineCounters, the twin's counts).
+  proto::PipelineStatus pipeline_status() const;
 
   /// Applies one batch of a repository backfill fetched (proto/README.md §3.9): each record the
   /// twin holds nothing newer for becomes a new event marked as backfill, and (last batch) each

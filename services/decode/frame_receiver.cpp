@@ -4,6 +4,7 @@
 #include <optional>
 #include <random>
 
+#include "common/clock/clock.hpp"
 #include "common/log/log.hpp"
 #include "proto/wire.hpp"
 #include "proto/zmq_message.hpp"
@@ -98,6 +99,8 @@ void FrameReceiver::run() {
             continue;
           }
           tracker.on_status(status.value(), resume);
+          counters_.upstream_connected.store(status.value().connected, std::memory_order_relaxed);
+          counters_.upstream_status_at_us.store(clock::wall_clock_us(), std::memory_order_relaxed);
           break;
         }
         case proto::MessageType::frame: {
@@ -106,6 +109,7 @@ void FrameReceiver::run() {
             probe_.record_proto_rejected("frame", proto::to_string(frame.error()));
             continue;  // treated as lost: the ingest seq gap that follows triggers a resume
           }
+          counters_.frames_received.fetch_add(1, std::memory_order_relaxed);
           const FrameVerdict verdict = tracker.on_frame(frame.value().header, resume);
           probe_.record_frame_verdict(verdict);
           if (verdict == FrameVerdict::process) {

@@ -89,6 +89,19 @@ struct PipelineCounters {
   /// sequencer stores only while this holds (the disk watch sets it once a second).
   std::atomic<bool> disk_has_room{true};
   std::atomic<std::uint64_t> disk_free_bytes{0};  ///< at the last look
+
+  // The figures of fanout's status page (proto §3.6c), published by the sequencer each tick.
+  std::atomic<bool> upstream_connected{false};         ///< ingest's last status said so
+  std::atomic<std::int64_t> upstream_status_at_us{0};  ///< when that status came (wall clock)
+  std::atomic<std::int64_t> upstream_lag_us{-1};       ///< the newest stored event's age at storing
+  std::atomic<std::uint64_t> frames_received{0};
+  std::atomic<std::uint64_t> events_stored{0};
+  std::atomic<std::uint64_t> backfill_records_applied{0};
+  // backfill's last progress report (proto §3.13), and when it came (wall clock; 0 = never)
+  std::atomic<std::uint64_t> backfill_repos_done{0};
+  std::atomic<std::uint64_t> backfill_repos_total{0};
+  std::atomic<std::uint64_t> backfill_repos_failed{0};
+  std::atomic<std::int64_t> backfill_progress_at_us{0};
 };
 
 }  // namespace jetstream::decode

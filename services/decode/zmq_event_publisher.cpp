@@ -33,6 +33,13 @@ void ZmqEventPublisher::publish_state_info(const proto::StateInfo& info) {
   socket_.send(zmq::buffer(body), zmq::send_flags::none);
 }
 
+void ZmqEventPublisher::publish_status(const proto::PipelineStatus& status) {
+  const auto body = proto::encode_pipeline_status(status);
+  const auto topic = proto::topic(proto::MessageType::pipeline_status);
+  socket_.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+  socket_.send(zmq::buffer(body), zmq::send_flags::none);
+}
+
 std::string ZmqEventPublisher::endpoint() const { return socket_.get(zmq::sockopt::last_endpoint); }
 
 }  // namespace jetstream::decode

@@ -15,6 +15,7 @@ class ZmqEventPublisher final : public EventPublisher {
   void publish_events(std::span<const proto::EventView> events) override;
   void publish_heartbeat(const proto::Heartbeat& heartbeat) override;
   void publish_state_info(const proto::StateInfo& info) override;
+  void publish_status(const proto::PipelineStatus& status) override;
   /// The bound endpoint with its real port (after binding to port 0).
   std::string endpoint() const;
 

@@ -63,6 +63,7 @@ void EventFeed::run() {
   events.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::event_batch));
   events.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::heartbeat));
   events.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::state_info));
+  events.set(zmq::sockopt::subscribe, proto::topic(proto::MessageType::pipeline_status));
   events.set(zmq::sockopt::linger, 0);
   events.connect(options_.events_endpoint);
   replay_.open();
@@ -87,6 +88,7 @@ void EventFeed::run() {
         case proto::MessageType::event_batch: on_events(message.body(), /*fresh=*/true); break;
         case proto::MessageType::heartbeat: on_heartbeat(message.body()); break;
         case proto::MessageType::state_info: on_state_info(message.body()); break;
+        case proto::MessageType::pipeline_status: on_pipeline_status(message.body()); break;
         default:
           observer_.on_proto_rejected(message.label("events"),
                                       proto::to_string(proto::DecodeError::wrong_type));
@@ -189,6 +191,21 @@ void EventFeed::on_state_info(std::span<const std::uint8_t> body) {
   state->building = std::move(*building);
   std::lock_guard lock(status_mutex_);
   compacted_state_ = std::move(state);
+}
+
+void EventFeed::on_pipeline_status(std::span<const std::uint8_t> body) {
+  const auto status = proto::decode_pipeline_status(body);
+  if (!status) {
+    observer_.on_proto_rejected("pipeline_status", proto::to_string(status.error()));
+    return;
+  }
+  std::lock_guard lock(status_mutex_);
+  pipeline_status_ = PipelineSample{status.value(), std::chrono::steady_clock::now()};
+}
+
+std::optional<EventFeed::PipelineSample> EventFeed::pipeline_status() const {
+  std::lock_guard lock(status_mutex_);
+  return pipeline_status_;
 }
 
 void EventFeed::on_heartbeat(std::span<const std::uint8_t> body) {

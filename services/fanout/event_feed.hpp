@@ -98,6 +98,12 @@ class EventFeed {
   FeedStatus status() const;
   /// What decode's last state info said; null before the first one arrived.
   std::shared_ptr<const CompactedState> compacted_state() const;
+  /// decode's last pipeline status (proto §3.6c) and when it arrived; nullopt before the first.
+  struct PipelineSample {
+    proto::PipelineStatus status;
+    std::chrono::steady_clock::time_point received;
+  };
+  std::optional<PipelineSample> pipeline_status() const;
 
  private:
   void run();
@@ -105,6 +111,7 @@ class EventFeed {
   void on_events(std::span<const std::uint8_t> body, bool fresh);
   void on_heartbeat(std::span<const std::uint8_t> body);
   void on_state_info(std::span<const std::uint8_t> body);
+  void on_pipeline_status(std::span<const std::uint8_t> body);
   void apply_live(std::vector<proto::EventView>& events);
   void start_repair(std::int64_t end_time_us);
   void request_repair_page(proto::ReplayRequest request);
@@ -136,6 +143,7 @@ class EventFeed {
   mutable std::mutex status_mutex_;
   FeedStatus status_;
   std::shared_ptr<const CompactedState> compacted_state_;  ///< under status_mutex_
+  std::optional<PipelineSample> pipeline_status_;          ///< under status_mutex_
 };
 
 }  // namespace jetstream::fanout

@@ -277,6 +277,14 @@ void FanoutProbe::set_catch_up(double events_per_second, double baseline_seconds
   last_congested_ = congested_intervals;
 }
 
+FanoutProbe::Figures FanoutProbe::figures() const {
+  Figures out;
+  for (std::size_t i = 0; i < kMessageEncodingCount; ++i) out.clients[i] = subscribers_[i]->Value();
+  out.events_received = events_emitted_->Value();
+  out.events_delivered = events_delivered_->Value();
+  return out;
+}
+
 void FanoutProbe::set_deflate(const DeflateStats& stats) {
   const std::uint64_t now[3] = {stats.events.load(std::memory_order_relaxed),
                                 stats.json_bytes.load(std::memory_order_relaxed),

@@ -66,6 +66,14 @@ class FanoutProbe final : public FeedObserver {
   /// permessage-deflate's counters (called once a second; counters advance by the difference).
   void set_deflate(const DeflateStats& stats);
 
+  /// What the status page shows of this replica (read from the metrics themselves).
+  struct Figures {
+    double clients[kMessageEncodingCount] = {};
+    double events_received = 0;  ///< from decode's live stream
+    double events_delivered = 0;
+  };
+  Figures figures() const;
+
   // FeedObserver
   void on_batch_received(std::size_t events, std::size_t bytes) override;
   void on_gap_repaired(std::size_t events) override;

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/clock/clock.hpp"
 #include "common/log/log.hpp"
 #include "common/metrics/metrics_server.hpp"
 #include "common/metrics/process_metrics.hpp"
@@ -19,6 +20,7 @@
 #include "services/fanout/fanout_probe.hpp"
 #include "services/fanout/http_server.hpp"
 #include "services/fanout/ip_rate_limiter.hpp"
+#include "services/fanout/status_board.hpp"
 #include "services/fanout/subscribe_route.hpp"
 #include "services/fanout/subscriber_options.hpp"
 
@@ -76,26 +78,59 @@ namespace {
 
 using housekeeping_atom = caf::atom_constant<caf::atom("housekeep")>;
 
+/// The status page's sample of this second (status_board.hpp).
+StatusSample status_sample(const FanoutProbe& probe, const EventFeed& feed) {
+  StatusSample sample;
+  sample.at = std::chrono::steady_clock::now();
+  sample.wall_time_us = clock::wall_clock_us();
+  const auto figures = probe.figures();
+  sample.clients_text = figures.clients[static_cast<std::size_t>(MessageEncoding::text)];
+  sample.clients_zstd = figures.clients[static_cast<std::size_t>(MessageEncoding::zstd)];
+  sample.clients_deflate = figures.clients[static_cast<std::size_t>(MessageEncoding::deflate)];
+  sample.events_received = figures.events_received;
+  sample.events_delivered = figures.events_delivered;
+  sample.joined = feed.status().joined;
+  if (const auto pipeline = feed.pipeline_status()) {
+    sample.pipeline = pipeline->status;
+    sample.pipeline_age = sample.at - pipeline->received;
+  }
+  if (const auto state = feed.compacted_state()) {
+    sample.compacted = state->compacted.canonical();
+    sample.building = state->building.canonical();
+  }
+  return sample;
+}
+
+/// What the housekeeping actor reads and feeds.
+struct HousekeepingParts {
+  const EventWindow* window;
+  IpRateLimiter* limiter;
+  const CatchUpGovernor* catch_up;
+  const DeflateStats* deflate;
+  FanoutProbe* probe;
+  const HttpServer* http;
+  const EventFeed* feed;
+  StatusBoard* status;
+};
+
 /// Once a second: the window's, the catch-up governor's, permessage-deflate's and the HTTP
-/// server's figures into the probe, and the rate limiter forgets idle addresses.
-caf::actor spawn_housekeeping(caf::actor_system& actors, const EventWindow& window,
-                              IpRateLimiter& limiter, const CatchUpGovernor& catch_up,
-                              const DeflateStats& deflate, FanoutProbe& probe,
-                              const HttpServer& http) {
-  return actors.spawn(
-      [&window, &limiter, &catch_up, &deflate, &probe, &http](caf::event_based_actor* self) {
-        self->send(self, housekeeping_atom::value);
-        return caf::behavior{
-            [=, &window, &limiter, &catch_up, &deflate, &probe, &http](housekeeping_atom) {
-              probe.set_window(window.bytes(), window.newest());
-              probe.set_http(http.stats());
-              probe.set_deflate(deflate);
-              probe.set_catch_up(catch_up.enabled() ? catch_up.events_per_second() : -1,
-                                 catch_up.baseline_seconds(), catch_up.congested_intervals());
-              limiter.forget_idle(std::chrono::seconds(60));
-              self->delayed_send(self, std::chrono::seconds(1), housekeeping_atom::value);
-            }};
-      });
+/// server's figures into the probe, a sample for the status page, and the rate limiter forgets
+/// idle addresses.
+caf::actor spawn_housekeeping(caf::actor_system& actors, HousekeepingParts parts) {
+  return actors.spawn([parts](caf::event_based_actor* self) {
+    self->send(self, housekeeping_atom::value);
+    return caf::behavior{[self, parts](housekeeping_atom) {
+      parts.probe->set_window(parts.window->bytes(), parts.window->newest());
+      parts.probe->set_http(parts.http->stats());
+      parts.probe->set_deflate(*parts.deflate);
+      const auto& catch_up = *parts.catch_up;
+      parts.probe->set_catch_up(catch_up.enabled() ? catch_up.events_per_second() : -1,
+                                catch_up.baseline_seconds(), catch_up.congested_intervals());
+      parts.status->add(status_sample(*parts.probe, *parts.feed));
+      parts.limiter->forget_idle(std::chrono::seconds(60));
+      self->delayed_send(self, std::chrono::seconds(1), housekeeping_atom::value);
+    }};
+  });
 }
 
 /// /readyz: joined to decode's stream, not repairing a gap, and heard from decode lately.
@@ -124,6 +159,7 @@ struct FanoutService::Impl {
   std::unique_ptr<IpRateLimiter> limiter;
   std::unique_ptr<CatchUpGovernor> catch_up;
   DeflateStats deflate;
+  StatusBoard status;
   zmq::context_t context{1};
   std::unique_ptr<caf::actor_system_config> actor_config;
   std::unique_ptr<caf::actor_system> actors;
@@ -242,6 +278,19 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
   http_options.threads = io_threads;
   http_options.trusted_proxies = *TrustedProxies::parse(options.trusted_proxies);  // validated
   http_options.permessage_deflate = options.permessage_deflate;
+  // API.md "Status page": the figures as JSON, and the page that shows them live.
+  http_options.pages.emplace_back("/status.json", [board = &s.status] {
+    return Page{"application/json", board->json(), {{"Cache-Control", "no-store"}}};
+  });
+  http_options.pages.emplace_back("/status", [] {
+    return Page{"text/html; charset=utf-8",
+                std::string(status_page_html()),
+                {{"Cache-Control", "no-cache"},
+                 // Only its own inline script and style, and requests to its own origin.
+                 {"Content-Security-Policy",
+                  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                  "connect-src 'self'; img-src data:"}}};
+  });
   http_options.connection.ping_interval =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.ping_interval);
   http_options.connection.pong_timeout =
@@ -266,8 +315,9 @@ std::unique_ptr<FanoutService> FanoutService::start(const FanoutOptions& options
     error = e.what();
     return nullptr;
   }
-  s.housekeeping = spawn_housekeeping(*s.actors, *s.window, *s.limiter, *s.catch_up, s.deflate,
-                                      *s.probe, *s.http);
+  s.housekeeping = spawn_housekeeping(
+      *s.actors, HousekeepingParts{s.window.get(), s.limiter.get(), s.catch_up.get(), &s.deflate,
+                                   s.probe.get(), s.http.get(), s.feed.get(), &s.status});
   s.metrics_server->set_health([] { return true; },
                                [feed = s.feed.get()] { return feed_readiness(*feed); });
   log::info("fanout started", {{"listen", options.listen_addr},

@@ -472,6 +472,34 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       }
       return;
     }
+    for (const auto& [page_path, render] : server_->options.pages) {
+      if (path != page_path) continue;
+      if (method != http::verb::get && method != http::verb::head) {
+        Response response = json_error(405, "Method Not Allowed");
+        response.headers.emplace_back("Allow", "GET, HEAD, OPTIONS");
+        respond(std::move(response), !keep_alive);
+        return;
+      }
+      Page page;
+      try {
+        page = render();
+      } catch (const std::exception& e) {
+        log::error("page handler threw", {{"path", page_path}, {"error", e.what()}});
+        respond(text_response(500, "Internal Server Error"), true);
+        return;
+      }
+      Response response;
+      response.status = 200;
+      response.headers.emplace_back("Content-Type", std::move(page.content_type));
+      response.headers.emplace_back("Vary", "Origin");
+      // The names stay in `page`, alive until the response is rendered (in respond).
+      for (auto& [name, value] : page.headers)
+        response.headers.emplace_back(name, std::move(value));
+      response.body = std::move(page.body);
+      response.head = method == http::verb::head;
+      respond(std::move(response), !keep_alive);
+      return;
+    }
     if (path == "/subscribe") {
       if (method == http::verb::get) {
         subscribe(request, target, question, keep_alive);

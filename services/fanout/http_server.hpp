@@ -14,7 +14,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include "common/config/listen_address.hpp"
 #include "services/fanout/client_connection.hpp"
@@ -58,6 +60,16 @@ struct SubscribeAccept {
 };
 
 using SubscribeDecision = std::variant<HttpError, SubscribeAccept>;
+
+/// A plain GET page besides `/` and `/subscribe` (fanout's `/status` and `/status.json`):
+/// rendered on an io thread for each request, so it must be quick and must not block.
+struct Page {
+  std::string content_type;
+  std::string body;
+  /// Extra response headers (e.g. Cache-Control).
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+using PageHandler = std::function<Page()>;
 using SubscribeHandler = std::function<SubscribeDecision(const SubscribeRequest& request)>;
 
 struct HttpServerOptions {
@@ -69,6 +81,8 @@ struct HttpServerOptions {
   ConnectionOptions connection;
   /// Whether permessage-deflate offers are considered at all (`--permessage-deflate`).
   bool permessage_deflate = true;
+  /// GET (and HEAD) pages by exact path; other methods get 405.
+  std::vector<std::pair<std::string, PageHandler>> pages;
   /// Time a client has to send a complete request (each one, on a keep-alive connection), and
   /// to read the answer; counted while its bytes are read, not while it waits for memory (below).
   std::chrono::milliseconds header_timeout{10'000};

@@ -20,6 +20,7 @@ usage: check_compose.py [--build-dir DIR]
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -165,10 +166,23 @@ def main() -> int:
             published = {int(str(p).split(":")[-1]) for p in lb.get("ports", [])}
             f.check(http in binds and http in published, f"the load balancer must listen on and publish {http}")
             f.check(f"{lb_name}:8405" in targets if prom else True, "prometheus should scrape HAProxy's exporter")
+            # The one-machine config of the scale-out e2e test keeps the compose config's settings.
+            loopback = (ROOT / "deploy/haproxy/loopback.cfg").read_text()
+            for setting in (r"balance leastconn", r"option httpchk", r"http-check send meth GET uri /readyz",
+                            r"timeout tunnel 1h", r"option forwardfor", r"mode http"):
+                f.check(re.search(setting, cfg) is not None and re.search(setting, loopback) is not None,
+                        f"haproxy.cfg and loopback.cfg must both have `{setting}`")
             haproxy = dc.which("haproxy")
             if haproxy:
                 out = subprocess.run([haproxy, "-c", "-f", str(ROOT / cfg_path)], capture_output=True, text=True, timeout=30)
                 f.check(out.returncode == 0, f"haproxy -c failed: {out.stdout}{out.stderr}")
+                env = dict(os.environ, JETSTREAM_LB_BIND="127.0.0.1:6008", JETSTREAM_LB_STATS_BIND="127.0.0.1:8405")
+                for i in (1, 2, 3):
+                    env[f"JETSTREAM_FANOUT_{i}"] = f"127.0.0.1:{16008 + 10 * i}"
+                    env[f"JETSTREAM_FANOUT_{i}_METRICS"] = str(16009 + 10 * i)
+                out = subprocess.run([haproxy, "-c", "-f", str(ROOT / "deploy/haproxy/loopback.cfg")],
+                                     capture_output=True, text=True, timeout=30, env=env)
+                f.check(out.returncode == 0, f"haproxy -c of loopback.cfg failed: {out.stdout}{out.stderr}")
             else:
                 print("note: haproxy is not installed; `haproxy -c` skipped (the rest of haproxy.cfg is checked)")
 

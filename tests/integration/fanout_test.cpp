@@ -282,6 +282,36 @@ TEST_F(Fanout, DeflateClientsGetEveryEventCompressedOnceForAllOfThem) {
   EXPECT_EQ(again->payload, log.front().json);
 }
 
+// API.md "Status page": decode's pipeline status (proto §3.6c) reaches every replica over the
+// events stream, and /status.json shows it with this replica's own figures; /status is the page.
+TEST_F(Fanout, StatusJsonShowsThePipelineAsDecodeReportsItAndStatusIsThePage) {
+  auto stack = start("status", 600, 100);
+  std::string body;
+  ASSERT_TRUE(support::eventually(
+      [&] {
+        const auto response = StackUnderTest::http_get(stack->fanout_port, "/status.json");
+        body = response.substr(response.find("\r\n\r\n") + 4);
+        return body.find(R"("upstream":{"connected":true)") != std::string::npos &&
+               body.find(R"("reachable":true)") != std::string::npos &&
+               body.find(R"("events_per_second":null)") == std::string::npos &&
+               body.find(R"("newest_time_us":null)") == std::string::npos;
+      },
+      30s))
+      << body;
+  EXPECT_NE(body.find(R"("state":null)"), std::string::npos) << "no twin configured: " << body;
+  EXPECT_NE(body.find(R"("backfill":null)"), std::string::npos) << body;
+  const auto head = StackUnderTest::http_get(stack->fanout_port, "/status.json");
+  EXPECT_NE(head.find("Content-Type: application/json"), std::string::npos) << head;
+  EXPECT_NE(head.find("Cache-Control: no-store"), std::string::npos) << head;
+
+  const auto page = StackUnderTest::http_get(stack->fanout_port, "/status");
+  EXPECT_NE(page.find(" 200 "), std::string::npos);
+  EXPECT_NE(page.find("Content-Type: text/html; charset=utf-8"), std::string::npos);
+  EXPECT_NE(page.find("Content-Security-Policy: default-src 'none'"), std::string::npos);
+  EXPECT_NE(page.find("<!doctype html>"), std::string::npos);
+  EXPECT_EQ(support::http_request(stack->fanout_port, "POST", "/status").status, 405);
+}
+
 TEST_F(Fanout, HttpSurfaceMatchesV1) {
   auto stack = start("http", 75, 0, {}, /*dictionary=*/false);
   const auto root = StackUnderTest::http_get(stack->fanout_port, "/");

@@ -28,10 +28,11 @@ struct HttpResponse {
   [[nodiscard]] std::string status_line() const { return raw.substr(0, raw.find("\r\n")); }
 };
 
-/// GET http://127.0.0.1:`port``path`. Each read waits at most `read_timeout`: a server that
-/// stops answering yields what came so far.
-inline HttpResponse http_get(std::uint16_t port, const std::string& path,
-                             std::chrono::milliseconds read_timeout = std::chrono::seconds(10)) {
+/// `method` http://127.0.0.1:`port``path` (HTTP/1.0, no body). Each read waits at most
+/// `read_timeout`: a server that stops answering yields what came so far.
+inline HttpResponse http_request(
+    std::uint16_t port, const std::string& method, const std::string& path,
+    std::chrono::milliseconds read_timeout = std::chrono::seconds(10)) {
   HttpResponse response;
   const int fd = connect_loopback(port);
   if (fd < 0) return response;
@@ -39,7 +40,7 @@ inline HttpResponse http_get(std::uint16_t port, const std::string& path,
   timeout.tv_sec = static_cast<time_t>(read_timeout.count() / 1000);
   timeout.tv_usec = static_cast<suseconds_t>((read_timeout.count() % 1000) * 1000);
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  const std::string request = method + " " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
   [[maybe_unused]] const auto sent = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   char buffer[65536];
   for (ssize_t n = 0; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
@@ -52,6 +53,12 @@ inline HttpResponse http_get(std::uint16_t port, const std::string& path,
   const auto blank = response.raw.find("\r\n\r\n");
   if (blank != std::string::npos) response.body = response.raw.substr(blank + 4);
   return response;
+}
+
+/// GET http://127.0.0.1:`port``path` (see `http_request`).
+inline HttpResponse http_get(std::uint16_t port, const std::string& path,
+                             std::chrono::milliseconds read_timeout = std::chrono::seconds(10)) {
+  return http_request(port, "GET", path, read_timeout);
 }
 
 /// The value of the sample `series` (the metric name plus its labels exactly as exposed) in a

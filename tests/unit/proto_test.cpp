@@ -721,6 +721,91 @@ TEST(Heartbeat, NegativeTimesAreInvalid) {
   EXPECT_EQ(error_of(decode_heartbeat(bytes)), DecodeError::invalid_value);
 }
 
+// Little-endian fields, written here independently of the encoders (README §1).
+Bytes le_fields(std::initializer_list<std::pair<int, std::uint64_t>> fields) {
+  Bytes out;
+  for (const auto& [size, value] : fields) {
+    for (int i = 0; i < size; ++i) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+  }
+  return out;
+}
+
+TEST(PipelineStatus, EncodesToTheDocumentedBytesAndRoundTrips) {
+  PipelineStatus status;
+  status.upstream_connected = true;
+  status.upstream_lag_us = 1500;
+  status.frames_received = 10;
+  status.events_stored = 11;
+  status.log_oldest_time_us = 100;
+  status.log_newest_time_us = 200;
+  status.twin = true;
+  status.compacted_records = 12;
+  status.backfill = true;
+  status.backfill_repos_done = 3;
+  status.backfill_repos_total = 7;
+  status.backfill_repos_failed = 1;
+  status.backfill_records_applied = 99;
+  status.sent_time_us = 1'700'000'000'000'000;
+  const Bytes golden = le_fields({{1, 1},
+                                  {1, 'T'},
+                                  {1, 0x07},
+                                  {8, 1500},
+                                  {8, 10},
+                                  {8, 11},
+                                  {8, 100},
+                                  {8, 200},
+                                  {8, 12},
+                                  {8, 3},
+                                  {8, 7},
+                                  {8, 1},
+                                  {8, 99},
+                                  {8, 1'700'000'000'000'000}});
+  ASSERT_EQ(golden.size(), kPipelineStatusSize);
+  EXPECT_EQ(to_bytes(encode_pipeline_status(status)), golden);
+  const auto decoded = decode_pipeline_status(golden);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(*decoded, status);
+  PipelineStatus quiet;  // no upstream yet, no twin, no backfill
+  quiet.sent_time_us = 1;
+  const auto again = decode_pipeline_status(encode_pipeline_status(quiet));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, quiet);
+}
+
+TEST(PipelineStatus, UnknownFlagsBadCountsAndTruncationAreRefused) {
+  PipelineStatus status;
+  status.sent_time_us = 5;
+  const auto encoded = encode_pipeline_status(status);
+  Bytes bytes(encoded.begin(), encoded.end());
+  bytes[2] = 0x08;
+  EXPECT_EQ(error_of(decode_pipeline_status(bytes)), DecodeError::invalid_value);
+  bytes = Bytes(encoded.begin(), encoded.end());
+  bytes[3] = 0xFE;  // upstream_lag_us = -2 (and the rest of the i64 all ones)
+  for (int i = 4; i < 11; ++i) bytes[static_cast<std::size_t>(i)] = 0xFF;
+  EXPECT_EQ(error_of(decode_pipeline_status(bytes)), DecodeError::invalid_value);
+  bytes = Bytes(encoded.begin(), encoded.end());
+  bytes[51] = 2;  // repos_done 2 of total 0
+  EXPECT_EQ(error_of(decode_pipeline_status(bytes)), DecodeError::invalid_value);
+  bytes = Bytes(encoded.begin(), encoded.end());
+  bytes.pop_back();
+  EXPECT_EQ(error_of(decode_pipeline_status(bytes)), DecodeError::truncated);
+}
+
+TEST(BackfillProgress, EncodesToTheDocumentedBytesAndRoundTrips) {
+  const BackfillProgress progress{5, 9, 2, 1234};
+  const Bytes golden = le_fields({{1, 1}, {1, 'G'}, {8, 5}, {8, 9}, {8, 2}, {8, 1234}});
+  ASSERT_EQ(golden.size(), kBackfillProgressSize);
+  EXPECT_EQ(to_bytes(encode_backfill_progress(progress)), golden);
+  const auto decoded = decode_backfill_progress(golden);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(*decoded, progress);
+  Bytes bad = golden;
+  bad[18] = 5;  // failed 5 + done 5 > total 9
+  EXPECT_EQ(error_of(decode_backfill_progress(bad)), DecodeError::invalid_value);
+  EXPECT_EQ(to_string(MessageType::backfill_progress), "backfill_progress");
+  EXPECT_EQ(to_string(MessageType::pipeline_status), "pipeline_status");
+}
+
 // ---- fanout ⇄ decode: replay.
 
 TEST(ReplayRequest, EncodesToTheDocumentedBytes) {
