@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { binaries, buildDir, dictionaryPath, metricValue, startPipeline, waitDecodeReady } from './lib/pipeline.mjs';
+import { binaries, buildDir, dictionaryPath, httpGet, metricValue, startPipeline, waitDecodeReady } from './lib/pipeline.mjs';
 import { freePorts, waitFor } from './lib/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -225,6 +225,16 @@ describe('e2e: backfill from two real PDSes into snapshot=true state', { skip: S
 
     await waitFor(async () => (await done()) === 5, { timeoutMs: 120_000, intervalMs: 250, what: () => `every repository backfilled\n${run.pipeline.tails(20)}` });
     await stateEquals(run.client, 'after the backfill');
+    // fanout's status page shows backfill's progress, which came through decode (proto §3.13, §3.6c).
+    let status = null;
+    await waitFor(async () => {
+      const { status: code, text } = await httpGet(`${run.pipeline.fanoutHttp}/status.json`);
+      status = code === 200 ? JSON.parse(text) : null;
+      return status?.backfill?.repos_done === 5;
+    }, { timeoutMs: 30_000, intervalMs: 250, what: () => `/status.json to show 5 repositories backfilled: ${JSON.stringify(status?.backfill)}` });
+    assert.equal(status.backfill.repos_total, 5);
+    assert.ok(status.backfill.records_applied > 0);
+    assert.ok(status.state.records > 0);
 
     // After: more live changes, which the state follows.
     await post(run.a, abe.account, 'abe after');

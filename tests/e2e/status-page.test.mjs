@@ -136,6 +136,38 @@ describe('status page in Chromium (puppeteer-core): live figures, no outside req
     assert.ok(fs.statSync(run.screenshot).size > 10_000);
   });
 
+  test('Chromium\'s own WebSocket negotiates permessage-deflate and gets every event intact', async () => {
+    const count = 300;
+    // The same events from the oldest one, read by a node client without compression.
+    const { openRaw } = await import('./lib/clients.mjs');
+    const plain = await openRaw(`${run.pipeline.fanoutWs}/subscribe?cursor=1`);
+    const seen = await run.page.evaluate(
+      (url, n) =>
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(url);
+          const messages = [];
+          const timer = setTimeout(() => reject(new Error(`only ${messages.length} messages`)), 60_000);
+          ws.onmessage = (m) => {
+            messages.push(m.data);
+            if (messages.length === n) {
+              clearTimeout(timer);
+              const extensions = ws.extensions;
+              ws.close();
+              resolve({ extensions, messages });
+            }
+          };
+          ws.onerror = () => reject(new Error('websocket error'));
+        }),
+      `${run.pipeline.fanoutWs}/subscribe?cursor=1`,
+      count,
+    );
+    await plain.waitForCount(count, 60_000, 'the plain client');
+    plain.terminate();
+    assert.match(seen.extensions, /^permessage-deflate/);
+    assert.equal(seen.messages.length, count);
+    assert.deepEqual(seen.messages, plain.texts().slice(0, count));
+  });
+
   test('no console error, and every request stayed on the page\'s origin', () => {
     assert.deepEqual(run.consoleErrors, []);
     const origin = new URL(run.origin);
