@@ -1,6 +1,7 @@
 // Backfill's three figures (issue "Backfill"), with the real decode binary of this build:
 //
 //   build/release/tests/bench/backfill_bench [--records N] [--accounts A] [--per-account R]
+//                                            [--parse-only]   (section 1 alone, e.g. under perf)
 //
 //   1. getRepo parsing: a 12.5 MiB repository CAR (50,000 posts, blocks sorted by CID as the
 //      reference PDS sends them) through RepoReader in 64 KiB chunks, as backfill reads a body:
@@ -131,6 +132,10 @@ int main(int argc, char** argv) {
   int records = 200'000;
   int accounts = 1000;
   int per_account = 100;
+  bool parse_only = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--parse-only") == 0) parse_only = true;
+  }
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--records") == 0) records = std::stoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--accounts") == 0) accounts = std::stoi(argv[i + 1]);
@@ -148,6 +153,7 @@ int main(int argc, char** argv) {
               build, load[0]);
 
   parse_mib_per_second();  // prints its own line
+  if (parse_only) return 0;
 
   const auto corpus = testing::shared_file("corpus/dev.frames");
   if (!corpus) {
