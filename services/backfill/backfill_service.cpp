@@ -47,8 +47,10 @@ void register_backfill_flags(config::FlagSet& flags, BackfillOptions& o) {
                    "PDS URLs whose repositories to backfill (com.atproto.sync.listRepos), "
                    "comma-separated");
   flags.add_string("relay", &o.relay,
-                   "relay URLs: every host they list (com.atproto.sync.listHosts) is listed like "
-                   "a --pds, comma-separated");
+                   "relay URLs, comma-separated: when every compacted pattern is an exact NSID, "
+                   "the repositories holding one (com.atproto.sync.listReposByCollection); "
+                   "otherwise, or when the relay does not offer it, every host it lists "
+                   "(com.atproto.sync.listHosts) like a --pds");
   flags.add_string("dids-file", &o.dids_file,
                    "a file of DIDs to backfill, one per line ('#' starts a comment)");
   flags.add_string("plc-url", &o.plc_url, "the PLC directory that resolves did:plc");
@@ -326,12 +328,26 @@ caf::behavior host_actor(caf::stateful_actor<HostState>* self, Shared* shared,
 
 // ---- The coordinator: sources, resolution, retries, the store, progress.
 
+/// Where repositories are listed from.
+enum class SourceKind : std::uint8_t {
+  pds,               ///< com.atproto.sync.listRepos of a PDS
+  relay_pending,     ///< a relay, until decode's compacted set says how to list it
+  relay_planned,     ///< a relay replaced by its relay_collection sources (lists nothing)
+  relay_hosts,       ///< com.atproto.sync.listHosts: each host becomes a pds source
+  relay_collection,  ///< com.atproto.sync.listReposByCollection for one compacted NSID
+};
+
 struct Source {
   std::string url;
-  bool relay = false;
+  SourceKind kind = SourceKind::pds;
+  std::string collection;  ///< relay_collection: the NSID
   BackfillStore::Listing listing;
   bool in_flight = false;
   Clock::time_point next_at{};
+  /// The store's key for this source's listing cursor.
+  std::string listing_key() const {
+    return kind == SourceKind::relay_collection ? url + "#collection=" + collection : url;
+  }
 };
 
 struct CoordinatorState {
@@ -393,8 +409,15 @@ void request_listing(Coordinator* self, Shared& shared, std::size_t index) {
   source.in_flight = true;
   std::string url = source.url;
   while (!url.empty() && url.back() == '/') url.pop_back();
-  url += source.relay ? "/xrpc/com.atproto.sync.listHosts?limit=1000"
-                      : "/xrpc/com.atproto.sync.listRepos?limit=1000";
+  switch (source.kind) {
+    case SourceKind::relay_hosts: url += "/xrpc/com.atproto.sync.listHosts?limit=1000"; break;
+    case SourceKind::relay_collection:
+      // An NSID needs no escaping in a query (letters, digits, '.', '-').
+      url +=
+          "/xrpc/com.atproto.sync.listReposByCollection?limit=1000&collection=" + source.collection;
+      break;
+    default: url += "/xrpc/com.atproto.sync.listRepos?limit=1000"; break;
+  }
   if (!source.listing.cursor.empty()) url += "&cursor=" + source.listing.cursor;
   http::FetchLimits limits;
   limits.max_body_bytes = 1 << 20;  // a page of listRepos
@@ -410,6 +433,29 @@ void on_listed(Coordinator* self, Shared& shared, std::size_t index,
   auto& state = self->state;
   Source& source = state.sources[index];
   source.in_flight = false;
+  if (source.kind == SourceKind::relay_collection && !result.error &&
+      (result.status == 404 || result.status == 501 ||
+       (result.status == 400 && result.body.find("MethodNotImplemented") != std::string::npos))) {
+    // The relay does not offer listReposByCollection: list its hosts instead, once per relay.
+    const std::string relay = source.url;
+    const int status = result.status;
+    bool hosts_listed = false;
+    for (Source& other : state.sources) {
+      if (other.url != relay) continue;
+      if (other.kind == SourceKind::relay_collection) other.listing.complete = true;
+      hosts_listed = hosts_listed || other.kind == SourceKind::relay_hosts;
+    }
+    if (!hosts_listed) {
+      log::info("the relay does not list repositories by collection; listing its hosts",
+                {{"relay", relay}, {"status", status}});
+      Source hosts;
+      hosts.url = relay;
+      hosts.kind = SourceKind::relay_hosts;
+      hosts.listing = shared.store->listing(relay);
+      state.sources.push_back(std::move(hosts));
+    }
+    return;
+  }
   rapidjson::Document page;
   if (!result.error && result.status == 200) page.Parse(result.body.data(), result.body.size());
   if (result.error || result.status != 200 || page.HasParseError() || !page.IsObject()) {
@@ -426,7 +472,8 @@ void on_listed(Coordinator* self, Shared& shared, std::size_t index,
   if (const auto c = page.FindMember("cursor"); c != page.MemberEnd() && c->value.IsString()) {
     cursor.assign(c->value.GetString(), c->value.GetStringLength());
   }
-  const char* list_name = source.relay ? "hosts" : "repos";
+  const bool hosts = source.kind == SourceKind::relay_hosts;
+  const char* list_name = hosts ? "hosts" : "repos";
   const auto items = page.FindMember(list_name);
   std::size_t count = 0;
   std::vector<std::string> dids;
@@ -434,7 +481,7 @@ void on_listed(Coordinator* self, Shared& shared, std::size_t index,
     for (const auto& item : items->value.GetArray()) {
       if (!item.IsObject()) continue;
       ++count;
-      if (source.relay) {
+      if (hosts) {
         const auto host = item.FindMember("hostname");
         const auto status = item.FindMember("status");
         if (host == item.MemberEnd() || !host->value.IsString()) continue;
@@ -468,12 +515,15 @@ void on_listed(Coordinator* self, Shared& shared, std::size_t index,
   const bool complete = cursor.empty() || count == 0 || cursor == listed.listing.cursor;
   listed.listing.cursor = cursor;
   listed.listing.complete = complete;
-  if (!dids.empty()) admit(self, shared, dids, std::pair{listed.url, cursor});
+  const std::string key = listed.listing_key();
+  if (!dids.empty()) admit(self, shared, dids, std::pair{key, cursor});
   std::string error;
-  if (!shared.store->put_listing(listed.url, listed.listing, error)) {
+  if (!shared.store->put_listing(key, listed.listing, error)) {
     log::error("backfill store write failed", {{"error", error}});
   }
-  if (complete) log::info("source listed", {{"source", listed.url}});
+  if (complete) {
+    log::info("source listed", {{"source", listed.url}, {"collection", listed.collection}});
+  }
 }
 
 void attempt_failed(Coordinator* self, Shared& shared, const std::string& did,
@@ -636,6 +686,38 @@ std::string short_duration(double seconds) {
   return std::to_string(static_cast<int>(seconds / 3600)) + "h";
 }
 
+/// Once decode's compacted set is known: a relay is listed by collection when every compacted
+/// pattern is an exact NSID (listReposByCollection takes one NSID, not a prefix), which fetches
+/// only the repositories that hold one; otherwise by its hosts (every repository of each).
+void plan_relays(CoordinatorState& state, Shared& shared) {
+  const auto compacted = shared.link->compacted();
+  if (!compacted || compacted->empty()) return;
+  const std::vector<std::string> patterns = config::split_list(*compacted);
+  const bool exact = std::none_of(patterns.begin(), patterns.end(),
+                                  [](const std::string& p) { return p.ends_with('*'); });
+  std::vector<Source> added;
+  for (Source& source : state.sources) {
+    if (source.kind != SourceKind::relay_pending) continue;
+    if (!exact) {
+      source.kind = SourceKind::relay_hosts;
+      continue;
+    }
+    source.kind = SourceKind::relay_planned;  // replaced by one source per collection
+    source.listing.complete = true;
+    for (const auto& nsid : patterns) {
+      Source by_collection;
+      by_collection.url = source.url;
+      by_collection.kind = SourceKind::relay_collection;
+      by_collection.collection = nsid;
+      by_collection.listing = shared.store->listing(by_collection.listing_key());
+      added.push_back(std::move(by_collection));
+    }
+    log::info("listing the relay's repositories by collection",
+              {{"relay", source.url}, {"collections", *compacted}});
+  }
+  for (auto& source : added) state.sources.push_back(std::move(source));
+}
+
 void on_tick(Coordinator* self, Shared& shared) {
   auto& state = self->state;
   const auto now = Clock::now();
@@ -654,9 +736,12 @@ void on_tick(Coordinator* self, Shared& shared) {
     state.to_resolve.push_back(std::move(state.retries.begin()->second));
     state.retries.erase(state.retries.begin());
   }
+  plan_relays(state, shared);
   for (std::size_t i = 0; i < state.sources.size(); ++i) {
     const Source& source = state.sources[i];
-    if (!source.listing.complete && !source.in_flight && source.next_at <= now) {
+    const bool lists =
+        source.kind != SourceKind::relay_pending && source.kind != SourceKind::relay_planned;
+    if (lists && !source.listing.complete && !source.in_flight && source.next_at <= now) {
       request_listing(self, shared, i);
     }
   }
@@ -772,7 +857,7 @@ caf::behavior coordinator_actor(Coordinator* self, Shared* shared,
   for (const auto& url : config::split_list(shared->options.relay)) {
     Source source;
     source.url = url;
-    source.relay = true;
+    source.kind = SourceKind::relay_pending;
     source.listing = shared->store->listing(url);
     state.sources.push_back(std::move(source));
   }

@@ -404,3 +404,108 @@ TEST_F(BackfillServiceTest, FaultsAreCountedByReasonAndAStuckHostHoldsNobodyElse
 
 }  // namespace
 }  // namespace jetstream::backfill
+
+namespace jetstream::backfill {
+namespace {
+
+/// A relay on 127.0.0.1: listReposByCollection (one page naming the repository, then an empty
+/// one) unless `by_collection` is false, when it answers 501 like a relay without it; listHosts
+/// names no host. Records the collections and methods asked for.
+class FakeRelay {
+ public:
+  explicit FakeRelay(bool by_collection)
+      : by_collection_(by_collection),
+        server_([this](const TestHttpServer::Request& request) { return answer(request); }) {}
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_.port()); }
+  std::vector<std::string> targets() const {
+    std::lock_guard lock(mutex_);
+    return targets_;
+  }
+
+ private:
+  std::optional<std::string> answer(const TestHttpServer::Request& request) {
+    {
+      std::lock_guard lock(mutex_);
+      targets_.push_back(request.target);
+    }
+    if (request.target.starts_with("/xrpc/com.atproto.sync.listReposByCollection")) {
+      if (!by_collection_) {
+        return TestHttpServer::response(501, R"({"error":"MethodNotImplemented"})");
+      }
+      if (request.target.find("cursor=") != std::string::npos) {
+        return TestHttpServer::response(200, R"({"repos":[]})");
+      }
+      return TestHttpServer::response(200, std::string(R"({"cursor":"c1","repos":[{"did":")") +
+                                               std::string(kRepoDid) + R"("}]})");
+    }
+    if (request.target.starts_with("/xrpc/com.atproto.sync.listHosts")) {
+      return TestHttpServer::response(200, R"({"hosts":[]})");
+    }
+    return TestHttpServer::response(404, "{}");
+  }
+
+  bool by_collection_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> targets_;
+  TestHttpServer server_;
+};
+
+std::size_t count_starting(const std::vector<std::string>& targets, std::string_view prefix) {
+  return static_cast<std::size_t>(std::count_if(
+      targets.begin(), targets.end(), [&](const std::string& t) { return t.starts_with(prefix); }));
+}
+
+TEST_F(BackfillServiceTest, ARelayIsListedByCollectionWhenEveryPatternIsExactElseByItsHosts) {
+  JETSTREAM_REQUIRE_SHARED_FILE(car_path, "corpus/repo.car");
+  FakePds pds(testing::read_binary_file(car_path));
+  TestHttpServer plc([&pds](const TestHttpServer::Request& request) -> std::optional<std::string> {
+    return TestHttpServer::response(200, document(request.target.substr(1), pds.url()));
+  });
+  testing::support::FakeIngest ingest(context_, {}, 2ms);
+  testing::support::DecodeUnderTest decode(
+      ingest, "backfill-relay", {"--compact-collections", "app.bsky.feed.post,app.bsky.feed.like"});
+  ASSERT_TRUE(decode.start());
+  {
+    FakeRelay relay(/*by_collection=*/true);
+    BackfillOptions options = options_for(decode, "http://127.0.0.1:" + std::to_string(plc.port()));
+    options.relay = relay.url();
+    std::string error;
+    auto service = BackfillService::start(options, error);
+    ASSERT_TRUE(service) << error;
+    ASSERT_TRUE(service->wait_done(120s)) << metrics(*service) << decode.process.log();
+    const std::string figures = metrics(*service);
+    EXPECT_EQ(testing::metric_value(figures, R"(jetstream_backfill_repos{state="done"})"), 1)
+        << figures;
+    EXPECT_GT(
+        testing::metric_value(figures, R"(jetstream_backfill_records_total{result="applied"})"), 0)
+        << figures;
+    const auto targets = relay.targets();
+    EXPECT_EQ(count_starting(targets, "/xrpc/com.atproto.sync.listHosts"), 0U);
+    for (const std::string nsid : {"app.bsky.feed.like", "app.bsky.feed.post"}) {
+      EXPECT_TRUE(std::any_of(targets.begin(), targets.end(), [&](const std::string& t) {
+        return t.find("listReposByCollection") != std::string::npos &&
+               t.find("collection=" + nsid) != std::string::npos;
+      })) << nsid;
+    }
+    service->stop();
+  }
+  std::filesystem::remove_all(data_dir_);
+  {
+    // A relay without listReposByCollection: its hosts are listed instead.
+    FakeRelay relay(/*by_collection=*/false);
+    BackfillOptions options = options_for(decode, "http://127.0.0.1:" + std::to_string(plc.port()));
+    options.relay = relay.url();
+    std::string error;
+    auto service = BackfillService::start(options, error);
+    ASSERT_TRUE(service) << error;
+    ASSERT_TRUE(service->wait_done(120s)) << metrics(*service);
+    const auto targets = relay.targets();
+    EXPECT_GE(count_starting(targets, "/xrpc/com.atproto.sync.listReposByCollection"), 1U);
+    EXPECT_EQ(count_starting(targets, "/xrpc/com.atproto.sync.listHosts"), 1U);
+    service->stop();
+  }
+}
+
+}  // namespace
+}  // namespace jetstream::backfill
