@@ -438,7 +438,7 @@ void on_listed(Coordinator* self, Shared& shared, std::size_t index,
        (result.status == 400 && result.body.find("MethodNotImplemented") != std::string::npos))) {
     // The relay does not offer listReposByCollection: list its hosts instead, once per relay.
     const std::string relay = source.url;
-    const int status = result.status;
+    const auto status = result.status;
     bool hosts_listed = false;
     for (Source& other : state.sources) {
       if (other.url != relay) continue;
