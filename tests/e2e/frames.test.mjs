@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { binaries, buildDir, dictionaryPath, framesTool, metricValue, startPipeline } from './lib/pipeline.mjs';
-import { freePorts, sleep, waitFor } from './lib/util.mjs';
+import { freePorts, sleep, waitFor, waitListening } from './lib/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -102,6 +102,7 @@ describe('e2e: the PDS firehose decoded by jetstream-frames', { skip: SKIP, time
       run.serve = spawn(framesTool(), ['serve', run.capture, '--listen', `127.0.0.1:${servePort}`, '--keep-open'], {
         stdio: 'ignore',
       });
+      await waitListening(servePort); // before the pipeline picks its own ports
       run.verifyPipeline = await startPipeline({
         wsUrl: `ws://127.0.0.1:${servePort}/xrpc/com.atproto.sync.subscribeRepos`,
         workDir: path.join(run.work, mode),

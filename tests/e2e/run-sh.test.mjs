@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { binaries, buildDir, framesTool, REPO_ROOT, sharedDir } from './lib/pipeline.mjs';
-import { freePorts, waitFor, withTimeout } from './lib/util.mjs';
+import { freePorts, waitFor, waitListening, withTimeout } from './lib/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CORPUS = path.join(sharedDir(), 'corpus', 'dev.frames');
@@ -131,6 +131,7 @@ describe('e2e: scripts/run.sh, the local stack', { skip: SKIP, timeout: 110_000 
       stdio: 'ignore',
       detached: true,
     });
+    await waitListening(servePort); // before runStack picks its own ports
     const dir = path.join(run.work, 'serve');
     fs.mkdirSync(dir);
     const stack = await runStack(`ws://127.0.0.1:${servePort}/xrpc/com.atproto.sync.subscribeRepos`, dir);

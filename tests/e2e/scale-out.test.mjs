@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { binaries, dictionaryPath, framesTool, httpGet, REPO_ROOT, sharedDir, startPipeline } from './lib/pipeline.mjs';
-import { freePorts, sleep, waitFor } from './lib/util.mjs';
+import { freePorts, sleep, waitFor, waitListening } from './lib/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CORPUS = path.join(sharedDir(), 'corpus', 'dev.frames');
@@ -105,10 +105,11 @@ describe('scale-out: 3 fanout replicas behind HAProxy, 200 real clients, kill -9
       .split('\n')
       .map((line) => JSON.parse(line));
 
-    const [servePort, lbPort, statsPort] = await freePorts(3);
+    const [servePort] = await freePorts(1);
     run.serve = spawn(framesTool(), ['serve', capture, '--listen', `127.0.0.1:${servePort}`, '--rate', String(RATE), '--keep-open'], {
       stdio: 'ignore',
     });
+    await waitListening(servePort); // before the pipeline picks its own ports
     run.pipeline = await startPipeline({
       wsUrl: `ws://127.0.0.1:${servePort}/xrpc/com.atproto.sync.subscribeRepos`,
       workDir: run.work,
@@ -123,6 +124,8 @@ describe('scale-out: 3 fanout replicas behind HAProxy, 200 real clients, kill -9
       what: 'every fanout replica ready',
     });
 
+    // Picked once every port of the pipeline is bound, so none of them can come back here.
+    const [lbPort, statsPort] = await freePorts(2);
     const env = { ...process.env, JETSTREAM_LB_BIND: `127.0.0.1:${lbPort}`, JETSTREAM_LB_STATS_BIND: `127.0.0.1:${statsPort}` };
     run.pipeline.replicas.forEach((r, i) => {
       env[`JETSTREAM_FANOUT_${i + 1}`] = `127.0.0.1:${r.httpPort}`;

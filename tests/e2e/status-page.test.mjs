@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { binaries, buildDir, dictionaryPath, framesTool, httpGet, sharedDir, startPipeline } from './lib/pipeline.mjs';
-import { freePorts, waitFor } from './lib/util.mjs';
+import { freePorts, waitFor, waitListening } from './lib/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CORPUS = path.join(sharedDir(), 'corpus', 'dev.frames');
@@ -48,6 +48,7 @@ describe('status page in Chromium (puppeteer-core): live figures, no outside req
     const [servePort] = await freePorts(1);
     // 40 frames/s: the stream outlasts the test, so the figures keep moving.
     run.serve = spawn(framesTool(), ['serve', capture, '--listen', `127.0.0.1:${servePort}`, '--rate', '40', '--keep-open'], { stdio: 'ignore' });
+    await waitListening(servePort); // before the pipeline picks its own ports
     run.pipeline = await startPipeline({
       wsUrl: `ws://127.0.0.1:${servePort}/xrpc/com.atproto.sync.subscribeRepos`,
       workDir: run.work,

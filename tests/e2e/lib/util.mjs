@@ -49,6 +49,22 @@ export async function freePorts(n) {
   }
 }
 
+// waitListening(port): resolves once something accepts TCP connections on 127.0.0.1:port. A port
+// taken from freePorts() is free again until its server binds it: wait for that before asking
+// freePorts() for more, or the next pick may be the same port.
+export async function waitListening(port, { timeoutMs = 20_000 } = {}) {
+  const accepts = () =>
+    new Promise((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+  await waitFor(accepts, { timeoutMs, intervalMs: 50, what: `a server listening on 127.0.0.1:${port}` });
+}
+
 // listeningSockets(pid) -> [{address, port}]: the TCP sockets in LISTEN state that process `pid`
 // holds, read from /proc (Linux). Used to prove the PDS and PLC servers bind loopback only.
 export function listeningSockets(pid) {
