@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/config/ascii_text.hpp"
+
 namespace jetstream::websocket {
 
 namespace {
@@ -148,13 +150,6 @@ class ExtensionReader {
   std::size_t at_ = 0;
 };
 
-bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
-           return lower(x) == lower(y);
-         });
-}
-
 /// A window size parameter's value: "8" to "15", digits only, no leading zero (RFC 7692 §7.1.2).
 std::optional<int> window_bits(std::string_view value) noexcept {
   if (value.empty() || value.size() > 2 || value[0] == '0') return std::nullopt;
@@ -230,7 +225,7 @@ constexpr unsigned char kFlushTail[4] = {0x00, 0x00, 0xFF, 0xFF};
 std::optional<std::string> accept_permessage_deflate(std::string_view offers) {
   ExtensionReader reader(offers);
   while (auto extension = reader.next()) {
-    if (!equals_ignoring_case(extension->name, kPermessageDeflateName)) continue;
+    if (!config::iequals_ascii(extension->name, kPermessageDeflateName)) continue;
     if (auto answer = accept_offer(*extension)) return answer;
   }
   return std::nullopt;
@@ -242,7 +237,7 @@ std::optional<DeflateResponse> read_permessage_deflate_response(std::string_view
   bool seen_extension = false;
   while (auto extension = reader.next()) {
     // Only one extension was offered, so only it may be answered, once.
-    if (seen_extension || !equals_ignoring_case(extension->name, kPermessageDeflateName))
+    if (seen_extension || !config::iequals_ascii(extension->name, kPermessageDeflateName))
       return std::nullopt;
     seen_extension = true;
     out.accepted = true;
