@@ -11,11 +11,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { binaries, dictionaryPath, framesTool, httpGet, REPO_ROOT, sharedDir, startPipeline } from './lib/pipeline.mjs';
+import { binaries, dictionaryPath, framesTool, httpGet, REPO_ROOT, sharedDir, skipReasonFor, startPipeline } from './lib/pipeline.mjs';
 import { freePorts, sleep, waitFor, waitListening } from './lib/util.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CORPUS = path.join(sharedDir(), 'corpus', 'dev.frames');
 const HAPROXY = '/usr/sbin/haproxy';
 const CONFIG = path.join(REPO_ROOT, 'deploy', 'haproxy', 'loopback.cfg');
@@ -25,17 +23,8 @@ const SKYWARE_CLIENTS = 100;
 const WS_CLIENTS = 100;
 const LIKES = 'app.bsky.feed.like';
 
-function skipReason() {
-  for (const pkg of ['ws', '@skyware/jetstream']) {
-    if (!fs.existsSync(path.join(HERE, 'node_modules', pkg, 'package.json'))) {
-      return `npm packages not installed in ${path.join(HERE, 'node_modules')}: run bash tests/e2e/install.sh`;
-    }
-  }
-  const missing = [...Object.values(binaries()), framesTool()].filter((p) => !fs.existsSync(p));
-  if (missing.length) return `not built: ${missing.join(', ')}`;
-  return false; // ../shared or haproxy missing is a failure (scripts/install-deps.sh installs haproxy)
-}
-const SKIP = skipReason();
+// ../shared or haproxy missing is a failure (scripts/install-deps.sh installs haproxy).
+const SKIP = skipReasonFor(['ws', '@skyware/jetstream']);
 if (SKIP) console.log(`# e2e skipped: ${SKIP}`);
 
 test('scale-out: the corpus, the v1 dictionary and Debian haproxy are present', () => {

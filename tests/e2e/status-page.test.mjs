@@ -9,28 +9,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { binaries, buildDir, dictionaryPath, framesTool, httpGet, sharedDir, startPipeline } from './lib/pipeline.mjs';
+import { binaries, buildDir, dictionaryPath, framesTool, httpGet, sharedDir, skipReasonFor, startPipeline } from './lib/pipeline.mjs';
 import { freePorts, waitFor, waitListening } from './lib/util.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CORPUS = path.join(sharedDir(), 'corpus', 'dev.frames');
 const CHROMIUM = '/usr/bin/chromium';
 const LIKES = 'app.bsky.feed.like';
 // Where the screenshot goes: the build tree's test artifacts.
 const ARTIFACTS = path.join(buildDir(), 'test-artifacts');
 
-function skipReason() {
-  for (const pkg of ['ws', 'puppeteer-core']) {
-    if (!fs.existsSync(path.join(HERE, 'node_modules', pkg, 'package.json'))) {
-      return `npm packages not installed in ${path.join(HERE, 'node_modules')}: run bash tests/e2e/install.sh`;
-    }
-  }
-  const missing = [...Object.values(binaries()), framesTool()].filter((p) => !fs.existsSync(p));
-  if (missing.length) return `not built: ${missing.join(', ')}`;
-  return false; // ../shared or Chromium missing is a failure (scripts/install-deps.sh installs chromium)
-}
-const SKIP = skipReason();
+// ../shared or Chromium missing is a failure (scripts/install-deps.sh installs chromium).
+const SKIP = skipReasonFor(['ws', 'puppeteer-core']);
 if (SKIP) console.log(`# e2e skipped: ${SKIP}`);
 
 test('status page: the corpus and Debian chromium are present', () => {

@@ -30,6 +30,21 @@ export function framesTool(dir = buildDir()) {
   return path.join(dir, 'tools', 'frames', 'jetstream-frames');
 }
 
+// skipReasonFor(packages): why an e2e file that plays `jetstream-frames serve` into the services
+// cannot run here (an npm package of `packages` not installed, a binary not built), or false.
+// ../shared or a Debian package missing is a failure, not a skip: the install step provides them.
+export function skipReasonFor(packages) {
+  const modules = path.join(REPO_ROOT, 'tests', 'e2e', 'node_modules');
+  for (const pkg of packages) {
+    if (!fs.existsSync(path.join(modules, pkg, 'package.json'))) {
+      return `npm packages not installed in ${modules}: run bash tests/e2e/install.sh`;
+    }
+  }
+  const missing = [...Object.values(binaries()), framesTool()].filter((p) => !fs.existsSync(p));
+  if (missing.length) return `not built: ${missing.join(', ')}`;
+  return false;
+}
+
 // ../shared: $JETSTREAM_SHARED_DIR, else the folder CMake recorded (JETSTREAM_E2E_SHARED_DEFAULT),
 // else ../shared beside the repository.
 export function sharedDir() {
