@@ -10,9 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { spawn } from 'node:child_process';
-import { binaries, buildDir, dictionaryPath, framesTool, metricValue, startPipeline } from './lib/pipeline.mjs';
-import { freePorts, sleep, waitFor, waitListening } from './lib/util.mjs';
+import { binaries, buildDir, dictionaryPath, framesTool, metricValue, serveCapture, startPipeline } from './lib/pipeline.mjs';
+import { freePorts, sleep, waitFor } from './lib/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -98,13 +97,10 @@ describe('e2e: the PDS firehose decoded by jetstream-frames', { skip: SKIP, time
       const bin = binaries(buildDir());
       assert.ok(fs.existsSync(bin.decode) && fs.existsSync(bin.ingest) && fs.existsSync(bin.fanout),
         `the services are not built in ${buildDir()}`);
-      const [servePort] = await freePorts(1);
-      run.serve = spawn(framesTool(), ['serve', run.capture, '--listen', `127.0.0.1:${servePort}`, '--keep-open'], {
-        stdio: 'ignore',
-      });
-      await waitListening(servePort); // before the pipeline picks its own ports
+      const upstream = await serveCapture(run.capture);
+      run.serve = upstream.child;
       run.verifyPipeline = await startPipeline({
-        wsUrl: `ws://127.0.0.1:${servePort}/xrpc/com.atproto.sync.subscribeRepos`,
+        wsUrl: upstream.wsUrl,
         workDir: path.join(run.work, mode),
         dictionary: dictionaryPath(),
         bin,

@@ -11,8 +11,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { binaries, dictionaryPath, framesTool, httpGet, REPO_ROOT, sharedDir, skipReasonFor, startPipeline } from './lib/pipeline.mjs';
-import { freePorts, sleep, waitFor, waitListening } from './lib/util.mjs';
+import { binaries, dictionaryPath, framesTool, httpGet, REPO_ROOT, serveCapture, sharedDir, skipReasonFor, startPipeline } from './lib/pipeline.mjs';
+import { freePorts, sleep, waitFor } from './lib/util.mjs';
 
 const CORPUS = path.join(sharedDir(), 'corpus', 'dev.frames');
 const HAPROXY = '/usr/sbin/haproxy';
@@ -94,13 +94,10 @@ describe('scale-out: 3 fanout replicas behind HAProxy, 200 real clients, kill -9
       .split('\n')
       .map((line) => JSON.parse(line));
 
-    const [servePort] = await freePorts(1);
-    run.serve = spawn(framesTool(), ['serve', capture, '--listen', `127.0.0.1:${servePort}`, '--rate', String(RATE), '--keep-open'], {
-      stdio: 'ignore',
-    });
-    await waitListening(servePort); // before the pipeline picks its own ports
+    const upstream = await serveCapture(capture, { rate: RATE });
+    run.serve = upstream.child;
     run.pipeline = await startPipeline({
-      wsUrl: `ws://127.0.0.1:${servePort}/xrpc/com.atproto.sync.subscribeRepos`,
+      wsUrl: upstream.wsUrl,
       workDir: run.work,
       dictionary: dictionaryPath(),
       bin: binaries(),

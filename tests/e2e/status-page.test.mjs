@@ -4,13 +4,13 @@
 // the figures and see them change, and its live tail must show only what a collection typed into
 // it selects. A screenshot is saved as a test artifact (README "Status page").
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { binaries, buildDir, dictionaryPath, framesTool, httpGet, sharedDir, skipReasonFor, startPipeline } from './lib/pipeline.mjs';
-import { freePorts, waitFor, waitListening } from './lib/util.mjs';
+import { binaries, buildDir, dictionaryPath, framesTool, httpGet, serveCapture, sharedDir, skipReasonFor, startPipeline } from './lib/pipeline.mjs';
+import { waitFor } from './lib/util.mjs';
 
 const CORPUS = path.join(sharedDir(), 'corpus', 'dev.frames');
 const CHROMIUM = '/usr/bin/chromium';
@@ -34,12 +34,11 @@ describe('status page in Chromium (puppeteer-core): live figures, no outside req
     run.work = fs.mkdtempSync(path.join(os.tmpdir(), 'jetstream-status-'));
     const capture = path.join(run.work, 'upstream.frames');
     execFileSync(framesTool(), ['repeat', CORPUS, capture, '--frames', '4000'], { stdio: 'ignore' });
-    const [servePort] = await freePorts(1);
     // 40 frames/s: the stream outlasts the test, so the figures keep moving.
-    run.serve = spawn(framesTool(), ['serve', capture, '--listen', `127.0.0.1:${servePort}`, '--rate', '40', '--keep-open'], { stdio: 'ignore' });
-    await waitListening(servePort); // before the pipeline picks its own ports
+    const upstream = await serveCapture(capture, { rate: 40 });
+    run.serve = upstream.child;
     run.pipeline = await startPipeline({
-      wsUrl: `ws://127.0.0.1:${servePort}/xrpc/com.atproto.sync.subscribeRepos`,
+      wsUrl: upstream.wsUrl,
       workDir: run.work,
       dictionary: dictionaryPath(),
       bin: binaries(),

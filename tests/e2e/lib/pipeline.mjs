@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePorts, waitFor, withTimeout } from './util.mjs';
+import { freePorts, waitFor, waitListening, withTimeout } from './util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(HERE, '../../..');
@@ -28,6 +28,20 @@ export function binaries(dir = buildDir()) {
 
 export function framesTool(dir = buildDir()) {
   return path.join(dir, 'tools', 'frames', 'jetstream-frames');
+}
+
+// serveCapture(capture, {rate}) -> {child, wsUrl}: `jetstream-frames serve` of a capture file on a
+// free loopback port (--keep-open; `rate` frames/s when given), returned once it listens, so a
+// later freePorts() (startPipeline's) cannot hand out its port again.
+export async function serveCapture(capture, { rate } = {}) {
+  const [port] = await freePorts(1);
+  const args = ['serve', capture, '--listen', `127.0.0.1:${port}`, '--keep-open'];
+  if (rate !== undefined) args.push('--rate', String(rate));
+  const child = spawn(framesTool(), args, { stdio: 'ignore' });
+  live.add(child);
+  child.on('exit', () => live.delete(child));
+  await waitListening(port);
+  return { child, wsUrl: `ws://127.0.0.1:${port}/xrpc/com.atproto.sync.subscribeRepos` };
 }
 
 // skipReasonFor(packages): why an e2e file that plays `jetstream-frames serve` into the services
